@@ -1,0 +1,11 @@
+//! Indices into the `HEALTH` per-CPU array: what the kernel side failed to record.
+//! The daemon exports each one, so nothing is dropped silently.
+
+/// An insert into `TASK_STATS` failed (the map is full): that switch's time is lost.
+pub const TASK_STATS_INSERT_FAILED: u32 = 0;
+/// An insert into `RUNQ_START` failed: that wait is not measured.
+pub const RUNQ_START_INSERT_FAILED: u32 = 1;
+/// A process event could not be reserved in `PROC_EVENTS` (the daemon fell behind).
+pub const PROC_EVENTS_LOST: u32 = 2;
+
+pub const HEALTH_COUNTERS: u32 = 3;

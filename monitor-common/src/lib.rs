@@ -1,0 +1,22 @@
+//! Types read by both the kernel programs and the daemon.
+//!
+//! Every type here is `#[repr(C)]` with fixed-width fields and explicit padding, and its size
+//! is checked at compile time: the two sides are built by different compilers for different
+//! targets, and a silent layout drift would corrupt every figure.
+#![no_std]
+
+pub mod event;
+pub mod health;
+pub mod maps;
+pub mod sched;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: each type is `#[repr(C)]`, made only of integers and byte arrays, with no
+    // implicit padding (sizes asserted next to each definition), so any bit pattern is valid.
+    unsafe impl aya::Pod for crate::sched::TaskStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::sched::CpuSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::sched::RunqHist {}
+}

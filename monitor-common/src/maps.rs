@@ -1,0 +1,16 @@
+//! Map names shared by the kernel programs (which define them) and the daemon (which opens
+//! them by name). Keep these in step with the `#[map]` statics in `monitor-ebpf`.
+
+pub const TASK_STATS: &str = "TASK_STATS";
+pub const RUNQ_START: &str = "RUNQ_START";
+pub const CPU_SLOT: &str = "CPU_SLOT";
+pub const RUNQ_HIST: &str = "RUNQ_HIST";
+pub const HEALTH: &str = "HEALTH";
+pub const PROC_EVENTS: &str = "PROC_EVENTS";
+
+/// Capacity of `TASK_STATS` (one entry per thread group seen running).
+pub const TASK_STATS_CAPACITY: u32 = 32_768;
+/// Capacity of `RUNQ_START` (one entry per runnable, not yet running thread).
+pub const RUNQ_START_CAPACITY: u32 = 32_768;
+/// Size of the process-event ring buffer in bytes (a power of two, page aligned).
+pub const PROC_EVENTS_BYTES: u32 = 1 << 20;

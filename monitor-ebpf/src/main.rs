@@ -1,0 +1,25 @@
+//! Kernel programs of `monitor`. Each program family lives in its own module; the maps they
+//! share are in `maps`. Everything is aggregated here in the kernel: no per-event record ever
+//! crosses to userspace for scheduler events.
+#![no_std]
+#![no_main]
+// Inline asm for the atomic add in `sched_switch` (the eBPF crate builds with nightly).
+#![feature(asm_experimental_arch)]
+
+mod health;
+mod maps;
+mod proc_lifecycle;
+mod sched_switch;
+mod sched_wakeup;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects any program with a reachable panic path, so this is never
+    // reached at run time.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,40 @@
+//! Every map the programs share. Names and capacities come from `monitor_common::maps`, which
+//! the daemon reads too.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use monitor_common::{
+    health::HEALTH_COUNTERS,
+    maps::{PROC_EVENTS_BYTES, RUNQ_START_CAPACITY, TASK_STATS_CAPACITY},
+    sched::{CpuSlot, RunqHist, TaskStats},
+};
+
+/// Per thread group: CPU time, run-queue wait and switches. A plain hash (not LRU) because
+/// an eviction would make a counter go backwards; the daemon removes exited groups, and a
+/// full map is counted in `HEALTH`.
+#[map(name = "TASK_STATS")]
+pub static TASK_STATS: HashMap<u32, TaskStats> =
+    HashMap::with_max_entries(TASK_STATS_CAPACITY, 0);
+
+/// Per thread: when it became runnable (woken, or switched out while still runnable). LRU
+/// because a thread that dies while queued would otherwise leave its entry behind forever.
+#[map(name = "RUNQ_START")]
+pub static RUNQ_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(RUNQ_START_CAPACITY, 0);
+
+/// Per CPU: when the current task was switched in.
+#[map(name = "CPU_SLOT")]
+pub static CPU_SLOT: PerCpuArray<CpuSlot> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: the host-wide run-queue latency histogram.
+#[map(name = "RUNQ_HIST")]
+pub static RUNQ_HIST: PerCpuArray<RunqHist> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: counts of what could not be recorded (see `monitor_common::health`).
+#[map(name = "HEALTH")]
+pub static HEALTH: PerCpuArray<u64> = PerCpuArray::with_max_entries(HEALTH_COUNTERS, 0);
+
+/// Process exec and exit records for the daemon.
+#[map(name = "PROC_EVENTS")]
+pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(PROC_EVENTS_BYTES, 0);

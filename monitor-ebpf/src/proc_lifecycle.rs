@@ -1,0 +1,74 @@
+//! `sched:sched_process_exec` and `sched:sched_process_exit` (classic tracepoints, every
+//! kernel): one ring-buffer record per exec and per process exit, so the daemon can start a
+//! new group for the new image and fold an exited process's totals into its group.
+//!
+//! Both run in the context of the task concerned, so identity comes from helpers, not from
+//! the records' fields.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use monitor_common::{
+    event::{ProcEvent, ProcEventKind},
+    health::PROC_EVENTS_LOST,
+    sched::TaskCounters,
+};
+
+use crate::{
+    health::count_failure,
+    maps::{PROC_EVENTS, TASK_STATS},
+};
+
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let comm = bpf_get_current_comm().unwrap_or_default();
+    let (counters, prev_comm) = match TASK_STATS.get_ptr_mut(&tgid) {
+        Some(p) => {
+            // SAFETY: a valid map value pointer for the duration of this program. The name
+            // is updated so a group whose process vanishes is named after its last image.
+            unsafe { ((*p).counters, core::mem::replace(&mut (*p).comm, comm)) }
+        }
+        None => (TaskCounters::default(), [0; 16]),
+    };
+    emit(ProcEventKind::Exec, tgid, comm, prev_comm, counters);
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // Threads exit through here too; the process is gone with its leader.
+    if pid_tgid as u32 != tgid {
+        return 0;
+    }
+    let counters = match TASK_STATS.get_ptr(&tgid) {
+        // SAFETY: as above.
+        Some(p) => unsafe { (*p).counters },
+        None => TaskCounters::default(),
+    };
+    let comm = bpf_get_current_comm().unwrap_or_default();
+    emit(ProcEventKind::Exit, tgid, comm, [0; 16], counters);
+    0
+}
+
+#[inline(always)]
+fn emit(kind: ProcEventKind, tgid: u32, comm: [u8; 16], prev_comm: [u8; 16], c: TaskCounters) {
+    let Some(mut entry) = PROC_EVENTS.reserve::<ProcEvent>(0) else {
+        count_failure(PROC_EVENTS_LOST);
+        return;
+    };
+    entry.write(ProcEvent {
+        kind: kind as u32,
+        tgid,
+        // SAFETY: no preconditions, as above.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        comm,
+        prev_comm,
+        counters: c,
+    });
+    entry.submit(0);
+}
