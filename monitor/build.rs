@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Context as _};
 
 fn main() -> anyhow::Result<()> {
+    revision();
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?;
     let root = std::path::Path::new(&manifest_dir)
         .parent()
@@ -21,4 +22,18 @@ fn main() -> anyhow::Result<()> {
         }],
         aya_build::Toolchain::Nightly,
     )
+}
+
+/// The git revision for `monitor_build_info`, or "unknown" outside a checkout.
+fn revision() {
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=MONITOR_REVISION={rev}");
+    println!("cargo:rerun-if-changed=../.git/HEAD");
 }

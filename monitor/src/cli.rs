@@ -1,0 +1,220 @@
+//! Command line, in the Prometheus exporters' style (`--web.listen-address`,
+//! `--collector.<name>` / `--no-collector.<name>`). Collector flags are generated from the
+//! collector table, so a new collector gets its flags and help by being registered.
+
+use std::{
+    net::{SocketAddr, ToSocketAddrs},
+    path::PathBuf,
+    time::Duration,
+};
+
+use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::{
+    collectors,
+    process::group::{GroupBy, GroupRule},
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "monitor",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("MONITOR_REVISION"), ")"),
+    about = "eBPF host monitor: per-process CPU, run-queue wait and context switches seen from \
+             the kernel, exported for Prometheus",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon: load the kernel programs, serve /metrics and /api/v1/processes.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Address to listen on for HTTP (`:PORT` listens on every interface).
+    #[arg(long = "web.listen-address", default_value = ":9957", value_parser = parse_listen_address)]
+    pub listen_address: SocketAddr,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics", value_parser = parse_telemetry_path)]
+    pub telemetry_path: String,
+
+    /// procfs mount point.
+    #[arg(long = "path.procfs", default_value = "/proc")]
+    pub procfs: PathBuf,
+
+    /// How often the kernel maps are read and exited processes folded into their groups
+    /// (scrapes and API calls also refresh, at most every 100ms).
+    #[arg(long = "refresh.interval", default_value = "1s", value_parser = parse_interval)]
+    pub refresh_interval: Duration,
+
+    /// What names a process's group by default.
+    #[arg(long = "process.group-by", value_enum, default_value = "comm")]
+    pub group_by: GroupBy,
+
+    /// A grouping rule NAME=FIELD:REGEX, FIELD one of comm, exe, cmdline, user; rules are
+    /// tried in order before --process.group-by. Repeatable.
+    #[arg(long = "process.group", value_name = "NAME=FIELD:REGEX")]
+    pub group_rules: Vec<GroupRule>,
+
+    /// Series budget: at most this many groups get their own series; the rest are summed
+    /// into group="other".
+    #[arg(long = "process.max-groups", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_groups: u32,
+
+    /// Turn on kernel.bpf_stats_enabled while running, so per-program run counts and run
+    /// time are counted (costs about 20ns per program run).
+    #[arg(long = "bpf.stats")]
+    pub bpf_stats: bool,
+
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+
+    /// Disable every collector that is on by default; turn some back on with
+    /// --collector.<name>.
+    #[arg(long = "collector.disable-defaults")]
+    pub disable_defaults: bool,
+
+    /// Testing aid: attach the named program to a tracepoint that does not exist, so its
+    /// collector's failure path runs for real.
+    #[arg(long = "debug.fail-attach", hide = true)]
+    pub fail_attach: Vec<String>,
+}
+
+fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not HOST:PORT or :PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+fn parse_telemetry_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || s.len() < 2 {
+        return Err(format!("{s:?} must start with / and name a path"));
+    }
+    if s == "/healthz" || s.starts_with("/api/") {
+        return Err(format!("{s:?} is taken by another endpoint"));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 1s, 500ms)"))?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("{s:?} is below the 100ms minimum"));
+    }
+    Ok(d)
+}
+
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("run", |mut sc| {
+        for s in collectors::ALL {
+            let on = format!("collector.{}", s.name);
+            let off = format!("no-collector.{}", s.name);
+            let default = if s.default_enabled { "on" } else { "off" };
+            sc = sc
+                .arg(
+                    Arg::new(on.clone())
+                        .long(on.clone())
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(off.clone())
+                        .help(format!("Enable the {} collector: {} (default {default})", s.name, s.help)),
+                )
+                .arg(
+                    Arg::new(off.clone())
+                        .long(off)
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(on)
+                        .help(format!("Disable the {} collector", s.name)),
+                );
+        }
+        sc
+    })
+}
+
+/// The enabled collectors' names, from the collector flags.
+fn enabled(m: &ArgMatches, disable_defaults: bool) -> Vec<&'static str> {
+    collectors::ALL
+        .iter()
+        .filter(|s| {
+            if m.get_flag(&format!("no-collector.{}", s.name)) {
+                false
+            } else if m.get_flag(&format!("collector.{}", s.name)) {
+                true
+            } else {
+                s.default_enabled && !disable_defaults
+            }
+        })
+        .map(|s| s.name)
+        .collect()
+}
+
+pub struct Parsed {
+    pub cli: Cli,
+    pub collectors: Vec<&'static str>,
+}
+
+/// Parses the process arguments; exits with clap's message and status 2 on bad input.
+pub fn parse() -> Parsed {
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let collectors = match (&cli.command, matches.subcommand()) {
+        (Command::Run(a), Some(("run", m))) => enabled(m, a.disable_defaults),
+        _ => Vec::new(),
+    };
+    Parsed { cli, collectors }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Vec<&'static str>, clap::Error> {
+        let mut argv = vec!["monitor", "run"];
+        argv.extend_from_slice(args);
+        let m = command().try_get_matches_from(argv)?;
+        let cli = Cli::from_arg_matches(&m)?;
+        let Command::Run(a) = cli.command;
+        Ok(enabled(m.subcommand_matches("run").unwrap(), a.disable_defaults))
+    }
+
+    #[test]
+    fn collector_flags() {
+        assert_eq!(run(&[]).unwrap(), vec!["cpu", "sched", "bpf"]);
+        assert_eq!(run(&["--no-collector.sched"]).unwrap(), vec!["cpu", "bpf"]);
+        assert_eq!(
+            run(&["--no-collector.cpu", "--collector.cpu"]).unwrap(),
+            vec!["cpu", "sched", "bpf"]
+        );
+        assert_eq!(
+            run(&["--collector.disable-defaults", "--collector.cpu"]).unwrap(),
+            vec!["cpu"]
+        );
+        assert!(run(&["--collector.nope"]).is_err());
+    }
+
+    #[test]
+    fn addresses_and_paths() {
+        assert_eq!(
+            parse_listen_address(":9957").unwrap(),
+            "0.0.0.0:9957".parse().unwrap()
+        );
+        assert!(parse_listen_address("127.0.0.1:99999").is_err());
+        assert!(parse_listen_address("nonsense").is_err());
+        assert!(parse_telemetry_path("metrics").is_err());
+        assert!(parse_telemetry_path("/api/v1/x").is_err());
+        assert!(parse_interval("10ms").is_err());
+        assert_eq!(parse_interval("2s").unwrap(), Duration::from_secs(2));
+    }
+}

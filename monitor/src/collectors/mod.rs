@@ -1,0 +1,42 @@
+//! Collectors: each one file, each registered in `ALL`, from which the `--collector.<name>`
+//! flags, the enabled set and the README's table are derived.
+
+use std::path::Path;
+
+use prometheus::proto::MetricFamily;
+
+use crate::core::Kernel;
+use crate::core::SchedSnapshot;
+
+pub mod bpf;
+pub mod cpu;
+pub mod sched;
+
+/// What collectors read from: the state refreshed for this scrape.
+pub struct View<'a> {
+    pub procfs: &'a Path,
+    pub kernel: &'a Kernel,
+    pub sched: &'a Result<SchedSnapshot, String>,
+}
+
+pub trait Collector: Send {
+    fn name(&self) -> &'static str;
+    /// Appends this collector's families. An error marks the collector failed for this
+    /// scrape (`monitor_collector_success 0`) without failing the scrape.
+    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()>;
+}
+
+pub struct Spec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub default_enabled: bool,
+    /// Whether it needs the kernel programs loaded.
+    pub needs_bpf: bool,
+    pub build: fn() -> Box<dyn Collector>,
+}
+
+pub const ALL: &[Spec] = &[cpu::SPEC, sched::SPEC, bpf::SPEC];
+
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    ALL.iter().find(|s| s.name == name)
+}

@@ -1,0 +1,119 @@
+//! `sched`: per-group CPU time, run-queue wait, context switches, process starts and exits,
+//! and the host run-queue latency histogram, all measured in the kernel (eBPF).
+
+use anyhow::anyhow;
+use monitor_common::sched::{runq_bucket_upper_seconds, RUNQ_BUCKETS};
+use prometheus::proto::{MetricFamily, MetricType};
+
+use super::{Collector, Spec, View};
+use crate::{
+    core::SchedSnapshot,
+    metrics::{counter, family, gauge, histogram, ns_to_seconds},
+    process::{budget::OTHER, counters::Counters},
+};
+
+pub const SPEC: Spec = Spec {
+    name: "sched",
+    help: "per-process CPU time, run-queue wait, context switches, starts and exits, and the \
+           run-queue latency histogram, from scheduler tracepoints (eBPF)",
+    default_enabled: true,
+    needs_bpf: true,
+    build: || Box::new(Sched),
+};
+
+pub struct Sched;
+
+pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
+    let mut rows: Vec<(&str, Counters)> =
+        s.export.groups.iter().map(|(g, c)| (&**g, *c)).collect();
+    if let Some(o) = s.export.other {
+        rows.push((OTHER, o));
+    }
+    let per_group = |name: &str, help: &str, f: &dyn Fn(&Counters) -> f64| {
+        family(
+            name,
+            help,
+            MetricType::COUNTER,
+            rows.iter().map(|(g, c)| counter(&[("group", g)], f(c))).collect(),
+        )
+    };
+    let mut out = vec![
+        per_group(
+            "monitor_process_cpu_seconds_total",
+            "CPU time of the group's processes, measured at each context switch.",
+            &|c| ns_to_seconds(c.cpu_ns),
+        ),
+        per_group(
+            "monitor_process_runqueue_wait_seconds_total",
+            "Time the group's threads were runnable but waiting for a CPU.",
+            &|c| ns_to_seconds(c.runq_wait_ns),
+        ),
+        per_group(
+            "monitor_process_starts_total",
+            "Processes that started (exec) into the group.",
+            &|c| c.starts as f64,
+        ),
+        per_group(
+            "monitor_process_exits_total",
+            "Processes of the group that exited.",
+            &|c| c.exits as f64,
+        ),
+    ];
+    let mut switches = Vec::with_capacity(rows.len() * 2);
+    for (g, c) in &rows {
+        switches.push(counter(&[("group", g), ("kind", "voluntary")], c.voluntary_switches as f64));
+        switches.push(counter(
+            &[("group", g), ("kind", "involuntary")],
+            c.involuntary_switches as f64,
+        ));
+    }
+    out.push(family(
+        "monitor_process_context_switches_total",
+        "Context switches of the group's threads: voluntary (blocked) or involuntary (preempted).",
+        MetricType::COUNTER,
+        switches,
+    ));
+    let buckets: Vec<(Option<f64>, u64)> = (0..RUNQ_BUCKETS)
+        .map(|i| (runq_bucket_upper_seconds(i), s.hist.buckets[i]))
+        .collect();
+    out.push(family(
+        "monitor_runqueue_latency_seconds",
+        "Time from a thread becoming runnable to running, host-wide.",
+        MetricType::HISTOGRAM,
+        vec![histogram(&[], &buckets, ns_to_seconds(s.hist.sum_ns))],
+    ));
+    out.push(family(
+        "monitor_process_groups",
+        "Process groups with their own series (kept) and summed into group=\"other\" (folded).",
+        MetricType::GAUGE,
+        vec![
+            gauge(&[("state", "kept")], s.export.groups.len() as f64),
+            gauge(&[("state", "folded")], s.export.folded as f64),
+        ],
+    ));
+    out.push(family(
+        "monitor_processes",
+        "Live processes.",
+        MetricType::GAUGE,
+        vec![gauge(&[], s.processes as f64)],
+    ));
+    out.push(family(
+        "monitor_process_exit_events_missed_total",
+        "Process exits noticed from procfs because their kernel event was lost.",
+        MetricType::COUNTER,
+        vec![counter(&[], s.exits_without_event as f64)],
+    ));
+    out
+}
+
+impl Collector for Sched {
+    fn name(&self) -> &'static str {
+        SPEC.name
+    }
+
+    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        let s = view.sched.as_ref().map_err(|e| anyhow!("{e}"))?;
+        out.extend(families(s));
+        Ok(())
+    }
+}

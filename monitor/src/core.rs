@@ -1,0 +1,372 @@
+//! The daemon's state behind one lock: the loaded kernel programs, the process table and the
+//! collectors. A scrape or API call refreshes it (at most once per `min_age`) and reads it.
+
+use std::{
+    collections::HashSet,
+    os::fd::OwnedFd,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use aya::{Btf, Ebpf};
+use monitor_common::{
+    event::ProcEventKind,
+    health::{PROC_EVENTS_LOST, RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED},
+    maps,
+    sched::RunqHist,
+};
+use prometheus::proto::{MetricFamily, MetricType};
+use serde::Serialize;
+
+use crate::{
+    bpf::{
+        attach::{attach_all, AttachOptions, Attached},
+        health::MapStat,
+        is_permission_error,
+        sched::{SchedMaps, PROBES},
+        tracefs, OBJECT,
+    },
+    collectors::{self, Collector, View},
+    metrics::{family, gauge, ns_to_seconds},
+    process::{budget::Export, counters::Counters, identity::comm_str, table::ProcessTable},
+};
+
+/// The kernel side as loaded: programs, the scheduler maps (or why they are off), and which
+/// hook serves each measure.
+pub struct Kernel {
+    pub ebpf: Option<Ebpf>,
+    pub sched: Result<SchedMaps, String>,
+    pub hooks: Vec<(&'static str, Attached)>,
+    /// Keeps `kernel.bpf_stats_enabled` on while held.
+    _stats: Option<OwnedFd>,
+}
+
+pub struct KernelOptions {
+    pub load: bool,
+    pub sched: bool,
+    pub bpf_stats: bool,
+    pub attach: AttachOptions,
+}
+
+impl Kernel {
+    /// Loads the object and attaches the enabled collectors' programs. A collector whose
+    /// programs cannot attach is off (the reason kept for its success metric); missing
+    /// privileges are fatal, as nothing could work without them.
+    pub fn load(opts: &KernelOptions) -> anyhow::Result<Self> {
+        let off = |why: &str| Err(why.to_string());
+        if !opts.load {
+            return Ok(Self {
+                ebpf: None,
+                sched: off("collector disabled"),
+                hooks: Vec::new(),
+                _stats: None,
+            });
+        }
+        raise_memlock();
+        let mut ebpf = match Ebpf::load(OBJECT) {
+            Ok(e) => e,
+            Err(e) if is_permission_error(&e) => {
+                return Err(anyhow::Error::new(e).context(
+                    "loading the kernel programs was refused: run as root, or with CAP_BPF, \
+                     CAP_PERFMON and CAP_SYS_ADMIN (for tracepoints on older kernels)",
+                ))
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
+        };
+        let stats = if opts.bpf_stats {
+            match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot enable kernel BPF stats (--bpf.stats); run counts stay at 0");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        match tracefs::ensure_mounted() {
+            Ok(true) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "tracefs is missing; classic tracepoints will not attach"),
+        }
+        let btf = match Btf::from_sys_fs() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "no kernel BTF; tp_btf hooks fall back to classic tracepoints");
+                None
+            }
+        };
+        let mut hooks = Vec::new();
+        let sched = if opts.sched {
+            match attach_all(&mut ebpf, btf.as_ref(), PROBES, &opts.attach) {
+                Ok(attached) => {
+                    for a in &attached {
+                        tracing::info!(collector = "sched", measure = a.measure, program = a.program, hook = %a.hook, "attached");
+                    }
+                    hooks.extend(attached.into_iter().map(|a| ("sched", a)));
+                    SchedMaps::take(&mut ebpf).map_err(|e| format!("{e:#}"))
+                }
+                Err(e) if is_permission_error(e.as_ref()) => {
+                    return Err(e.context(
+                        "attaching the kernel programs was refused: run as root, or with \
+                         CAP_BPF and CAP_PERFMON",
+                    ))
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    tracing::error!(collector = "sched", error = %why, "collector disabled: its programs cannot attach");
+                    Err(why)
+                }
+            }
+        } else {
+            off("collector disabled")
+        };
+        Ok(Self {
+            ebpf: Some(ebpf),
+            sched,
+            hooks,
+            _stats: stats,
+        })
+    }
+}
+
+/// Before 5.11 BPF memory counted against RLIMIT_MEMLOCK; later kernels ignore it. Raising
+/// it needs CAP_SYS_RESOURCE, which is not always granted: failing is fine on new kernels.
+fn raise_memlock() {
+    let r = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit struct for the duration of the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_MEMLOCK");
+    }
+}
+
+/// The scheduler figures as of the last refresh.
+pub struct SchedSnapshot {
+    pub export: Export,
+    pub hist: RunqHist,
+    pub maps: Vec<MapStat>,
+    pub processes: usize,
+    pub exits_without_event: u64,
+}
+
+#[derive(Serialize)]
+pub struct ProcessJson<'a> {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: &'a str,
+    pub exe: &'a str,
+    pub cmdline: &'a str,
+    pub uid: u32,
+    pub group: &'a str,
+    pub cpu_seconds_total: f64,
+    pub runqueue_wait_seconds_total: f64,
+    pub voluntary_switches_total: u64,
+    pub involuntary_switches_total: u64,
+}
+
+#[derive(Serialize)]
+pub struct ProcessesJson<'a> {
+    /// Whether the per-process kernel figures are being measured (the `sched` collector).
+    pub measured: bool,
+    pub processes: Vec<ProcessJson<'a>>,
+}
+
+pub struct Core {
+    procfs: PathBuf,
+    kernel: Kernel,
+    table: ProcessTable,
+    sched: Result<SchedSnapshot, String>,
+    collectors: Vec<Box<dyn Collector>>,
+    last_refresh: Option<Instant>,
+    min_age: Duration,
+    process_collector: Option<prometheus::process_collector::ProcessCollector>,
+}
+
+impl Core {
+    pub fn new(
+        procfs: PathBuf,
+        kernel: Kernel,
+        table: ProcessTable,
+        collectors: Vec<Box<dyn Collector>>,
+        min_age: Duration,
+    ) -> Self {
+        let sched = match &kernel.sched {
+            Ok(_) => Err("not read yet".to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        Self {
+            procfs,
+            kernel,
+            table,
+            sched,
+            collectors,
+            last_refresh: None,
+            min_age,
+            process_collector: Some(prometheus::process_collector::ProcessCollector::for_self()),
+        }
+    }
+
+    /// Refreshes unless the last refresh is younger than `min_age`.
+    pub fn refresh_if_stale(&mut self) {
+        if self
+            .last_refresh
+            .is_some_and(|t| t.elapsed() < self.min_age)
+        {
+            return;
+        }
+        self.refresh();
+    }
+
+    pub fn refresh(&mut self) {
+        let now = Instant::now();
+        self.last_refresh = Some(now);
+        let live: HashSet<u32> = match self.table.identity_reader().live_pids() {
+            Ok(p) => p.into_iter().collect(),
+            Err(e) => {
+                let why = format!("listing {}: {e}", self.table.identity_reader().root().display());
+                tracing::warn!(error = %why, "refresh failed");
+                self.sched = Err(why);
+                return;
+            }
+        };
+        let Ok(maps) = self.kernel.sched.as_mut() else {
+            self.table.update([], &live, now);
+            return;
+        };
+        let table = &mut self.table;
+        maps.drain_events(|ev| match ProcEventKind::from_u32(ev.kind) {
+            Some(ProcEventKind::Exec) => table.on_exec(
+                ev.tgid,
+                &comm_str(&ev.comm),
+                &comm_str(&ev.prev_comm),
+                Counters::from(ev.counters),
+            ),
+            Some(ProcEventKind::Exit) => table.on_exit(ev.tgid, &comm_str(&ev.comm)),
+            None => tracing::debug!(kind = ev.kind, "unknown process event"),
+        });
+        self.sched = (|| -> anyhow::Result<SchedSnapshot> {
+            let entries = maps.read_tasks()?;
+            let task_entries = entries.len();
+            let delete = table.update(entries, &live, now);
+            maps.remove_tasks(&delete);
+            let health = maps.health()?;
+            Ok(SchedSnapshot {
+                export: table.export(),
+                hist: maps.histogram()?,
+                maps: vec![
+                    MapStat {
+                        name: maps::TASK_STATS,
+                        entries: Some((task_entries - delete.len().min(task_entries)) as u64),
+                        capacity: maps::TASK_STATS_CAPACITY.into(),
+                        update_failures: health[TASK_STATS_INSERT_FAILED as usize],
+                    },
+                    MapStat {
+                        name: maps::RUNQ_START,
+                        entries: Some(maps.runq_start_entries() as u64),
+                        capacity: maps::RUNQ_START_CAPACITY.into(),
+                        update_failures: health[RUNQ_START_INSERT_FAILED as usize],
+                    },
+                    MapStat {
+                        name: maps::PROC_EVENTS,
+                        entries: None,
+                        capacity: maps::PROC_EVENTS_BYTES.into(),
+                        update_failures: health[PROC_EVENTS_LOST as usize],
+                    },
+                ],
+                processes: table.processes().count(),
+                exits_without_event: table.exits_without_event,
+            })
+        })()
+        .map_err(|e| {
+            let why = format!("{e:#}");
+            tracing::warn!(collector = "sched", error = %why, "refresh failed");
+            why
+        });
+    }
+
+    /// Every family for one scrape; a failing collector is reported, never fatal.
+    pub fn gather(&mut self) -> Vec<MetricFamily> {
+        self.refresh_if_stale();
+        let view = View {
+            procfs: &self.procfs,
+            kernel: &self.kernel,
+            sched: &self.sched,
+        };
+        let mut out = Vec::new();
+        let mut success = Vec::new();
+        let mut duration = Vec::new();
+        for c in &mut self.collectors {
+            let start = Instant::now();
+            let ok = match c.collect(&view, &mut out) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(collector = c.name(), error = format!("{e:#}"), "collector failed");
+                    false
+                }
+            };
+            success.push(gauge(&[("collector", c.name())], f64::from(u8::from(ok))));
+            duration.push(gauge(
+                &[("collector", c.name())],
+                start.elapsed().as_secs_f64(),
+            ));
+        }
+        out.push(family(
+            "monitor_collector_success",
+            "Whether the collector succeeded in this scrape.",
+            MetricType::GAUGE,
+            success,
+        ));
+        out.push(family(
+            "monitor_collector_duration_seconds",
+            "Time the collector took in this scrape.",
+            MetricType::GAUGE,
+            duration,
+        ));
+        out.push(crate::build_info::family());
+        if let Some(pc) = &self.process_collector {
+            use prometheus::core::Collector as _;
+            out.extend(pc.collect());
+        }
+        out
+    }
+
+    /// The process list for `/api/v1/processes`, sorted by pid.
+    pub fn processes_json(&mut self) -> anyhow::Result<String> {
+        self.refresh_if_stale();
+        let mut processes: Vec<ProcessJson<'_>> = self
+            .table
+            .processes()
+            .map(|p| ProcessJson {
+                pid: p.identity.pid,
+                ppid: p.identity.ppid,
+                comm: &p.identity.comm,
+                exe: &p.identity.exe,
+                cmdline: &p.identity.cmdline,
+                uid: p.identity.uid,
+                group: &p.group,
+                cpu_seconds_total: ns_to_seconds(p.last.cpu_ns),
+                runqueue_wait_seconds_total: ns_to_seconds(p.last.runq_wait_ns),
+                voluntary_switches_total: p.last.voluntary_switches,
+                involuntary_switches_total: p.last.involuntary_switches,
+            })
+            .collect();
+        processes.sort_by_key(|p| p.pid);
+        serde_json::to_string(&ProcessesJson {
+            measured: self.kernel.sched.is_ok(),
+            processes,
+        })
+        .context("encoding the process list")
+    }
+}
+
+pub fn build_collectors(enabled: &[&'static str]) -> Vec<Box<dyn Collector>> {
+    enabled
+        .iter()
+        .filter_map(|n| collectors::spec(n))
+        .map(|s| (s.build)())
+        .collect()
+}

@@ -1,0 +1,210 @@
+//! Which group a process belongs to: by default its name, or by executable or user, with
+//! optional rules (`NAME=FIELD:REGEX`, first match wins) in front.
+
+use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
+
+use regex::Regex;
+
+use super::identity::Identity;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    /// The process name (`comm`, 15 characters at most).
+    Comm,
+    /// The executable's file name (kernel threads fall back to their name).
+    Exe,
+    /// The user name of the process's owner (its uid where the name is unknown).
+    User,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Comm,
+    Exe,
+    Cmdline,
+    User,
+}
+
+/// One `--process.group` rule.
+#[derive(Clone, Debug)]
+pub struct GroupRule {
+    pub name: String,
+    pub field: Field,
+    pub pattern: Regex,
+}
+
+impl FromStr for GroupRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("rule {s:?}: expected NAME=FIELD:REGEX"))?;
+        let (field, pattern) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("rule {s:?}: expected NAME=FIELD:REGEX"))?;
+        if name.is_empty() {
+            return Err(format!("rule {s:?}: the group name is empty"));
+        }
+        let field = match field {
+            "comm" => Field::Comm,
+            "exe" => Field::Exe,
+            "cmdline" => Field::Cmdline,
+            "user" => Field::User,
+            other => {
+                return Err(format!(
+                    "rule {s:?}: unknown field {other:?} (expected comm, exe, cmdline or user)"
+                ))
+            }
+        };
+        let pattern =
+            Regex::new(pattern).map_err(|e| format!("rule {s:?}: bad regular expression: {e}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            field,
+            pattern,
+        })
+    }
+}
+
+impl fmt::Display for GroupRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}:{}", self.name, self.field, self.pattern)
+    }
+}
+
+pub struct Grouper {
+    by: GroupBy,
+    rules: Vec<GroupRule>,
+    users: HashMap<u32, String>,
+    interned: HashMap<String, Arc<str>>,
+}
+
+impl Grouper {
+    /// `passwd` is the content of /etc/passwd (for user names), empty if unreadable.
+    pub fn new(by: GroupBy, rules: Vec<GroupRule>, passwd: &str) -> Self {
+        let users = passwd
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let uid = f.nth(1)?.parse().ok()?;
+                Some((uid, name.to_string()))
+            })
+            .collect();
+        Self {
+            by,
+            rules,
+            users,
+            interned: HashMap::new(),
+        }
+    }
+
+    fn user(&self, uid: u32) -> String {
+        self.users
+            .get(&uid)
+            .cloned()
+            .unwrap_or_else(|| uid.to_string())
+    }
+
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(a) = self.interned.get(name) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(name);
+        self.interned.insert(name.to_string(), a.clone());
+        a
+    }
+
+    /// Forgets interned names no one else holds (groups that were compacted away).
+    pub fn trim(&mut self) {
+        self.interned.retain(|_, a| Arc::strong_count(a) > 1);
+    }
+
+    pub fn group(&mut self, id: &Identity) -> Arc<str> {
+        for r in &self.rules {
+            let hit = match r.field {
+                Field::Comm => r.pattern.is_match(&id.comm),
+                Field::Exe => r.pattern.is_match(&id.exe),
+                Field::Cmdline => r.pattern.is_match(&id.cmdline),
+                Field::User => r.pattern.is_match(&self.user(id.uid)),
+            };
+            if hit {
+                let name = r.name.clone();
+                return self.intern(&name);
+            }
+        }
+        let name = match self.by {
+            GroupBy::Comm => id.comm.clone(),
+            GroupBy::Exe if !id.exe.is_empty() => {
+                let exe = id.exe.trim_end_matches(" (deleted)");
+                exe.rsplit('/').next().unwrap_or(exe).to_string()
+            }
+            GroupBy::Exe => id.comm.clone(),
+            GroupBy::User => self.user(id.uid),
+        };
+        self.intern(&name)
+    }
+
+    /// The group of a process known only by its kernel name (it was gone before procfs
+    /// could be read): rules on other fields cannot apply.
+    pub fn group_of_comm(&mut self, comm: &str) -> Arc<str> {
+        for r in &self.rules {
+            if r.field == Field::Comm && r.pattern.is_match(comm) {
+                let name = r.name.clone();
+                return self.intern(&name);
+            }
+        }
+        self.intern(comm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(comm: &str, exe: &str, cmdline: &str, uid: u32) -> Identity {
+        Identity {
+            comm: comm.into(),
+            exe: exe.into(),
+            cmdline: cmdline.into(),
+            uid,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_is_comm_and_rules_come_first() {
+        let rules = vec![
+            "web=exe:^/usr/sbin/nginx$".parse().unwrap(),
+            "py-app=cmdline:app\\.py".parse().unwrap(),
+        ];
+        let mut g = Grouper::new(GroupBy::Comm, rules, "root:x:0:0::/root:/bin/sh\n");
+        assert_eq!(&*g.group(&id("nginx", "/usr/sbin/nginx", "", 0)), "web");
+        assert_eq!(&*g.group(&id("python3", "/usr/bin/python3", "python3 app.py", 0)), "py-app");
+        assert_eq!(&*g.group(&id("bash", "/bin/bash", "bash", 0)), "bash");
+        assert_eq!(&*g.group_of_comm("nginx"), "nginx");
+    }
+
+    #[test]
+    fn by_exe_and_user() {
+        let mut g = Grouper::new(GroupBy::Exe, vec![], "");
+        assert_eq!(&*g.group(&id("x", "/opt/a/b (deleted)", "", 0)), "b");
+        assert_eq!(&*g.group(&id("kworker/0:1", "", "", 0)), "kworker/0:1");
+        let mut g = Grouper::new(GroupBy::User, vec![], "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/:/bin/sh");
+        assert_eq!(&*g.group(&id("x", "", "", 1000)), "bob");
+        assert_eq!(&*g.group(&id("x", "", "", 4321)), "4321");
+    }
+
+    #[test]
+    fn bad_rules_say_what_is_wrong() {
+        let e = "nofield".parse::<GroupRule>().unwrap_err();
+        assert!(e.contains("NAME=FIELD:REGEX"), "{e}");
+        let e = "a=size:x".parse::<GroupRule>().unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+        let e = "a=comm:(".parse::<GroupRule>().unwrap_err();
+        assert!(e.contains("bad regular expression"), "{e}");
+        let e = "=comm:x".parse::<GroupRule>().unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+    }
+}

@@ -1,0 +1,8 @@
+//! The per-process model: who each thread group is (from procfs), which group it belongs
+//! to, and its kernel-measured totals, folded into per-group totals that never go backwards.
+
+pub mod budget;
+pub mod counters;
+pub mod group;
+pub mod identity;
+pub mod table;

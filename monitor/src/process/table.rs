@@ -1,0 +1,386 @@
+//! The process table: every live process with its identity, group and kernel totals, and
+//! per-group totals that survive exits and execs.
+//!
+//! Kernel totals are kept per thread group since the daemon attached. A process's totals
+//! belong to its current group from `base` on; what came before an exec was credited to the
+//! group of the previous image. When a process exits, its final totals (read once more from
+//! the kernel map after the exit event, so the last slices are in) move into its group's
+//! `retired` totals and its map entry is removed.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::{
+    budget::{Budget, Export, GroupState},
+    counters::Counters,
+    group::Grouper,
+    identity::{Identity, IdentityError, IdentityReader},
+};
+
+/// How long an exited pid is remembered, so a final slice charged after its entry was
+/// folded (the exiting task still runs briefly) joins the same group.
+const EXITED_MEMORY: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct Proc {
+    pub identity: Identity,
+    pub group: Arc<str>,
+    /// Part of `last` credited to earlier images (before the last exec).
+    base: Counters,
+    /// Latest kernel totals of the thread group.
+    pub last: Counters,
+}
+
+/// One `TASK_STATS` entry as read from the kernel.
+pub struct KernelEntry {
+    pub tgid: u32,
+    pub counters: Counters,
+    pub comm: String,
+}
+
+pub struct ProcessTable {
+    reader: IdentityReader,
+    grouper: Grouper,
+    procs: HashMap<u32, Proc>,
+    groups: HashMap<Arc<str>, GroupState>,
+    /// Exit seen, final read pending.
+    exited: HashMap<u32, Arc<str>>,
+    recently_exited: HashMap<u32, (Arc<str>, Instant)>,
+    budget: Budget,
+    /// Exits noticed only because the process vanished from procfs (its event was lost).
+    pub exits_without_event: u64,
+}
+
+impl ProcessTable {
+    pub fn new(reader: IdentityReader, grouper: Grouper, max_groups: usize) -> Self {
+        Self {
+            reader,
+            grouper,
+            procs: HashMap::new(),
+            groups: HashMap::new(),
+            exited: HashMap::new(),
+            recently_exited: HashMap::new(),
+            budget: Budget::new(max_groups),
+            exits_without_event: 0,
+        }
+    }
+
+    fn group_mut(&mut self, name: &Arc<str>) -> &mut GroupState {
+        self.groups.entry(name.clone()).or_default()
+    }
+
+    fn read_identity(&self, tgid: u32, comm: &str) -> Identity {
+        self.reader.read(tgid).unwrap_or_else(|_| Identity {
+            pid: tgid,
+            comm: comm.to_string(),
+            ..Default::default()
+        })
+    }
+
+    /// A thread group replaced its image. `counters` are its kernel totals just before.
+    pub fn on_exec(&mut self, tgid: u32, comm: &str, prev_comm: &str, counters: Counters) {
+        if let Some(p) = self.procs.remove(&tgid) {
+            let g = p.group.clone();
+            self.group_mut(&g).retired += counters.since(p.base);
+        } else if !prev_comm.is_empty() {
+            let g = self.grouper.group_of_comm(prev_comm);
+            self.group_mut(&g).retired += counters;
+        }
+        let identity = self.read_identity(tgid, comm);
+        let group = self.grouper.group(&identity);
+        self.group_mut(&group).retired.starts += 1;
+        self.procs.insert(
+            tgid,
+            Proc {
+                identity,
+                group,
+                base: counters,
+                last: counters,
+            },
+        );
+    }
+
+    /// A thread group leader exited; its totals are folded at the next `update`.
+    pub fn on_exit(&mut self, tgid: u32, comm: &str) {
+        let group = match self.procs.get(&tgid) {
+            Some(p) => p.group.clone(),
+            None => self.grouper.group_of_comm(comm),
+        };
+        self.group_mut(&group).retired.exits += 1;
+        self.exited.insert(tgid, group);
+    }
+
+    fn retire(&mut self, tgid: u32, group: Arc<str>, final_counters: Counters, now: Instant) {
+        let base = self.procs.remove(&tgid).map(|p| p.base).unwrap_or_default();
+        self.group_mut(&group).retired += final_counters.since(base);
+        self.recently_exited.insert(tgid, (group, now));
+    }
+
+    /// Takes in the kernel map's contents and the pids now in procfs. Returns the tgids
+    /// whose kernel entries were folded and must be deleted from the map.
+    pub fn update(
+        &mut self,
+        entries: impl IntoIterator<Item = KernelEntry>,
+        live: &HashSet<u32>,
+        now: Instant,
+    ) -> Vec<u32> {
+        self.recently_exited
+            .retain(|_, (_, t)| now.duration_since(*t) < EXITED_MEMORY);
+        let mut delete = Vec::new();
+        let mut seen = HashSet::new();
+        for KernelEntry {
+            tgid,
+            counters,
+            comm,
+        } in entries
+        {
+            seen.insert(tgid);
+            if let Some(group) = self.exited.remove(&tgid) {
+                self.retire(tgid, group, counters, now);
+                delete.push(tgid);
+            } else if let Some((group, _)) = self.recently_exited.get(&tgid) {
+                // A slice charged after the fold: the same process, already gone.
+                let group = group.clone();
+                self.group_mut(&group).retired += counters;
+                delete.push(tgid);
+            } else if let Some(p) = self.procs.get_mut(&tgid) {
+                if live.contains(&tgid) {
+                    p.last = counters;
+                } else {
+                    let group = p.group.clone();
+                    self.group_mut(&group).retired.exits += 1;
+                    self.exits_without_event += 1;
+                    self.retire(tgid, group, counters, now);
+                    delete.push(tgid);
+                }
+            } else {
+                match self.reader.read(tgid) {
+                    Ok(identity) => {
+                        let group = self.grouper.group(&identity);
+                        self.procs.insert(
+                            tgid,
+                            Proc {
+                                identity,
+                                group,
+                                base: Counters::default(),
+                                last: counters,
+                            },
+                        );
+                    }
+                    Err(IdentityError::Gone(_)) => {
+                        // Started and ended between two reads, its exit event lost.
+                        let group = self.grouper.group_of_comm(&comm);
+                        let g = self.group_mut(&group);
+                        g.retired += counters;
+                        g.retired.exits += 1;
+                        self.exits_without_event += 1;
+                        delete.push(tgid);
+                    }
+                    Err(e) => tracing::debug!(tgid, error = %e, "cannot read process identity"),
+                }
+            }
+        }
+        // Exits of processes that never ran since we attached.
+        for (tgid, group) in std::mem::take(&mut self.exited) {
+            self.retire(tgid, group, Counters::default(), now);
+        }
+        // Processes gone without an event and without a kernel entry.
+        let vanished: Vec<u32> = self
+            .procs
+            .keys()
+            .filter(|t| !seen.contains(t) && !live.contains(t))
+            .copied()
+            .collect();
+        for tgid in vanished {
+            if let Some(p) = self.procs.get(&tgid) {
+                let (group, last) = (p.group.clone(), p.last);
+                self.group_mut(&group).retired.exits += 1;
+                self.exits_without_event += 1;
+                self.retire(tgid, group, last, now);
+            }
+        }
+        // Live processes never seen running: listed with zero totals.
+        for &tgid in live {
+            if self.procs.contains_key(&tgid) || self.recently_exited.contains_key(&tgid) {
+                continue;
+            }
+            if let Ok(identity) = self.reader.read(tgid) {
+                let group = self.grouper.group(&identity);
+                self.procs.insert(
+                    tgid,
+                    Proc {
+                        identity,
+                        group,
+                        base: Counters::default(),
+                        last: Counters::default(),
+                    },
+                );
+            }
+        }
+        for g in self.groups.values_mut() {
+            g.live = Counters::default();
+            g.live_members = 0;
+        }
+        let mut live_by_group: Vec<(Arc<str>, Counters)> = Vec::with_capacity(self.procs.len());
+        for p in self.procs.values() {
+            live_by_group.push((p.group.clone(), p.last.since(p.base)));
+        }
+        for (group, c) in live_by_group {
+            let g = self.group_mut(&group);
+            g.live += c;
+            g.live_members += 1;
+        }
+        delete
+    }
+
+    /// Per-group values under the series budget.
+    pub fn export(&mut self) -> Export {
+        let e = self.budget.apply(&mut self.groups);
+        self.grouper.trim();
+        e
+    }
+
+    pub fn processes(&self) -> impl Iterator<Item = &Proc> {
+        self.procs.values()
+    }
+
+    pub fn identity_reader(&self) -> &IdentityReader {
+        &self.reader
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::group::GroupBy;
+
+    fn fixture(pids: &[(u32, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (pid, comm) in pids {
+            add(dir.path(), *pid, comm);
+        }
+        dir
+    }
+
+    fn add(root: &std::path::Path, pid: u32, comm: &str) {
+        let p = root.join(pid.to_string());
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join("stat"),
+            format!(
+                "{pid} ({comm}) S 1 {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 0 0 0 \
+                 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn table(root: &std::path::Path) -> ProcessTable {
+        ProcessTable::new(
+            IdentityReader::new(root),
+            Grouper::new(GroupBy::Comm, vec![], ""),
+            100,
+        )
+    }
+
+    fn cpu(ns: u64) -> Counters {
+        Counters {
+            cpu_ns: ns,
+            ..Default::default()
+        }
+    }
+
+    fn entry(tgid: u32, ns: u64, comm: &str) -> KernelEntry {
+        KernelEntry {
+            tgid,
+            counters: cpu(ns),
+            comm: comm.into(),
+        }
+    }
+
+    fn group(e: &Export, name: &str) -> Counters {
+        e.groups
+            .iter()
+            .find(|g| &*g.0 == name)
+            .map(|g| g.1)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_exited_process_keeps_counting_in_its_group() {
+        let dir = fixture(&[(10, "worker"), (11, "worker")]);
+        let mut t = table(dir.path());
+        let live: HashSet<u32> = [10, 11].into();
+        t.update([entry(10, 100, "worker"), entry(11, 50, "worker")], &live, Instant::now());
+        assert_eq!(group(&t.export(), "worker").cpu_ns, 150);
+
+        t.on_exit(11, "worker");
+        let live: HashSet<u32> = [10].into();
+        let del = t.update([entry(10, 120, "worker"), entry(11, 60, "worker")], &live, Instant::now());
+        assert_eq!(del, vec![11]);
+        let e = t.export();
+        assert_eq!(group(&e, "worker").cpu_ns, 180);
+        assert_eq!(group(&e, "worker").exits, 1);
+        // The last slice of the exited process, charged after its entry was removed.
+        let del = t.update([entry(10, 120, "worker"), entry(11, 5, "worker")], &live, Instant::now());
+        assert_eq!(del, vec![11]);
+        assert_eq!(group(&t.export(), "worker").cpu_ns, 185);
+        assert_eq!(t.processes().count(), 1);
+    }
+
+    #[test]
+    fn a_process_born_and_gone_between_reads_still_counts() {
+        let dir = fixture(&[]);
+        let mut t = table(dir.path());
+        t.on_exec(77, "short", "bash", cpu(3));
+        t.on_exit(77, "short");
+        let del = t.update([entry(77, 40, "short")], &HashSet::new(), Instant::now());
+        assert_eq!(del, vec![77]);
+        let e = t.export();
+        assert_eq!(group(&e, "short").cpu_ns, 37);
+        assert_eq!(group(&e, "short").starts, 1);
+        assert_eq!(group(&e, "short").exits, 1);
+        assert_eq!(group(&e, "bash").cpu_ns, 3);
+    }
+
+    #[test]
+    fn a_lost_exit_event_is_noticed_from_procfs() {
+        let dir = fixture(&[(5, "lost")]);
+        let mut t = table(dir.path());
+        t.update([entry(5, 10, "lost")], &[5].into(), Instant::now());
+        let del = t.update([entry(5, 12, "lost")], &HashSet::new(), Instant::now());
+        assert_eq!(del, vec![5]);
+        let e = t.export();
+        assert_eq!(group(&e, "lost").cpu_ns, 12);
+        assert_eq!(group(&e, "lost").exits, 1);
+        assert_eq!(t.exits_without_event, 1);
+    }
+
+    #[test]
+    fn exec_moves_later_time_to_the_new_group() {
+        let dir = fixture(&[(9, "sh")]);
+        let mut t = table(dir.path());
+        t.update([entry(9, 10, "sh")], &[9].into(), Instant::now());
+        add(dir.path(), 9, "app");
+        t.on_exec(9, "app", "sh", cpu(15));
+        t.update([entry(9, 40, "app")], &[9].into(), Instant::now());
+        let e = t.export();
+        assert_eq!(group(&e, "sh").cpu_ns, 15);
+        assert_eq!(group(&e, "app").cpu_ns, 25);
+        assert_eq!(group(&e, "app").starts, 1);
+        let p = t.processes().next().unwrap();
+        assert_eq!(p.last.cpu_ns, 40);
+        assert_eq!(&*p.group, "app");
+    }
+
+    #[test]
+    fn idle_live_processes_are_listed() {
+        let dir = fixture(&[(1, "init"), (2, "kthreadd")]);
+        let mut t = table(dir.path());
+        t.update([], &[1, 2].into(), Instant::now());
+        assert_eq!(t.processes().count(), 2);
+    }
+}
