@@ -15,8 +15,7 @@ use monitor_common::{
 /// an eviction would make a counter go backwards; the daemon removes exited groups, and a
 /// full map is counted in `HEALTH`.
 #[map(name = "TASK_STATS")]
-pub static TASK_STATS: HashMap<u32, TaskStats> =
-    HashMap::with_max_entries(TASK_STATS_CAPACITY, 0);
+pub static TASK_STATS: HashMap<u32, TaskStats> = HashMap::with_max_entries(TASK_STATS_CAPACITY, 0);
 
 /// Per thread: when it became runnable (woken, or switched out while still runnable). LRU
 /// because a thread that dies while queued would otherwise leave its entry behind forever.

@@ -29,7 +29,12 @@ pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
 fn on_wakeup(ctx: &TracePointContext) {
     // SAFETY: a direct, aligned load inside the record of both tracepoints (see the format
     // above); the verifier checks it against the record size. Cheaper than a probe read.
-    let tid = unsafe { (ctx.as_ptr() as *const u8).add(PID_OFFSET).cast::<u32>().read() };
+    let tid = unsafe {
+        (ctx.as_ptr() as *const u8)
+            .add(PID_OFFSET)
+            .cast::<u32>()
+            .read()
+    };
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
     if RUNQ_START.insert(&tid, &now, 0).is_err() {

@@ -129,7 +129,10 @@ fn command() -> clap::Command {
                         .long(on.clone())
                         .action(ArgAction::SetTrue)
                         .overrides_with(off.clone())
-                        .help(format!("Enable the {} collector: {} (default {default})", s.name, s.help)),
+                        .help(format!(
+                            "Enable the {} collector: {} (default {default})",
+                            s.name, s.help
+                        )),
                 )
                 .arg(
                     Arg::new(off.clone())
@@ -186,7 +189,10 @@ mod tests {
         let m = command().try_get_matches_from(argv)?;
         let cli = Cli::from_arg_matches(&m)?;
         let Command::Run(a) = cli.command;
-        Ok(enabled(m.subcommand_matches("run").unwrap(), a.disable_defaults))
+        Ok(enabled(
+            m.subcommand_matches("run").unwrap(),
+            a.disable_defaults,
+        ))
     }
 
     #[test]

@@ -38,8 +38,8 @@ pub struct Kernel {
     pub ebpf: Option<Ebpf>,
     pub sched: Result<SchedMaps, String>,
     pub hooks: Vec<(&'static str, Attached)>,
-    /// Keeps `kernel.bpf_stats_enabled` on while held.
-    _stats: Option<OwnedFd>,
+    /// Keeps the kernel counting program run time while held (`--bpf.stats`).
+    stats: Option<OwnedFd>,
 }
 
 pub struct KernelOptions {
@@ -50,6 +50,11 @@ pub struct KernelOptions {
 }
 
 impl Kernel {
+    /// Whether this daemon holds BPF run-time stats on (the sysctl does not show it).
+    pub fn holds_stats(&self) -> bool {
+        self.stats.is_some()
+    }
+
     /// Loads the object and attaches the enabled collectors' programs. A collector whose
     /// programs cannot attach is off (the reason kept for its success metric); missing
     /// privileges are fatal, as nothing could work without them.
@@ -60,7 +65,7 @@ impl Kernel {
                 ebpf: None,
                 sched: off("collector disabled"),
                 hooks: Vec::new(),
-                _stats: None,
+                stats: None,
             });
         }
         raise_memlock();
@@ -88,7 +93,10 @@ impl Kernel {
         match tracefs::ensure_mounted() {
             Ok(true) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "tracefs is missing; classic tracepoints will not attach"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "tracefs is missing; classic tracepoints will not attach"
+            ),
         }
         let btf = match Btf::from_sys_fs() {
             Ok(b) => Some(b),
@@ -126,7 +134,7 @@ impl Kernel {
             ebpf: Some(ebpf),
             sched,
             hooks,
-            _stats: stats,
+            stats,
         })
     }
 }
@@ -227,7 +235,10 @@ impl Core {
         let live: HashSet<u32> = match self.table.identity_reader().live_pids() {
             Ok(p) => p.into_iter().collect(),
             Err(e) => {
-                let why = format!("listing {}: {e}", self.table.identity_reader().root().display());
+                let why = format!(
+                    "listing {}: {e}",
+                    self.table.identity_reader().root().display()
+                );
                 tracing::warn!(error = %why, "refresh failed");
                 self.sched = Err(why);
                 return;
@@ -304,7 +315,11 @@ impl Core {
             let ok = match c.collect(&view, &mut out) {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::debug!(collector = c.name(), error = format!("{e:#}"), "collector failed");
+                    tracing::debug!(
+                        collector = c.name(),
+                        error = format!("{e:#}"),
+                        "collector failed"
+                    );
                     false
                 }
             };

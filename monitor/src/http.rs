@@ -44,7 +44,11 @@ async fn metrics(State(core): State<Shared>) -> Response {
         Ok(()) => ([(header::CONTENT_TYPE, TEXT_FORMAT)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "encoding metrics");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding metrics: {e}\n"),
+            )
+                .into_response()
         }
     }
 }

@@ -1,1 +1,53 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`. One module per subcommand.
+
+mod bench;
+mod cmd;
+mod run;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build, run, test and benchmark monitor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what building the kernel programs needs (rust-src for nightly, LLVM 22,
+    /// bpf-linker); fast when already there.
+    Setup,
+    /// Set up, build the daemon in release mode and run it (arguments go to `monitor run`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up and run the whole test suite: lints, unit tests, privileged integration tests.
+    Test {
+        /// Only integration tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Benchmark the kernel programs and the daemon against peers (prints figures).
+    Bench(bench::Options),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Setup => setup::ensure(),
+        Command::Run { args } => run::run(&args),
+        Command::Test { filter } => test::run(filter.as_deref()),
+        Command::Bench(o) => bench::run(&o),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

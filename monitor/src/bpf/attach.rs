@@ -53,7 +53,12 @@ pub struct AttachOptions {
     pub fail: Vec<String>,
 }
 
-fn attach_one(ebpf: &mut Ebpf, btf: Option<&Btf>, c: &Choice, opts: &AttachOptions) -> anyhow::Result<()> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    btf: Option<&Btf>,
+    c: &Choice,
+    opts: &AttachOptions,
+) -> anyhow::Result<()> {
     let prog = ebpf
         .program_mut(c.program)
         .ok_or_else(|| anyhow::anyhow!("program {} is not in the object", c.program))?;

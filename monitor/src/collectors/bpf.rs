@@ -83,10 +83,11 @@ impl Collector for Bpf {
                 })
                 .collect(),
         ));
-        if let Some(on) = stats_enabled(view.procfs) {
+        let on = k.holds_stats() || stats_enabled(view.procfs) == Some(true);
+        {
             out.push(family(
                 "monitor_bpf_stats_enabled",
-                "Whether the kernel counts BPF program run time (kernel.bpf_stats_enabled).",
+                "Whether the kernel counts BPF program run time (--bpf.stats or kernel.bpf_stats_enabled).",
                 MetricType::GAUGE,
                 vec![gauge(&[], f64::from(u8::from(on)))],
             ));

@@ -91,7 +91,8 @@ pub fn families(lines: &[CpuLine], hz: f64) -> MetricFamily {
 
 fn read(procfs: &Path) -> anyhow::Result<Vec<CpuLine>> {
     let path = procfs.join("stat");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     parse_stat(&text).with_context(|| format!("parsing {}", path.display()))
 }
 

@@ -24,8 +24,7 @@ pub const SPEC: Spec = Spec {
 pub struct Sched;
 
 pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
-    let mut rows: Vec<(&str, Counters)> =
-        s.export.groups.iter().map(|(g, c)| (&**g, *c)).collect();
+    let mut rows: Vec<(&str, Counters)> = s.export.groups.iter().map(|(g, c)| (&**g, *c)).collect();
     if let Some(o) = s.export.other {
         rows.push((OTHER, o));
     }
@@ -34,7 +33,9 @@ pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
             name,
             help,
             MetricType::COUNTER,
-            rows.iter().map(|(g, c)| counter(&[("group", g)], f(c))).collect(),
+            rows.iter()
+                .map(|(g, c)| counter(&[("group", g)], f(c)))
+                .collect(),
         )
     };
     let mut out = vec![
@@ -61,7 +62,10 @@ pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
     ];
     let mut switches = Vec::with_capacity(rows.len() * 2);
     for (g, c) in &rows {
-        switches.push(counter(&[("group", g), ("kind", "voluntary")], c.voluntary_switches as f64));
+        switches.push(counter(
+            &[("group", g), ("kind", "voluntary")],
+            c.voluntary_switches as f64,
+        ));
         switches.push(counter(
             &[("group", g), ("kind", "involuntary")],
             c.involuntary_switches as f64,

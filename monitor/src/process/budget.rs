@@ -83,7 +83,8 @@ impl Budget {
             let g = groups.get_mut(name).expect("ranked from the same map");
             g.kept = i < self.max_groups;
             if g.kept {
-                out.groups.push((name.clone(), g.exported_total.since(g.in_other)));
+                out.groups
+                    .push((name.clone(), g.exported_total.since(g.in_other)));
                 other += g.in_other;
             } else {
                 g.in_other = g.exported_total;
@@ -165,10 +166,11 @@ mod tests {
         assert_eq!(value(&e2, "b"), Some(100));
         assert!(e2.other.unwrap().cpu_ns >= e1.other.unwrap().cpu_ns);
         assert_eq!(total(&e2), 241);
-        // a becomes busiest again: b demoted, "other" absorbs all of b.
+        // a becomes busiest again: b demoted, "other" absorbs all of b; the 101 of a that
+        // "other" reported while a was folded stays there.
         set(&mut g, "a", 300, 1);
         let e3 = b.apply(&mut g);
-        assert_eq!(value(&e3, "a"), Some(300 - 0));
+        assert_eq!(value(&e3, "a"), Some(300 - 101));
         assert!(e3.other.unwrap().cpu_ns >= e2.other.unwrap().cpu_ns);
         assert_eq!(total(&e3), 440);
     }

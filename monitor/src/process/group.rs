@@ -134,6 +134,12 @@ impl Grouper {
                 return self.intern(&name);
             }
         }
+        if is_kernel_thread(id) {
+            // "kworker/1:2-events", "ksoftirqd/0", "irq/24-ACPI:Ged": per-CPU and per-work
+            // suffixes would make a group per thread, and a new one whenever they change.
+            let base = id.comm.split('/').next().unwrap_or(&id.comm).to_string();
+            return self.intern(&base);
+        }
         let name = match self.by {
             GroupBy::Comm => id.comm.clone(),
             GroupBy::Exe if !id.exe.is_empty() => {
@@ -159,6 +165,11 @@ impl Grouper {
     }
 }
 
+/// Kernel threads are kthreadd (pid 2) and its children; they have no executable.
+fn is_kernel_thread(id: &Identity) -> bool {
+    id.exe.is_empty() && (id.pid == 2 || id.ppid == 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,9 +192,26 @@ mod tests {
         ];
         let mut g = Grouper::new(GroupBy::Comm, rules, "root:x:0:0::/root:/bin/sh\n");
         assert_eq!(&*g.group(&id("nginx", "/usr/sbin/nginx", "", 0)), "web");
-        assert_eq!(&*g.group(&id("python3", "/usr/bin/python3", "python3 app.py", 0)), "py-app");
+        assert_eq!(
+            &*g.group(&id("python3", "/usr/bin/python3", "python3 app.py", 0)),
+            "py-app"
+        );
         assert_eq!(&*g.group(&id("bash", "/bin/bash", "bash", 0)), "bash");
         assert_eq!(&*g.group_of_comm("nginx"), "nginx");
+    }
+
+    #[test]
+    fn kernel_threads_group_by_their_base_name() {
+        let mut g = Grouper::new(GroupBy::Comm, vec![], "");
+        let k = |comm: &str| Identity {
+            pid: 100,
+            ppid: 2,
+            comm: comm.into(),
+            ..Default::default()
+        };
+        assert_eq!(&*g.group(&k("kworker/1:2-events")), "kworker");
+        assert_eq!(&*g.group(&k("ksoftirqd/0")), "ksoftirqd");
+        assert_eq!(&*g.group(&k("kswapd0")), "kswapd0");
     }
 
     #[test]
@@ -191,7 +219,11 @@ mod tests {
         let mut g = Grouper::new(GroupBy::Exe, vec![], "");
         assert_eq!(&*g.group(&id("x", "/opt/a/b (deleted)", "", 0)), "b");
         assert_eq!(&*g.group(&id("kworker/0:1", "", "", 0)), "kworker/0:1");
-        let mut g = Grouper::new(GroupBy::User, vec![], "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/:/bin/sh");
+        let mut g = Grouper::new(
+            GroupBy::User,
+            vec![],
+            "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/:/bin/sh",
+        );
         assert_eq!(&*g.group(&id("x", "", "", 1000)), "bob");
         assert_eq!(&*g.group(&id("x", "", "", 4321)), "4321");
     }

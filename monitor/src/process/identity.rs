@@ -56,7 +56,8 @@ impl IdentityReader {
                 source,
             },
         };
-        let proc = procfs::process::Process::new_with_root(dir.clone()).map_err(|e| gone_or(&dir, e))?;
+        let proc =
+            procfs::process::Process::new_with_root(dir.clone()).map_err(|e| gone_or(&dir, e))?;
         let stat = proc.stat().map_err(|e| gone_or(&dir.join("stat"), e))?;
         let uid = proc.uid().map_err(|e| gone_or(&dir, e))?;
         // Kernel threads have neither; a process exiting right now may lose them: identity
@@ -89,7 +90,11 @@ impl IdentityReader {
         let mut pids = Vec::new();
         for entry in std::fs::read_dir(&self.root)? {
             let entry = entry?;
-            if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            {
                 pids.push(pid);
             }
         }
@@ -131,7 +136,10 @@ mod tests {
             IdentityReader::new(dir.path()).read(1),
             Err(IdentityError::Gone(1))
         ));
-        assert_eq!(IdentityReader::new(dir.path()).live_pids().unwrap(), vec![4242]);
+        assert_eq!(
+            IdentityReader::new(dir.path()).live_pids().unwrap(),
+            vec![4242]
+        );
     }
 
     #[test]

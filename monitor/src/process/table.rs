@@ -314,18 +314,30 @@ mod tests {
         let dir = fixture(&[(10, "worker"), (11, "worker")]);
         let mut t = table(dir.path());
         let live: HashSet<u32> = [10, 11].into();
-        t.update([entry(10, 100, "worker"), entry(11, 50, "worker")], &live, Instant::now());
+        t.update(
+            [entry(10, 100, "worker"), entry(11, 50, "worker")],
+            &live,
+            Instant::now(),
+        );
         assert_eq!(group(&t.export(), "worker").cpu_ns, 150);
 
         t.on_exit(11, "worker");
         let live: HashSet<u32> = [10].into();
-        let del = t.update([entry(10, 120, "worker"), entry(11, 60, "worker")], &live, Instant::now());
+        let del = t.update(
+            [entry(10, 120, "worker"), entry(11, 60, "worker")],
+            &live,
+            Instant::now(),
+        );
         assert_eq!(del, vec![11]);
         let e = t.export();
         assert_eq!(group(&e, "worker").cpu_ns, 180);
         assert_eq!(group(&e, "worker").exits, 1);
         // The last slice of the exited process, charged after its entry was removed.
-        let del = t.update([entry(10, 120, "worker"), entry(11, 5, "worker")], &live, Instant::now());
+        let del = t.update(
+            [entry(10, 120, "worker"), entry(11, 5, "worker")],
+            &live,
+            Instant::now(),
+        );
         assert_eq!(del, vec![11]);
         assert_eq!(group(&t.export(), "worker").cpu_ns, 185);
         assert_eq!(t.processes().count(), 1);

@@ -1,0 +1,38 @@
+//! `cargo xtask test`: the whole suite, as CI runs it. Lints, unit tests (fixtures, no
+//! privileges), then the integration tests in `tests/`, which load the real kernel programs
+//! and start real Prometheus binaries, one at a time.
+
+use anyhow::bail;
+
+use crate::{cmd, setup};
+
+/// Debian packages the integration tests drive: Prometheus and promtool, and setpriv (to
+/// run the daemon without privileges).
+const TEST_PACKAGES: &[&str] = &["prometheus", "util-linux"];
+
+pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
+    setup::ensure()?;
+    setup::apt_install(TEST_PACKAGES)?;
+    if !cmd::is_root() {
+        bail!("the integration tests load eBPF programs: run as root");
+    }
+    cmd::run(cmd::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
+    cmd::run(cmd::new("cargo").args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    cmd::run(cmd::new("cargo").args(["build", "-p", "monitor"]))?;
+    cmd::run(cmd::new("cargo").args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "monitor-tests",
+        "--exclude",
+        "monitor-ebpf",
+    ]))?;
+    let bin = cmd::root().join("target/debug/monitor");
+    let mut c = cmd::new("cargo");
+    c.args(["test", "-p", "monitor-tests", "--", "--test-threads=1"])
+        .env("MONITOR_BIN", &bin);
+    if let Some(f) = filter {
+        c.arg(f);
+    }
+    cmd::run(&mut c)
+}
