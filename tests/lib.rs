@@ -1,1 +1,285 @@
+//! Harness for the integration tests: start the real daemon on a free loopback port, read
+//! its endpoints, spawn workloads with known names, and read the kernel's own figures
+//! (`/proc/<pid>/stat`, `/proc/<pid>/schedstat`) as the independent truth.
+//!
+//! Tests panic on failure (they are privileged tests; a `Result` would hide where).
 
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The daemon binary: `MONITOR_BIN` (set by `cargo xtask test`) or the debug build.
+pub fn monitor_bin() -> PathBuf {
+    std::env::var_os("MONITOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/monitor"))
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "integration tests load eBPF programs: run them as root (cargo xtask test)"
+    );
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("binding an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running daemon, stopped (SIGTERM) when dropped.
+pub struct Daemon {
+    child: Child,
+    pub port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+impl Daemon {
+    pub fn start(extra: &[&str]) -> Self {
+        require_root();
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(monitor_bin())
+            .args(["run", "--web.listen-address", &addr])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", monitor_bin().display()));
+        let mut d = Daemon { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("daemon exited early ({status}):\n{}", d.log());
+            }
+            if d.get("/healthz").0 == 200 {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon never answered /healthz:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// (status, body); status 0 when the connection failed.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        request("GET", &self.url(path))
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "GET /metrics: {body}");
+        Metrics(body)
+    }
+
+    pub fn processes(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.get("/api/v1/processes");
+        assert_eq!(status, 200, "GET /api/v1/processes: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("processes JSON");
+        v["processes"].as_array().expect("processes array").clone()
+    }
+
+    pub fn process(&self, pid: u32) -> serde_json::Value {
+        self.processes()
+            .into_iter()
+            .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
+            .unwrap_or_else(|| panic!("pid {pid} not in /api/v1/processes"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let log = self.log();
+                if log.contains("panicked") && !std::thread::panicking() {
+                    panic!("the daemon panicked:\n{log}");
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn request(method: &str, url: &str) -> (u16, String) {
+    match ureq::request(method, url)
+        .timeout(Duration::from_secs(10))
+        .call()
+    {
+        Ok(r) => {
+            let status = r.status();
+            (status, r.into_string().unwrap_or_default())
+        }
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// A Prometheus text exposition.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of the sample whose series is exactly `series`, e.g.
+    /// `monitor_process_starts_total{group="x"}`.
+    pub fn get(&self, series: &str) -> Option<f64> {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (s, v) = l.rsplit_once(' ')?;
+                (s == series).then(|| v.parse().ok())?
+            })
+    }
+
+    pub fn value(&self, series: &str) -> f64 {
+        self.get(series)
+            .unwrap_or_else(|| panic!("no series {series} in:\n{}", self.0))
+    }
+}
+
+/// utime + stime of `pid` in seconds, from `/proc/<pid>/stat`.
+pub fn proc_cpu_seconds(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat, counted from the state (field 3) here.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// (on-CPU seconds, run-queue wait seconds) of `pid`, from `/proc/<pid>/schedstat`.
+pub fn proc_schedstat(pid: u32) -> (f64, f64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+    let f: Vec<f64> = s
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap() / 1e9)
+        .collect();
+    (f[0], f[1])
+}
+
+/// A copy of a system binary under a short unique name, so its processes form their own
+/// group (`comm` is the file name, at most 15 characters).
+pub struct NamedBinary {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub name: String,
+}
+
+impl NamedBinary {
+    pub fn new(source: &str, prefix: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("{prefix}{}", std::process::id() % 100_000);
+        assert!(name.len() <= 15, "{name} is longer than a comm");
+        let path = dir.path().join(&name);
+        std::fs::copy(source, &path).unwrap();
+        NamedBinary {
+            _dir: dir,
+            path,
+            name,
+        }
+    }
+}
+
+/// A child killed (SIGKILL works on stopped ones too) and reaped when dropped, so a failing
+/// test leaves nothing running.
+pub struct Guard(pub Child);
+
+impl std::ops::Deref for Guard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A CPU-bound shell loop running under `bin`'s name, optionally pinned to one CPU.
+pub fn spin(bin: &NamedBinary, cpu: Option<usize>) -> Guard {
+    let mut c = Command::new(&bin.path);
+    c.args(["-c", "while :; do :; done"]);
+    if let Some(cpu) = cpu {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+    }
+    Guard(c.spawn().expect("spawning a CPU-bound child"))
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Waits for `pid` to be stopped (state T in /proc/<pid>/stat).
+pub fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = s[s.rfind(')').unwrap() + 2..].chars().next().unwrap();
+        if state == 'T' {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `a` and `b` within `tolerance` (a fraction) of `b`.
+pub fn assert_close(what: &str, a: f64, b: f64, tolerance: f64) {
+    let err = (a - b).abs() / b.abs().max(1e-9);
+    assert!(
+        err <= tolerance,
+        "{what}: {a} vs truth {b} differ by {:.2}% (allowed {:.1}%)",
+        err * 100.0,
+        tolerance * 100.0
+    );
+    eprintln!("{what}: {a:.6} vs truth {b:.6} ({:.2}% apart)", err * 100.0);
+}
+
+/// Reads a whole child stream (for commands whose output a test checks).
+pub fn read_all(mut r: impl std::io::Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}

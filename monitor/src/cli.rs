@@ -168,10 +168,28 @@ pub struct Parsed {
     pub collectors: Vec<&'static str>,
 }
 
-/// Parses the process arguments; exits with clap's message and status 2 on bad input.
+/// Prints help or version as clap does, and any usage error as one line; exits 2 on errors.
+fn exit_with(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("monitor: {first} (see monitor --help)");
+    std::process::exit(2)
+}
+
+/// Parses the process arguments; exits with one line and status 2 on bad input.
 pub fn parse() -> Parsed {
-    let matches = command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = command().try_get_matches().unwrap_or_else(|e| exit_with(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_with(e));
     let collectors = match (&cli.command, matches.subcommand()) {
         (Command::Run(a), Some(("run", m))) => enabled(m, a.disable_defaults),
         _ => Vec::new(),

@@ -266,7 +266,7 @@ impl Core {
             maps.remove_tasks(&delete);
             let health = maps.health()?;
             Ok(SchedSnapshot {
-                export: table.export(),
+                export: table.export(now),
                 hist: maps.histogram()?,
                 maps: vec![
                     MapStat {
@@ -346,6 +346,9 @@ impl Core {
             use prometheus::core::Collector as _;
             out.extend(pc.collect());
         }
+        // The text encoder rejects a family without samples (a collector with nothing to
+        // report yet), which would fail the whole scrape.
+        out.retain(|f| !f.get_metric().is_empty());
         out
     }
 

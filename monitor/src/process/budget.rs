@@ -8,11 +8,15 @@
 //! its whole total into "other", which only grows. Groups that are folded and have no live
 //! process left are compacted into one remainder, so memory stays bounded too.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use super::counters::Counters;
 
 pub const OTHER: &str = "other";
+
+/// Time constant of the activity score: a group that stops working keeps its rank for about
+/// this long, so a pause does not make its series vanish and come back.
+const ACTIVITY_TAU_SECS: f64 = 60.0;
 
 #[derive(Clone, Debug, Default)]
 pub struct GroupState {
@@ -27,6 +31,8 @@ pub struct GroupState {
     in_other: Counters,
     kept: bool,
     last_cpu_ns: u64,
+    /// Exponentially decayed CPU nanoseconds: the ranking key.
+    activity: f64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -46,6 +52,7 @@ pub struct Budget {
     compacted: Counters,
     compacted_groups: usize,
     ever_folded: bool,
+    last_apply: Option<Instant>,
 }
 
 impl Budget {
@@ -55,22 +62,28 @@ impl Budget {
             compacted: Counters::default(),
             compacted_groups: 0,
             ever_folded: false,
+            last_apply: None,
         }
     }
 
-    /// Chooses the groups to keep (busiest by CPU since the last call, current ones first on
-    /// ties) and computes every exported value.
-    pub fn apply(&mut self, groups: &mut HashMap<Arc<str>, GroupState>) -> Export {
-        let mut ranked: Vec<(Arc<str>, u64, bool, u64)> = Vec::with_capacity(groups.len());
+    /// Chooses the groups to keep (busiest by recent CPU, current ones first on ties) and
+    /// computes every exported value.
+    pub fn apply(&mut self, groups: &mut HashMap<Arc<str>, GroupState>, now: Instant) -> Export {
+        let dt = self
+            .last_apply
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.last_apply = Some(now);
+        let decay = (-dt / ACTIVITY_TAU_SECS).exp();
+        let mut ranked: Vec<(Arc<str>, f64, bool, u64)> = Vec::with_capacity(groups.len());
         for (name, g) in groups.iter_mut() {
             let total = (g.retired + g.live).max(g.exported_total);
             g.exported_total = total;
-            let activity = total.cpu_ns.saturating_sub(g.last_cpu_ns);
+            g.activity = g.activity * decay + total.cpu_ns.saturating_sub(g.last_cpu_ns) as f64;
             g.last_cpu_ns = total.cpu_ns;
-            ranked.push((name.clone(), activity, g.kept, total.cpu_ns));
+            ranked.push((name.clone(), g.activity, g.kept, total.cpu_ns));
         }
         ranked.sort_by(|a, b| {
-            b.1.cmp(&a.1)
+            b.1.total_cmp(&a.1)
                 .then(b.2.cmp(&a.2))
                 .then(b.3.cmp(&a.3))
                 .then(a.0.cmp(&b.0))
@@ -142,7 +155,7 @@ mod tests {
         set(&mut g, "a", 100, 1);
         set(&mut g, "b", 50, 1);
         set(&mut g, "c", 10, 1);
-        let e = b.apply(&mut g);
+        let e = b.apply(&mut g, Instant::now());
         assert_eq!(value(&e, "a"), Some(100));
         assert_eq!(value(&e, "b"), Some(50));
         assert_eq!(value(&e, "c"), None);
@@ -157,22 +170,22 @@ mod tests {
         let mut g = HashMap::new();
         set(&mut g, "a", 100, 1);
         set(&mut g, "b", 40, 1);
-        let e1 = b.apply(&mut g);
+        let e1 = b.apply(&mut g, Instant::now());
         assert_eq!(e1.other.unwrap().cpu_ns, 40);
         // b becomes the busiest: promoted; its history stays in "other".
         set(&mut g, "a", 101, 1);
-        set(&mut g, "b", 140, 1);
-        let e2 = b.apply(&mut g);
-        assert_eq!(value(&e2, "b"), Some(100));
+        set(&mut g, "b", 240, 1);
+        let e2 = b.apply(&mut g, Instant::now());
+        assert_eq!(value(&e2, "b"), Some(200));
         assert!(e2.other.unwrap().cpu_ns >= e1.other.unwrap().cpu_ns);
-        assert_eq!(total(&e2), 241);
+        assert_eq!(total(&e2), 341);
         // a becomes busiest again: b demoted, "other" absorbs all of b; the 101 of a that
         // "other" reported while a was folded stays there.
-        set(&mut g, "a", 300, 1);
-        let e3 = b.apply(&mut g);
-        assert_eq!(value(&e3, "a"), Some(300 - 101));
+        set(&mut g, "a", 500, 1);
+        let e3 = b.apply(&mut g, Instant::now());
+        assert_eq!(value(&e3, "a"), Some(500 - 101));
         assert!(e3.other.unwrap().cpu_ns >= e2.other.unwrap().cpu_ns);
-        assert_eq!(total(&e3), 440);
+        assert_eq!(total(&e3), 740);
     }
 
     #[test]
@@ -182,13 +195,29 @@ mod tests {
         set(&mut g, "a", 100, 1);
         set(&mut g, "gone", 0, 0);
         g.get_mut("gone").unwrap().retired = cpu(30);
-        let e = b.apply(&mut g);
+        let e = b.apply(&mut g, Instant::now());
         assert!(!g.contains_key("gone"));
         assert_eq!(e.compacted, 1);
         assert_eq!(total(&e), 130);
-        let e = b.apply(&mut g);
+        let e = b.apply(&mut g, Instant::now());
         assert_eq!(total(&e), 130);
         assert_eq!(e.other.unwrap().cpu_ns, 30);
+    }
+
+    #[test]
+    fn a_paused_group_keeps_its_rank_for_a_while() {
+        let mut b = Budget::new(1);
+        let mut g = HashMap::new();
+        let t0 = Instant::now();
+        set(&mut g, "worker", 5_000_000_000, 1);
+        set(&mut g, "ticker", 0, 1);
+        b.apply(&mut g, t0);
+        // worker pauses; ticker does a little each second.
+        for s in 1..=10u64 {
+            set(&mut g, "ticker", s * 10_000_000, 1);
+            let e = b.apply(&mut g, t0 + std::time::Duration::from_secs(s));
+            assert!(value(&e, "worker").is_some(), "worker dropped after {s}s");
+        }
     }
 
     #[test]
@@ -196,9 +225,9 @@ mod tests {
         let mut b = Budget::new(5);
         let mut g = HashMap::new();
         set(&mut g, "a", 100, 1);
-        b.apply(&mut g);
+        b.apply(&mut g, Instant::now());
         set(&mut g, "a", 90, 1);
-        let e = b.apply(&mut g);
+        let e = b.apply(&mut g, Instant::now());
         assert_eq!(value(&e, "a"), Some(100));
         assert!(e.other.is_none());
     }

@@ -57,8 +57,12 @@ impl FromStr for GroupRule {
                 ))
             }
         };
-        let pattern =
-            Regex::new(pattern).map_err(|e| format!("rule {s:?}: bad regular expression: {e}"))?;
+        let pattern = Regex::new(pattern).map_err(|e| {
+            // The regex crate's message spans lines (it draws a caret); keep one line.
+            let e = e.to_string();
+            let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("rule {s:?}: bad regular expression: {e}")
+        })?;
         Ok(Self {
             name: name.to_string(),
             field,

@@ -237,8 +237,8 @@ impl ProcessTable {
     }
 
     /// Per-group values under the series budget.
-    pub fn export(&mut self) -> Export {
-        let e = self.budget.apply(&mut self.groups);
+    pub fn export(&mut self, now: Instant) -> Export {
+        let e = self.budget.apply(&mut self.groups, now);
         self.grouper.trim();
         e
     }
@@ -319,7 +319,7 @@ mod tests {
             &live,
             Instant::now(),
         );
-        assert_eq!(group(&t.export(), "worker").cpu_ns, 150);
+        assert_eq!(group(&t.export(Instant::now()), "worker").cpu_ns, 150);
 
         t.on_exit(11, "worker");
         let live: HashSet<u32> = [10].into();
@@ -329,7 +329,7 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(del, vec![11]);
-        let e = t.export();
+        let e = t.export(Instant::now());
         assert_eq!(group(&e, "worker").cpu_ns, 180);
         assert_eq!(group(&e, "worker").exits, 1);
         // The last slice of the exited process, charged after its entry was removed.
@@ -339,7 +339,7 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(del, vec![11]);
-        assert_eq!(group(&t.export(), "worker").cpu_ns, 185);
+        assert_eq!(group(&t.export(Instant::now()), "worker").cpu_ns, 185);
         assert_eq!(t.processes().count(), 1);
     }
 
@@ -351,7 +351,7 @@ mod tests {
         t.on_exit(77, "short");
         let del = t.update([entry(77, 40, "short")], &HashSet::new(), Instant::now());
         assert_eq!(del, vec![77]);
-        let e = t.export();
+        let e = t.export(Instant::now());
         assert_eq!(group(&e, "short").cpu_ns, 37);
         assert_eq!(group(&e, "short").starts, 1);
         assert_eq!(group(&e, "short").exits, 1);
@@ -365,7 +365,7 @@ mod tests {
         t.update([entry(5, 10, "lost")], &[5].into(), Instant::now());
         let del = t.update([entry(5, 12, "lost")], &HashSet::new(), Instant::now());
         assert_eq!(del, vec![5]);
-        let e = t.export();
+        let e = t.export(Instant::now());
         assert_eq!(group(&e, "lost").cpu_ns, 12);
         assert_eq!(group(&e, "lost").exits, 1);
         assert_eq!(t.exits_without_event, 1);
@@ -379,7 +379,7 @@ mod tests {
         add(dir.path(), 9, "app");
         t.on_exec(9, "app", "sh", cpu(15));
         t.update([entry(9, 40, "app")], &[9].into(), Instant::now());
-        let e = t.export();
+        let e = t.export(Instant::now());
         assert_eq!(group(&e, "sh").cpu_ns, 15);
         assert_eq!(group(&e, "app").cpu_ns, 25);
         assert_eq!(group(&e, "app").starts, 1);

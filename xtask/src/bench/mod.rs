@@ -1,0 +1,161 @@
+//! `cargo xtask bench`: what the kernel programs and the daemon cost, next to peers, measured
+//! in one run. It prints figures and ratios; it never asserts a timing.
+//!
+//! 1. Workload slowdown: `perf bench sched messaging` (scheduler-heavy) alone, under our
+//!    daemon, under libbpf-tools `runqlat`, and under a bpftrace runqlat; the configurations
+//!    are interleaved round by round, each tool started fresh for its run.
+//! 2. ns per event: with `kernel.bpf_stats_enabled=1`, each tool's programs' run count and
+//!    run time across each workload run, from `bpftool prog show --json`. A tool's programs
+//!    are the ones its process holds fds of (`/proc/<pid>/fdinfo`).
+//! 3. The daemon's own cost: CPU and memory at its default refresh with 1,000 extra idle
+//!    processes and a scrape every second.
+
+mod bpf;
+mod daemon;
+mod procs;
+mod report;
+mod tools;
+mod workload;
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use anyhow::{bail, Context as _};
+
+use crate::{cmd, setup};
+
+/// linux-perf: `perf bench`; libbpf-tools: `runqlat`; bpftrace; bpftool: program stats.
+const PACKAGES: &[&str] = &["linux-perf", "libbpf-tools", "bpftrace", "bpftool"];
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Workload runs per configuration (the four configurations are interleaved).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub runs: u32,
+    /// `perf bench sched messaging` groups (-g); each group is 40 processes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub groups: u32,
+    /// `perf bench sched messaging` loops (-l); the default takes about 4 s on 2 cores.
+    #[arg(long, default_value_t = 15000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub loops: u32,
+    /// Talk over socketpairs instead of pipes (fewer context switches per second).
+    #[arg(long)]
+    pub socketpair: bool,
+    /// Idle processes running while the daemon's own cost is measured.
+    #[arg(long, default_value_t = 1000)]
+    pub idle_processes: u32,
+    /// Seconds over which the daemon's own cost is measured.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub daemon_seconds: u64,
+    /// Port the daemon listens on, on 127.0.0.1 (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Use target/release/monitor as it is, without building it.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// Where things are, shared by the phases.
+struct Env {
+    /// target/release/monitor.
+    bin: PathBuf,
+    /// target/bench: the tools' logs and the bpftrace scripts.
+    dir: PathBuf,
+    /// Where the daemon listens.
+    addr: SocketAddr,
+    /// `perf bench sched messaging` arguments.
+    perf_args: Vec<String>,
+}
+
+/// Installs and builds what it needs, runs the three measurements with kernel BPF stats on
+/// (restored afterwards) and prints the report on stdout; progress goes to stderr.
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    if !cmd::is_root() {
+        bail!("the benchmark loads eBPF programs and sets kernel.bpf_stats_enabled: run it as root (sudo -E cargo xtask bench)");
+    }
+    procs::catch_signals();
+    setup::ensure()?;
+    setup::apt_install(PACKAGES)?;
+    if !o.no_build {
+        cmd::run(cmd::new("cargo").args(["build", "--release", "-p", "monitor"]))?;
+    }
+    let root = cmd::root();
+    let bin = root.join("target/release/monitor");
+    if !bin.exists() {
+        bail!(
+            "{} is missing (build it, or drop --no-build)",
+            bin.display()
+        );
+    }
+    ensure_tracefs()?;
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    tools::write_scripts(&dir)?;
+    let port = if o.port == 0 { free_port()? } else { o.port };
+    let mut perf_args: Vec<String> = Vec::new();
+    if !o.socketpair {
+        perf_args.push("-p".into());
+    }
+    perf_args.extend(["-g".into(), o.groups.to_string()]);
+    perf_args.extend(["-l".into(), o.loops.to_string()]);
+    let env = Env {
+        bin,
+        dir,
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        perf_args,
+    };
+    preflight()?;
+
+    let stats = bpf::StatsEnabled::on()?;
+    let old_stats = stats.old().to_string();
+    eprintln!(
+        "bench: kernel.bpf_stats_enabled=1 (was {old_stats}); logs in {}",
+        env.dir.display()
+    );
+    let work = workload::phase(o, &env)?;
+    let daemon = daemon::phase(o, &env)?;
+    drop(stats);
+
+    report::print(o, &env, &work, &daemon);
+    Ok(())
+}
+
+/// Classic tracepoints (ours, bpftrace's) need tracefs, which a fresh machine may not mount.
+fn ensure_tracefs() -> anyhow::Result<()> {
+    if Path::new("/sys/kernel/tracing/events/sched").exists() {
+        return Ok(());
+    }
+    eprintln!("bench: mounting tracefs on /sys/kernel/tracing");
+    cmd::run(cmd::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Fails early, with what is wrong, if a tool cannot run here.
+fn preflight() -> anyhow::Result<()> {
+    let out = cmd::new("perf")
+        .args(["bench", "sched", "messaging", "-p", "-g", "1", "-l", "10"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running perf (Debian package linux-perf)")?;
+    if !out.status.success() {
+        bail!(
+            "perf bench sched messaging does not run here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    if !Path::new(tools::RUNQLAT).exists() {
+        bail!(
+            "{} is missing (Debian package libbpf-tools)",
+            tools::RUNQLAT
+        );
+    }
+    bpf::snapshot()?;
+    Ok(())
+}
