@@ -106,7 +106,7 @@ impl Drop for Prometheus {
 fn prometheus_scrapes_a_per_process_series() {
     let d = Daemon::start(&[]);
     let bin = NamedBinary::new("/bin/dash", "mtprom");
-    let child = spin(&bin, None);
+    let _spinner = spin(&bin, None);
     let prom = Prometheus::start(d.port);
     let q = format!(
         "monitor_process_cpu_seconds_total{{group=\"{}\"}}",

@@ -103,6 +103,10 @@ fn voluntary_switches_are_counted() {
 fn run_to_completion(bin: &NamedBinary, args: &[&str], n: usize) -> f64 {
     let mut total = 0.0;
     for _ in 0..n {
+        #[expect(
+            clippy::zombie_processes,
+            reason = "reaped by wait4 below, for its rusage"
+        )]
         let child = Command::new(&bin.path).args(args).spawn().unwrap();
         let mut status = 0;
         // SAFETY: an all-zero rusage is valid; wait4 fills it in.

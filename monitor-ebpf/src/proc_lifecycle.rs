@@ -25,7 +25,7 @@ use crate::{
 pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let comm = bpf_get_current_comm().unwrap_or_default();
-    let (counters, prev_comm) = match TASK_STATS.get_ptr_mut(&tgid) {
+    let (counters, prev_comm) = match TASK_STATS.get_ptr_mut(tgid) {
         Some(p) => {
             // SAFETY: a valid map value pointer for the duration of this program. The name
             // is updated so a group whose process vanishes is named after its last image.
@@ -45,7 +45,7 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     if pid_tgid as u32 != tgid {
         return 0;
     }
-    let counters = match TASK_STATS.get_ptr(&tgid) {
+    let counters = match TASK_STATS.get_ptr(tgid) {
         // SAFETY: as above.
         Some(p) => unsafe { (*p).counters },
         None => TaskCounters::default(),

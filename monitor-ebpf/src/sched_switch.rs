@@ -79,7 +79,7 @@ fn on_switch(preempt: bool, prev_state: u64) {
     let on_cpu = if started != 0 { now - started } else { 0 };
 
     let mut wait = 0;
-    let queued = RUNQ_START.get_ptr(&tid);
+    let queued = RUNQ_START.get_ptr(tid);
     if let Some(q) = queued {
         // SAFETY: a valid map value pointer for the duration of this program.
         let q = unsafe { *q };
@@ -92,11 +92,11 @@ fn on_switch(preempt: bool, prev_state: u64) {
 
     let runnable = preempt || prev_state == TASK_RUNNING;
     if runnable {
-        if RUNQ_START.insert(&tid, &now, 0).is_err() {
+        if RUNQ_START.insert(tid, now, 0).is_err() {
             count_failure(RUNQ_START_INSERT_FAILED);
         }
     } else if queued.is_some() {
-        let _ = RUNQ_START.remove(&tid);
+        let _ = RUNQ_START.remove(tid);
     }
 
     if wait != 0 {
@@ -130,7 +130,7 @@ fn on_switch(preempt: bool, prev_state: u64) {
 /// The group's entry, created on first sight with the current task's name.
 #[inline(always)]
 fn task_stats(tgid: u32) -> Option<*mut TaskStats> {
-    if let Some(p) = TASK_STATS.get_ptr_mut(&tgid) {
+    if let Some(p) = TASK_STATS.get_ptr_mut(tgid) {
         return Some(p);
     }
     let init = TaskStats {
@@ -138,8 +138,8 @@ fn task_stats(tgid: u32) -> Option<*mut TaskStats> {
         comm: bpf_get_current_comm().unwrap_or_default(),
     };
     // EEXIST means another CPU created it first, which is fine: look it up again.
-    let _ = TASK_STATS.insert(&tgid, &init, BPF_NOEXIST as u64);
-    let p = TASK_STATS.get_ptr_mut(&tgid);
+    let _ = TASK_STATS.insert(tgid, init, BPF_NOEXIST as u64);
+    let p = TASK_STATS.get_ptr_mut(tgid);
     if p.is_none() {
         count_failure(TASK_STATS_INSERT_FAILED);
     }

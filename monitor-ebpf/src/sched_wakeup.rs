@@ -37,7 +37,7 @@ fn on_wakeup(ctx: &TracePointContext) {
     };
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
-    if RUNQ_START.insert(&tid, &now, 0).is_err() {
+    if RUNQ_START.insert(tid, now, 0).is_err() {
         count_failure(RUNQ_START_INSERT_FAILED);
     }
 }

@@ -126,7 +126,7 @@ intr 1 2 3\nctxt 100\n";
         let idle = f
             .get_metric()
             .iter()
-            .find(|m| m.get_label()[0].get_value() == "2" && m.get_label()[1].get_value() == "idle")
+            .find(|m| m.get_label()[0].value() == "2" && m.get_label()[1].value() == "idle")
             .unwrap();
         assert_eq!(idle.get_counter().get_value(), 1.5);
     }

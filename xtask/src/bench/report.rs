@@ -49,7 +49,7 @@ pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
         o.runs
     );
     println!(
-        "{:<13} {:>9} {:>9} {:>9} {:>18} {:>12} {:>11} {:>9}",
+        "{:<13} {:>9} {:>9} {:>9} {:>18} {:>12} {:>11} {:>9} {:>10}",
         "configuration",
         "median s",
         "min s",
@@ -57,7 +57,8 @@ pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
         "median/baseline",
         "min/baseline",
         "switches/s",
-        "tool CPU"
+        "tool CPU",
+        "other CPU"
     );
     for (cfg, r) in CONFIGS.iter().zip(&work.results) {
         let m = median(&r.secs);
@@ -67,7 +68,7 @@ pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
             format!("{:.2} %", median(&r.tool_cpu))
         };
         println!(
-            "{:<13} {:>9.3} {:>9.3} {:>9.3} {:>7.3} ({:>+6.1} %) {:>12.3} {:>10.0}k {:>9}",
+            "{:<13} {:>9.3} {:>9.3} {:>9.3} {:>7.3} ({:>+6.1} %) {:>12.3} {:>10.0}k {:>9} {:>8.1} %",
             cfg.name(),
             m,
             min(&r.secs),
@@ -76,7 +77,24 @@ pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
             100.0 * (m / base - 1.0),
             min(&r.secs) / base_min,
             median(&r.switch_rate) / 1e3,
-            tool_cpu
+            tool_cpu,
+            median(&r.other_cpu)
+        );
+    }
+    let noisy = work
+        .results
+        .iter()
+        .flat_map(|r| &r.other_cpu)
+        .copied()
+        .fold(0.0, f64::max);
+    println!(
+        "(tool CPU: the tool's own threads; other CPU: anything but the workload and the tool, \
+         in % of one core)"
+    );
+    if noisy > 5.0 {
+        println!(
+            "WARNING: other processes used up to {noisy:.0} % of a core during some runs: \
+             the times above are noisy; rerun on a quiet machine"
         );
     }
 

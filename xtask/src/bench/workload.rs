@@ -22,6 +22,9 @@ pub struct Results {
     pub switch_rate: Vec<f64>,
     /// The tool's own CPU (its threads' on-CPU time) over each run, in % of one core.
     pub tool_cpu: Vec<f64>,
+    /// CPU used by neither the workload nor the tool (other processes, kernel threads) over
+    /// each run, in % of one core: noise, which should be near 0.
+    pub other_cpu: Vec<f64>,
     /// The tool's programs, by name, summed over the runs.
     pub progs: BTreeMap<String, Cost>,
 }
@@ -68,6 +71,41 @@ struct Sample {
     wall: f64,
     /// Context switches on the whole machine meanwhile.
     switches: u64,
+    /// Busy CPU time of the whole machine meanwhile, in seconds.
+    busy: f64,
+    /// CPU time of the workload's processes, in seconds.
+    cpu: f64,
+}
+
+/// Busy time of all CPUs (everything but idle and iowait) from /proc/stat, in seconds.
+fn machine_busy() -> anyhow::Result<f64> {
+    let s = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3).unwrap_or(&0) - v.get(4).unwrap_or(&0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    Ok(busy as f64 / hz as f64)
+}
+
+/// CPU time of the reaped children (and theirs), in seconds.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
 fn context_switches() -> anyhow::Result<u64> {
@@ -80,6 +118,8 @@ fn context_switches() -> anyhow::Result<u64> {
 fn run_workload(env: &Env) -> anyhow::Result<Sample> {
     procs::check_interrupted()?;
     let c0 = context_switches()?;
+    let busy0 = machine_busy()?;
+    let cpu0 = children_cpu();
     let t0 = Instant::now();
     let out = cmd::new("perf")
         .args(["bench", "sched", "messaging"])
@@ -89,6 +129,8 @@ fn run_workload(env: &Env) -> anyhow::Result<Sample> {
         .context("running perf bench")?;
     let wall = t0.elapsed().as_secs_f64();
     let switches = context_switches()? - c0;
+    let busy = machine_busy()? - busy0;
+    let cpu = children_cpu() - cpu0;
     procs::check_interrupted()?;
     if !out.status.success() {
         bail!(
@@ -113,6 +155,8 @@ fn run_workload(env: &Env) -> anyhow::Result<Sample> {
         secs,
         wall,
         switches,
+        busy,
+        cpu,
     })
 }
 
@@ -126,6 +170,7 @@ fn measure(cfg: Config, env: &Env, tag: &str, r: &mut Results) -> anyhow::Result
     let before = bpf::snapshot()?;
     let s = run_workload(env)?;
     let after = bpf::snapshot()?;
+    let mut tool_cpu = 0.0;
     if let Some(t) = &mut tool {
         let cpu = procs::oncpu_seconds(t.proc.pid())? - cpu0;
         if let Some(st) = t.proc.exited() {
@@ -135,6 +180,7 @@ fn measure(cfg: Config, env: &Env, tag: &str, r: &mut Results) -> anyhow::Result
                 procs::tail(&t.log, 20)
             );
         }
+        tool_cpu = cpu;
         r.tool_cpu.push(100.0 * cpu / s.wall);
         bpf::add_delta(&mut r.progs, &t.ids, &before, &after);
         let st = t.proc.stop()?;
@@ -148,6 +194,8 @@ fn measure(cfg: Config, env: &Env, tag: &str, r: &mut Results) -> anyhow::Result
     }
     r.secs.push(s.secs);
     r.switch_rate.push(s.switches as f64 / s.wall);
+    r.other_cpu
+        .push((100.0 * (s.busy - s.cpu - tool_cpu) / s.wall).max(0.0));
     Ok(s)
 }
 
@@ -168,12 +216,13 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<Workload> {
             let cfg = CONFIGS[i];
             let s = measure(cfg, env, &(round + 1).to_string(), &mut results[i])?;
             eprintln!(
-                "bench: round {}/{} {:<9} {:.3} s ({:.0}k context switches/s)",
+                "bench: round {}/{} {:<9} {:.3} s ({:.0}k context switches/s, other CPU {:.1} %)",
                 round + 1,
                 o.runs,
                 cfg.name(),
                 s.secs,
-                s.switches as f64 / s.wall / 1e3
+                s.switches as f64 / s.wall / 1e3,
+                results[i].other_cpu.last().copied().unwrap_or(0.0)
             );
         }
     }
