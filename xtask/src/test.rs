@@ -43,20 +43,30 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
         "warnings",
     ]))?;
     cmd::run(cmd::new("cargo").args(["build", "-p", "monitor"]))?;
-    cmd::run(cmd::new("cargo").args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "monitor-tests",
-        "--exclude",
-        "monitor-ebpf",
-    ]))?;
+    let mut totals = cmd::TestTotals::default();
+    cmd::run_tests(
+        cmd::new("cargo").args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "monitor-tests",
+            "--exclude",
+            "monitor-ebpf",
+        ]),
+        &mut totals,
+    )?;
     let bin = cmd::root().join("target/debug/monitor");
     let mut c = cmd::new("cargo");
+    // Privileged tests share the kernel and the machine: one at a time.
     c.args(["test", "-p", "monitor-tests", "--", "--test-threads=1"])
         .env("MONITOR_BIN", &bin);
     if let Some(f) = filter {
         c.arg(f);
     }
-    cmd::run(&mut c)
+    let r = cmd::run_tests(&mut c, &mut totals);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    r
 }

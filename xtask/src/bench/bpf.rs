@@ -27,6 +27,17 @@ impl StatsEnabled {
     pub fn old(&self) -> &str {
         &self.old
     }
+
+    /// Turns it back on if something else turned it off meanwhile (a test restoring its own
+    /// saved value, say), saying so.
+    pub fn keep_on(&self) -> anyhow::Result<()> {
+        let now = std::fs::read_to_string(SYSCTL).with_context(|| format!("reading {SYSCTL}"))?;
+        if now.trim() == "0" {
+            eprintln!("bench: something turned kernel.bpf_stats_enabled off; turning it on again");
+            std::fs::write(SYSCTL, "1").with_context(|| format!("writing 1 to {SYSCTL}"))?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for StatsEnabled {

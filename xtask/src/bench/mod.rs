@@ -68,6 +68,8 @@ struct Env {
     addr: SocketAddr,
     /// `perf bench sched messaging` arguments.
     perf_args: Vec<String>,
+    /// kernel.bpf_stats_enabled=1 while this lives.
+    stats: bpf::StatsEnabled,
 }
 
 /// Installs and builds what it needs, runs the three measurements with kernel BPF stats on
@@ -101,25 +103,23 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
     perf_args.extend(["-g".into(), o.groups.to_string()]);
     perf_args.extend(["-l".into(), o.loops.to_string()]);
+    preflight()?;
     let env = Env {
         bin,
         dir,
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         perf_args,
+        stats: bpf::StatsEnabled::on()?,
     };
-    preflight()?;
-
-    let stats = bpf::StatsEnabled::on()?;
-    let old_stats = stats.old().to_string();
     eprintln!(
-        "bench: kernel.bpf_stats_enabled=1 (was {old_stats}); logs in {}",
+        "bench: kernel.bpf_stats_enabled=1 (was {}); logs in {}",
+        env.stats.old(),
         env.dir.display()
     );
     let work = workload::phase(o, &env)?;
     let daemon = daemon::phase(o, &env)?;
-    drop(stats);
-
     report::print(o, &env, &work, &daemon);
+    // Dropping `env` restores kernel.bpf_stats_enabled (also on the error paths above).
     Ok(())
 }
 
@@ -157,5 +157,14 @@ fn preflight() -> anyhow::Result<()> {
         );
     }
     bpf::snapshot()?;
+    let b0 = workload::machine_busy()?;
+    procs::sleep(std::time::Duration::from_secs(1))?;
+    let busy = 100.0 * (workload::machine_busy()? - b0);
+    if busy > 20.0 {
+        eprintln!(
+            "bench: WARNING: the machine is busy before starting ({busy:.0} % of a core): \
+             the workload times will be noisy"
+        );
+    }
     Ok(())
 }

@@ -91,6 +91,18 @@ pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
         "(tool CPU: the tool's own threads; other CPU: anything but the workload and the tool, \
          in % of one core)"
     );
+    let foreign = work
+        .results
+        .iter()
+        .map(|r| r.foreign_progs)
+        .max()
+        .unwrap_or(0);
+    if foreign > 0 {
+        println!(
+            "WARNING: {foreign} BPF programs of another process ran during some runs (another \
+             tracer or a test daemon): every configuration paid for them"
+        );
+    }
     if noisy > 5.0 {
         println!(
             "WARNING: other processes used up to {noisy:.0} % of a core during some runs: \

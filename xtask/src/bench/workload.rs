@@ -27,6 +27,8 @@ pub struct Results {
     pub other_cpu: Vec<f64>,
     /// The tool's programs, by name, summed over the runs.
     pub progs: BTreeMap<String, Cost>,
+    /// The most programs not the tool's that ran during one of the runs (another tracer).
+    pub foreign_progs: usize,
 }
 
 impl Results {
@@ -78,7 +80,7 @@ struct Sample {
 }
 
 /// Busy time of all CPUs (everything but idle and iowait) from /proc/stat, in seconds.
-fn machine_busy() -> anyhow::Result<f64> {
+pub fn machine_busy() -> anyhow::Result<f64> {
     let s = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
     let line = s
         .lines()
@@ -162,6 +164,7 @@ fn run_workload(env: &Env) -> anyhow::Result<Sample> {
 
 /// Runs the workload once under `cfg`'s tool, started fresh, adding the figures to `r`.
 fn measure(cfg: Config, env: &Env, tag: &str, r: &mut Results) -> anyhow::Result<Sample> {
+    env.stats.keep_on()?;
     let mut tool = tools::start(cfg, env, tag)?;
     let cpu0 = match &tool {
         Some(t) => procs::oncpu_seconds(t.proc.pid())?,
@@ -171,6 +174,15 @@ fn measure(cfg: Config, env: &Env, tag: &str, r: &mut Results) -> anyhow::Result
     let s = run_workload(env)?;
     let after = bpf::snapshot()?;
     let mut tool_cpu = 0.0;
+    let mine = tool.as_ref().map(|t| &t.ids);
+    let foreign = after
+        .iter()
+        .filter(|(id, p)| {
+            mine.is_none_or(|m| !m.contains(id))
+                && before.get(id).is_some_and(|b| p.run_cnt > b.run_cnt)
+        })
+        .count();
+    r.foreign_progs = r.foreign_progs.max(foreign);
     if let Some(t) = &mut tool {
         let cpu = procs::oncpu_seconds(t.proc.pid())? - cpu0;
         if let Some(st) = t.proc.exited() {
