@@ -5,31 +5,6 @@ use std::{net::TcpListener, process::Command};
 
 use monitor_tests::*;
 
-/// Runs the daemon expecting it to fail: (exit code, stderr).
-fn fails(pre: &[&str], args: &[&str]) -> (i32, String) {
-    let bin = monitor_bin();
-    let mut c = match pre.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    let out = c.args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panic on {args:?}:\n{stderr}");
-    let code = out.status.code().expect("exited, not killed");
-    assert_ne!(code, 0, "{args:?} succeeded:\n{stderr}");
-    (code, stderr)
-}
-
-fn one_line(stderr: &str) -> &str {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
-    lines[0]
-}
-
 #[test]
 fn unknown_flag() {
     let (code, err) = fails(&[], &["run", "--no-such-flag"]);
@@ -75,26 +50,6 @@ fn port_in_use() {
         line.contains("cannot listen on") && line.contains("in use"),
         "{line}"
     );
-}
-
-#[test]
-fn without_privileges() {
-    require_root();
-    let port = free_port().to_string();
-    let addr = format!("127.0.0.1:{port}");
-    let (code, err) = fails(
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ],
-        &["run", "--web.listen-address", &addr],
-    );
-    assert_eq!(code, 1);
-    let line = one_line(&err);
-    assert!(line.contains("refused") && line.contains("root"), "{line}");
 }
 
 #[test]

@@ -283,3 +283,28 @@ pub fn read_all(mut r: impl std::io::Read) -> String {
     let _ = r.read_to_string(&mut s);
     s
 }
+
+/// Runs the daemon expecting it to fail: (exit code, stderr).
+pub fn fails(pre: &[&str], args: &[&str]) -> (i32, String) {
+    let bin = monitor_bin();
+    let mut c = match pre.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let out = c.args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "panic on {args:?}:\n{stderr}");
+    let code = out.status.code().expect("exited, not killed");
+    assert_ne!(code, 0, "{args:?} succeeded:\n{stderr}");
+    (code, stderr)
+}
+
+pub fn one_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
+    lines[0]
+}

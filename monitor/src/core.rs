@@ -69,16 +69,15 @@ impl Kernel {
             });
         }
         raise_memlock();
-        let mut ebpf = match Ebpf::load(OBJECT) {
-            Ok(e) => e,
-            Err(e) if is_permission_error(&e) => {
-                return Err(anyhow::Error::new(e).context(
-                    "loading the kernel programs was refused: run as root, or with CAP_BPF, \
-                     CAP_PERFMON and CAP_SYS_ADMIN (for tracepoints on older kernels)",
-                ))
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
-        };
+        let mut ebpf =
+            match Ebpf::load(OBJECT) {
+                Ok(e) => e,
+                Err(e) if is_permission_error(&e) => return Err(anyhow::Error::new(e).context(
+                    "loading the kernel programs was refused: run as root, or with CAP_BPF and \
+                     CAP_PERFMON (root on kernels before 5.8)",
+                )),
+                Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
+            };
         let stats = if opts.bpf_stats {
             match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
                 Ok(fd) => Some(fd),
