@@ -59,6 +59,12 @@ impl IdentityReader {
         let proc =
             procfs::process::Process::new_with_root(dir.clone()).map_err(|e| gone_or(&dir, e))?;
         let stat = proc.stat().map_err(|e| gone_or(&dir.join("stat"), e))?;
+        // A zombie has exited: only its exit status waits to be reaped. (A thread group
+        // whose leader exited while other threads run also shows its leader as a zombie;
+        // its figures still reach its group through the kernel entry.)
+        if stat.state == 'Z' {
+            return Err(IdentityError::Gone(pid));
+        }
         let uid = proc.uid().map_err(|e| gone_or(&dir, e))?;
         // Kernel threads have neither; a process exiting right now may lose them: identity
         // stays usable without.

@@ -50,7 +50,7 @@ pub struct ProcessTable {
     exited: HashMap<u32, Arc<str>>,
     recently_exited: HashMap<u32, (Arc<str>, Instant)>,
     budget: Budget,
-    /// Exits noticed only because the process vanished from procfs (its event was lost).
+    /// Exits noticed only because a known process vanished from procfs (its event was lost).
     pub exits_without_event: u64,
 }
 
@@ -171,12 +171,11 @@ impl ProcessTable {
                         );
                     }
                     Err(IdentityError::Gone(_)) => {
-                        // Started and ended between two reads, its exit event lost.
+                        // Gone before we knew it (its exit event lost), or a thread group
+                        // living on after its leader exited. Its time is kept; no exit is
+                        // counted, as which of the two it is cannot be told.
                         let group = self.grouper.group_of_comm(&comm);
-                        let g = self.group_mut(&group);
-                        g.retired += counters;
-                        g.retired.exits += 1;
-                        self.exits_without_event += 1;
+                        self.group_mut(&group).retired += counters;
                         delete.push(tgid);
                     }
                     Err(e) => tracing::debug!(tgid, error = %e, "cannot read process identity"),
@@ -386,6 +385,30 @@ mod tests {
         let p = t.processes().next().unwrap();
         assert_eq!(p.last.cpu_ns, 40);
         assert_eq!(&*p.group, "app");
+    }
+
+    #[test]
+    fn a_zombie_is_not_listed_and_its_exit_counts_once() {
+        let dir = fixture(&[(30, "parent")]);
+        let mut t = table(dir.path());
+        t.update([entry(30, 10, "parent")], &[30].into(), Instant::now());
+        t.on_exit(30, "parent");
+        // Not reaped yet: still in procfs, as a zombie.
+        std::fs::write(
+            dir.path().join("30/stat"),
+            "30 (parent) Z 1 30 30 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 0 0 0 0 0 0 0 0 0 \
+             0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        )
+        .unwrap();
+        let later = Instant::now() + EXITED_MEMORY * 2;
+        t.update([entry(30, 11, "parent")], &[30].into(), Instant::now());
+        t.update([entry(30, 1, "parent")], &[30].into(), later);
+        assert_eq!(t.processes().count(), 0);
+        t.update([], &HashSet::new(), later);
+        let e = t.export(later);
+        assert_eq!(group(&e, "parent").exits, 1);
+        assert_eq!(group(&e, "parent").cpu_ns, 12);
+        assert_eq!(t.exits_without_event, 0);
     }
 
     #[test]
