@@ -45,5 +45,13 @@ fn revision() {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=MONITOR_REVISION={rev}");
+    // A commit moves the branch HEAD points to, not HEAD itself.
     println!("cargo:rerun-if-changed=../.git/HEAD");
+    if let Some(r) = std::fs::read_to_string("../.git/HEAD")
+        .ok()
+        .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
+    {
+        println!("cargo:rerun-if-changed=../.git/{r}");
+    }
+    println!("cargo:rerun-if-changed=../.git/packed-refs");
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::{Btf, Ebpf};
+use aya::{Btf, Ebpf, EbpfLoader};
 use monitor_common::{
     event::ProcEventKind,
     health::{PROC_EVENTS_LOST, RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED},
@@ -69,8 +69,17 @@ impl Kernel {
             });
         }
         raise_memlock();
+        // Parsed once, for the loader's relocations and for the tp_btf hooks: the kernel's
+        // BTF is megabytes, and each parse peaks at tens of MiB.
+        let btf = match Btf::from_sys_fs() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "no kernel BTF; tp_btf hooks fall back to classic tracepoints");
+                None
+            }
+        };
         let mut ebpf =
-            match Ebpf::load(OBJECT) {
+            match EbpfLoader::new().btf(btf.as_ref()).load(OBJECT) {
                 Ok(e) => e,
                 Err(e) if is_permission_error(&e) => return Err(anyhow::Error::new(e).context(
                     "loading the kernel programs was refused: run as root, or with CAP_BPF and \
@@ -97,13 +106,6 @@ impl Kernel {
                 "tracefs is missing; classic tracepoints will not attach"
             ),
         }
-        let btf = match Btf::from_sys_fs() {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::warn!(error = %e, "no kernel BTF; tp_btf hooks fall back to classic tracepoints");
-                None
-            }
-        };
         let mut hooks = Vec::new();
         let sched = if opts.sched {
             match attach_all(&mut ebpf, btf.as_ref(), PROBES, &opts.attach) {
