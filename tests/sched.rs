@@ -217,3 +217,50 @@ fn series_budget_folds_the_rest_into_other_and_totals_add_up() {
         .sum();
     assert!(sum >= live * 0.999, "groups {sum} < live processes {live}");
 }
+
+#[test]
+fn the_classic_sched_switch_fallback_measures_the_same() {
+    // Make the tp_btf hook fail for real, as on a kernel older than 5.18.
+    let d = Daemon::start(&["--debug.fail-attach", "sched_switch_btf"]);
+    let m = d.metrics();
+    assert!(
+        m.0.contains("program=\"sched_switch_tp\",hook=\"tracepoint/sched/sched_switch\"} 1"),
+        "the classic fallback did not attach:\n{}",
+        d.log()
+    );
+    assert_eq!(
+        m.value("monitor_collector_success{collector=\"sched\"}"),
+        1.0
+    );
+    let bin = NamedBinary::new("/bin/dash", "mtclassic");
+    let a = spin(&bin, Some(1));
+    let b = spin(&bin, Some(1));
+    std::thread::sleep(RUN);
+    for c in [&a, &b] {
+        signal(c, libc::SIGSTOP);
+    }
+    for c in [&a, &b] {
+        wait_stopped(c.id());
+    }
+    settle();
+    for c in [&a, &b] {
+        let p = d.process(c.id());
+        let (on_cpu, waited) = proc_schedstat(c.id());
+        assert_close(
+            "classic: CPU vs schedstat",
+            p["cpu_seconds_total"].as_f64().unwrap(),
+            on_cpu,
+            0.05,
+        );
+        assert_close(
+            "classic: run-queue wait vs schedstat",
+            p["runqueue_wait_seconds_total"].as_f64().unwrap(),
+            waited,
+            0.10,
+        );
+        assert!(
+            p["involuntary_switches_total"].as_u64().unwrap() > 10,
+            "{p}"
+        );
+    }
+}

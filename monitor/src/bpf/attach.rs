@@ -53,6 +53,16 @@ pub struct AttachOptions {
     pub fail: Vec<String>,
 }
 
+/// The hook name to use: a name no kernel has when `program` is listed in
+/// `--debug.fail-attach`, so the real failure (and fallback) path runs.
+fn fault_or<'a>(opts: &AttachOptions, program: &str, name: &'a str) -> &'a str {
+    if opts.fail.iter().any(|f| f == program) {
+        "monitor_fault_injected"
+    } else {
+        name
+    }
+}
+
 fn attach_one(
     ebpf: &mut Ebpf,
     btf: Option<&Btf>,
@@ -66,7 +76,7 @@ fn attach_one(
         Hook::Btf(name) => {
             let btf = btf.ok_or_else(|| anyhow::anyhow!("kernel BTF is not available"))?;
             let p: &mut BtfTracePoint = prog.try_into()?;
-            p.load(name, btf)?;
+            p.load(fault_or(opts, c.program, name), btf)?;
             if let Err(e) = p.attach() {
                 let _ = p.unload();
                 return Err(e.into());
@@ -75,11 +85,7 @@ fn attach_one(
         Hook::Tracepoint(cat, name) => {
             let p: &mut TracePoint = prog.try_into()?;
             p.load()?;
-            let name = if opts.fail.iter().any(|f| f == c.program) {
-                "monitor_fault_injected"
-            } else {
-                name
-            };
+            let name = fault_or(opts, c.program, name);
             if let Err(e) = p.attach(cat, name) {
                 let _ = p.unload();
                 return Err(anyhow::Error::new(e).context(format!("attaching to {cat}:{name}")));
