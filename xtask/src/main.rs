@@ -5,6 +5,7 @@ mod cmd;
 mod run;
 mod setup;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Benchmark the kernel programs and the daemon against peers (prints figures).
     Bench(bench::Options),
+    /// Boot Debian kernels under QEMU and check the kernel programs and daemon on each.
+    VmTest(vm::Options),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Test { filter } => test::run(filter.as_deref()),
         Command::Bench(o) => bench::run(&o),
+        Command::VmTest(o) => vm::run(&o),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

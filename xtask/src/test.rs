@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 
-use crate::{cmd, setup};
+use crate::{cmd, setup, vm};
 
 /// Debian packages the integration tests drive: Prometheus and promtool, and setpriv (to
 /// run the daemon without privileges).
@@ -63,7 +63,17 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     if let Some(f) = filter {
         c.arg(f);
     }
-    let r = cmd::run_tests(&mut c, &mut totals);
+    let r = cmd::run_tests(&mut c, &mut totals).and_then(|()| {
+        // The same programs on the kernels users run, in VMs.
+        let kernels: Vec<String> = vm::MATRIX.iter().map(|s| s.to_string()).collect();
+        let (passed, failed) = vm::run_matrix(&kernels, true)?;
+        totals.passed += passed;
+        totals.failed += failed;
+        if failed > 0 {
+            anyhow::bail!("{failed} of {} kernels failed in vm-test", passed + failed);
+        }
+        Ok(())
+    });
     println!(
         "{} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored

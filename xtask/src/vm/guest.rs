@@ -1,0 +1,221 @@
+//! The guest: an initramfs holding busybox, the daemon with its shared libraries, and a
+//! shell for the workload; its `/init` runs the daemon twice (default hooks, then with the
+//! tp_btf hook forced to fail so the classic fallback runs), drives a workload, and prints
+//! the exposition and the daemon's log between markers on the serial console.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context as _};
+
+use crate::cmd;
+
+/// Processes the workload runs per daemon run; the checks expect exactly this many starts
+/// and exits in the workload's group.
+pub const WORKLOAD_RUNS: u32 = 3;
+
+/// One daemon configuration run in the guest.
+pub struct GuestRun {
+    pub name: &'static str,
+    /// The workload's group (its executable's name).
+    pub group: &'static str,
+    pub args: &'static str,
+}
+
+pub const RUNS: &[GuestRun] = &[
+    GuestRun {
+        name: "default",
+        group: "vmwork",
+        args: "--bpf.stats",
+    },
+    GuestRun {
+        name: "classic",
+        group: "vmclassic",
+        args: "--debug.fail-attach sched_switch_btf",
+    },
+];
+
+fn init_script() -> String {
+    let mut s = String::from(
+        "#!/bin/busybox sh\n\
+         /bin/busybox --install -s /bin\n\
+         mount -t proc proc /proc\n\
+         mount -t sysfs sysfs /sys\n\
+         mount -t devtmpfs dev /dev\n\
+         ip link set lo up\n\
+         echo \"@@ KERNEL $(uname -r)\"\n\
+         run() {\n\
+           name=$1; work=$2; shift 2\n\
+           /monitor run --web.listen-address 127.0.0.1:9957 \"$@\" > /tmp/$name.log 2>&1 &\n\
+           pid=$!\n\
+           i=0\n\
+           until wget -q -O /dev/null http://127.0.0.1:9957/healthz; do\n\
+             i=$((i+1)); [ $i -gt 240 ] && break; sleep 0.5\n\
+           done\n\
+           cp /opt/dash /tmp/$work\n",
+    );
+    s.push_str(&format!(
+        "  for n in $(seq {WORKLOAD_RUNS}); do /tmp/$work -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'; done\n"
+    ));
+    s.push_str(
+        "  sleep 1.5\n\
+           echo \"@@ BEGIN $name\"\n\
+           wget -q -O - http://127.0.0.1:9957/metrics | grep '^monitor_'\n\
+           echo \"@@ LOG $name\"\n\
+           cat /tmp/$name.log\n\
+           echo \"@@ END $name\"\n\
+           kill $pid; wait $pid\n\
+         }\n",
+    );
+    for r in RUNS {
+        s.push_str(&format!("run {} {} {}\n", r.name, r.group, r.args));
+    }
+    s.push_str("echo \"@@ DONE\"\npoweroff -f\n");
+    s
+}
+
+/// Copies `file` into the staging root at the same path, creating directories.
+fn stage(root: &Path, file: &Path) -> anyhow::Result<()> {
+    let dest = root.join(file.strip_prefix("/").unwrap_or(file));
+    std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
+    std::fs::copy(file, &dest)
+        .with_context(|| format!("copying {} into the initramfs", file.display()))?;
+    Ok(())
+}
+
+/// Shared libraries `binary` needs, from ldd.
+fn libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let out = cmd::new("ldd")
+        .arg(binary)
+        .output()
+        .context("running ldd")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Builds `<work>/initramfs.gz` around `monitor` and returns its path.
+pub fn initramfs(monitor: &Path, work: &Path) -> anyhow::Result<PathBuf> {
+    let root = work.join("root");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    for d in ["bin", "proc", "sys", "dev", "tmp", "opt"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .context("copying /bin/busybox (Debian package busybox-static)")?;
+    std::fs::copy(monitor, root.join("monitor"))?;
+    std::fs::copy("/bin/dash", root.join("opt/dash"))?;
+    let mut libs = libraries(monitor)?;
+    libs.extend(libraries(Path::new("/bin/dash"))?);
+    libs.sort();
+    libs.dedup();
+    for l in &libs {
+        stage(&root, l)?;
+    }
+    let init = root.join("init");
+    std::fs::write(&init, init_script())?;
+    let mut perms = std::fs::metadata(&init)?.permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&init, perms)?;
+    let image = work.join("initramfs.gz");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+            root.display(),
+            image.display()
+        ))
+        .status()?;
+    if !status.success() {
+        bail!("packing the initramfs with cpio");
+    }
+    Ok(image)
+}
+
+/// What the guest printed for one daemon run.
+#[derive(Default, Debug)]
+pub struct RunOutput {
+    /// Series (name with labels) to value.
+    pub metrics: BTreeMap<String, f64>,
+    pub log: String,
+}
+
+/// What the guest printed: its kernel release and each run's output.
+#[derive(Default, Debug)]
+pub struct GuestOutput {
+    pub release: Option<String>,
+    pub runs: BTreeMap<String, RunOutput>,
+    pub done: bool,
+}
+
+pub fn parse(console: &str) -> GuestOutput {
+    let mut out = GuestOutput::default();
+    let mut section: Option<(String, bool)> = None;
+    for raw in console.lines() {
+        let line = raw.trim_end_matches('\r');
+        // The firmware's console may leave terminal escapes before the first marker.
+        if let Some(rest) = line.find("@@ ").map(|i| &line[i + 3..]) {
+            let mut w = rest.split_whitespace();
+            match (w.next(), w.next()) {
+                (Some("KERNEL"), Some(r)) => out.release = Some(r.to_string()),
+                (Some("BEGIN"), Some(n)) => {
+                    out.runs.entry(n.to_string()).or_default();
+                    section = Some((n.to_string(), true));
+                }
+                (Some("LOG"), Some(n)) => section = Some((n.to_string(), false)),
+                (Some("END"), _) => section = None,
+                (Some("DONE"), _) => out.done = true,
+                _ => {}
+            }
+            continue;
+        }
+        let Some((name, is_metrics)) = &section else {
+            continue;
+        };
+        let run = out.runs.entry(name.clone()).or_default();
+        if *is_metrics {
+            if let Some((series, value)) = line.rsplit_once(' ') {
+                if let Ok(v) = value.parse() {
+                    run.metrics.insert(series.to_string(), v);
+                }
+            }
+        } else {
+            run.log.push_str(line);
+            run.log.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sections() {
+        let console = "noise\r\n\x1b[?7l\x1b[2J@@ KERNEL 6.1.0-50-amd64\r\n@@ BEGIN default\r\n\
+                       monitor_x{a=\"b c\"} 3\r\n@@ LOG default\r\nINFO attached\r\n\
+                       @@ END default\r\n@@ DONE\r\n";
+        let o = parse(console);
+        assert_eq!(o.release.as_deref(), Some("6.1.0-50-amd64"));
+        assert!(o.done);
+        let r = &o.runs["default"];
+        assert_eq!(r.metrics["monitor_x{a=\"b c\"}"], 3.0);
+        assert_eq!(r.log, "INFO attached\n");
+    }
+
+    #[test]
+    fn the_init_script_runs_every_configuration() {
+        let s = init_script();
+        for r in RUNS {
+            assert!(s.contains(&format!("run {} {}", r.name, r.group)));
+        }
+        assert!(s.starts_with("#!/bin/busybox sh\n"));
+    }
+}

@@ -1,0 +1,274 @@
+//! `cargo xtask vm-test`: boot Debian's kernels under QEMU and check, on each, that every
+//! kernel program passes the verifier and attaches through the expected hook (or falls back
+//! as designed), that the daemon serves metrics, and that it counts a workload run in the
+//! guest. Prints one PASS or FAIL line per kernel, and each program's verifier instruction
+//! count so growth is visible.
+
+mod guest;
+mod kernel;
+mod qemu;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use crate::{cmd, setup};
+
+/// Kernels the test command checks besides the host's: Debian 12's and its backports'.
+pub const MATRIX: &[&str] = &["6.1", "6.12"];
+
+const PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "cpio"];
+
+const BOOT_LIMIT: Duration = Duration::from_secs(300);
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Kernel series ("6.1", "6.12") or a full package name; repeatable. Default: the matrix.
+    #[arg(long = "kernel")]
+    pub kernels: Vec<String>,
+    /// Use target/release/monitor as it is.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// The hook each measure must use on a kernel series, per guest run. Every kernel in the
+/// matrix has `prev_state` as a tp_btf argument (5.18+), so the switch program uses tp_btf
+/// unless the run forces the classic fallback.
+fn expected_hooks(_series: &str, run: &str) -> Vec<(&'static str, &'static str)> {
+    let switch = if run == "classic" {
+        "tracepoint/sched/sched_switch"
+    } else {
+        "tp_btf/sched_switch"
+    };
+    vec![
+        ("cpu_time_and_switches", switch),
+        ("runqueue_wakeup", "tracepoint/sched/sched_wakeup"),
+        ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
+        ("process_exec", "tracepoint/sched/sched_process_exec"),
+        ("process_exit", "tracepoint/sched/sched_process_exit"),
+    ]
+}
+
+fn label<'a>(series: &'a str, name: &str) -> Option<&'a str> {
+    let start = series.find(&format!("{name}=\""))? + name.len() + 2;
+    let len = series[start..].find('"')?;
+    Some(&series[start..start + len])
+}
+
+/// Checks one guest run; returns its verifier figures.
+fn check_run(
+    series: &str,
+    run: &guest::GuestRun,
+    out: &guest::RunOutput,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let m = &out.metrics;
+    if m.is_empty() {
+        bail!("run {}: no metrics; daemon log:\n{}", run.name, out.log);
+    }
+    if out.log.contains("panicked") || out.log.contains("ERROR") {
+        bail!("run {}: the daemon logged an error:\n{}", run.name, out.log);
+    }
+    for c in ["cpu", "sched", "bpf"] {
+        let v = m.get(&format!("monitor_collector_success{{collector=\"{c}\"}}"));
+        if v != Some(&1.0) {
+            bail!(
+                "run {}: collector {c} success is {v:?}; daemon log:\n{}",
+                run.name,
+                out.log
+            );
+        }
+    }
+    for (measure, hook) in expected_hooks(series, run.name) {
+        let got: Vec<&str> = m
+            .keys()
+            .filter(|k| {
+                k.starts_with("monitor_bpf_hook_info{") && label(k, "measure") == Some(measure)
+            })
+            .filter_map(|k| label(k, "hook"))
+            .collect();
+        if got != [hook] {
+            bail!(
+                "run {}: measure {measure} uses {got:?}, expected {hook}",
+                run.name
+            );
+        }
+    }
+    let g = run.group;
+    for what in ["starts", "exits"] {
+        let v = m.get(&format!("monitor_process_{what}_total{{group=\"{g}\"}}"));
+        if v != Some(&f64::from(guest::WORKLOAD_RUNS)) {
+            bail!(
+                "run {}: {what} of the workload group {g} is {v:?}, expected {}",
+                run.name,
+                guest::WORKLOAD_RUNS
+            );
+        }
+    }
+    let cpu = m
+        .get(&format!(
+            "monitor_process_cpu_seconds_total{{group=\"{g}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0);
+    if cpu <= 0.0 {
+        bail!(
+            "run {}: no CPU time counted for the workload group {g}",
+            run.name
+        );
+    }
+    Ok(m.iter()
+        .filter(|(k, _)| k.starts_with("monitor_bpf_program_verified_instructions{"))
+        .filter_map(|(k, v)| Some((label(k, "program")?.to_string(), *v as u64)))
+        .collect())
+}
+
+/// Boots one kernel and checks it; `Ok` carries the report line's details.
+fn test_kernel(
+    series: &str,
+    initrd: &std::path::Path,
+    work: &std::path::Path,
+) -> anyhow::Result<String> {
+    let package = kernel::resolve(series)?;
+    let image = kernel::vmlinuz(&package, &work.join("kernels"))?;
+    let log = work.join(format!("{package}.console.log"));
+    let start = Instant::now();
+    let console = qemu::boot(&image, initrd, &log, BOOT_LIMIT)?;
+    let out = guest::parse(&console);
+    let release = out.release.clone().with_context(|| {
+        format!(
+            "{package}: the guest never ran its init (console in {})",
+            log.display()
+        )
+    })?;
+    if !out.done {
+        bail!(
+            "{release}: the guest stopped before finishing (console in {})",
+            log.display()
+        );
+    }
+    // Every program loaded in any run, the fallback's included.
+    let mut verifier = std::collections::BTreeMap::new();
+    for run in guest::RUNS {
+        let r = out
+            .runs
+            .get(run.name)
+            .with_context(|| format!("{release}: run {} printed nothing", run.name))?;
+        verifier.extend(check_run(series, run, r).with_context(|| release.clone())?);
+    }
+    let v: Vec<String> = verifier.iter().map(|(p, n)| format!("{p}={n}")).collect();
+    Ok(format!(
+        "{release} ({package}) in {:.0}s; verified instructions: {}",
+        start.elapsed().as_secs_f64(),
+        v.join(" ")
+    ))
+}
+
+/// Runs the matrix (or `kernels`), printing one line per kernel. Returns (passed, failed).
+pub fn run_matrix(kernels: &[String], build: bool) -> anyhow::Result<(u64, u64)> {
+    setup::ensure()?;
+    setup::apt_install(PACKAGES)?;
+    if !cmd::is_root() {
+        bail!("vm-test downloads kernels with apt and boots them: run as root");
+    }
+    if build {
+        cmd::run(cmd::new("cargo").args(["build", "--release", "-p", "monitor"]))?;
+    }
+    let work = cmd::root().join("target/vm");
+    std::fs::create_dir_all(&work)?;
+    let initrd = guest::initramfs(&cmd::root().join("target/release/monitor"), &work)?;
+    let (mut passed, mut failed) = (0, 0);
+    for k in kernels {
+        match test_kernel(k, &initrd, &work) {
+            Ok(line) => {
+                passed += 1;
+                println!("vm-test {k}: PASS {line}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("vm-test {k}: FAIL {e:#}");
+            }
+        }
+    }
+    Ok((passed, failed))
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let kernels: Vec<String> = if o.kernels.is_empty() {
+        MATRIX.iter().map(|s| s.to_string()).collect()
+    } else {
+        o.kernels.clone()
+    };
+    let (passed, failed) = run_matrix(&kernels, !o.no_build)?;
+    if failed > 0 {
+        bail!("{failed} of {} kernels failed", passed + failed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_run, guest, label};
+
+    fn output(hook: &str, starts: f64) -> guest::RunOutput {
+        let mut o = guest::RunOutput::default();
+        for c in ["cpu", "sched", "bpf"] {
+            o.metrics.insert(
+                format!("monitor_collector_success{{collector=\"{c}\"}}"),
+                1.0,
+            );
+        }
+        for (m, h) in [
+            ("cpu_time_and_switches", hook),
+            ("runqueue_wakeup", "tracepoint/sched/sched_wakeup"),
+            ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
+            ("process_exec", "tracepoint/sched/sched_process_exec"),
+            ("process_exit", "tracepoint/sched/sched_process_exit"),
+        ] {
+            o.metrics.insert(
+                format!("monitor_bpf_hook_info{{collector=\"sched\",measure=\"{m}\",program=\"p\",hook=\"{h}\"}}"),
+                1.0,
+            );
+        }
+        for w in ["starts", "exits"] {
+            o.metrics.insert(
+                format!("monitor_process_{w}_total{{group=\"vmwork\"}}"),
+                starts,
+            );
+        }
+        o.metrics.insert(
+            "monitor_process_cpu_seconds_total{group=\"vmwork\"}".into(),
+            0.5,
+        );
+        o.metrics.insert(
+            "monitor_bpf_program_verified_instructions{program=\"sched_switch_btf\"}".into(),
+            3653.0,
+        );
+        o
+    }
+
+    #[test]
+    fn a_run_as_expected_passes_and_reports_the_verifier() {
+        let v = check_run("6.1", &guest::RUNS[0], &output("tp_btf/sched_switch", 3.0)).unwrap();
+        assert_eq!(v, vec![("sched_switch_btf".to_string(), 3653)]);
+    }
+
+    #[test]
+    fn an_unexpected_fallback_or_a_missed_event_fails() {
+        let e = check_run(
+            "6.1",
+            &guest::RUNS[0],
+            &output("tracepoint/sched/sched_switch", 3.0),
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("cpu_time_and_switches"));
+        let e = check_run("6.1", &guest::RUNS[0], &output("tp_btf/sched_switch", 2.0));
+        assert!(format!("{:#}", e.unwrap_err()).contains("starts"));
+    }
+
+    #[test]
+    fn reads_labels() {
+        let s = "monitor_bpf_hook_info{collector=\"sched\",measure=\"process_exec\",hook=\"tracepoint/sched/x\"}";
+        assert_eq!(label(s, "measure"), Some("process_exec"));
+        assert_eq!(label(s, "hook"), Some("tracepoint/sched/x"));
+        assert_eq!(label(s, "nope"), None);
+    }
+}
