@@ -251,6 +251,17 @@ pub fn signal(child: &Child, sig: i32) {
     unsafe { libc::kill(child.id() as i32, sig) };
 }
 
+/// Stops every child (SIGSTOP) and waits until all are stopped, so the daemon and procfs
+/// then see the same, final totals.
+pub fn stop_all(children: &[&Guard]) {
+    for c in children {
+        signal(c, libc::SIGSTOP);
+    }
+    for c in children {
+        wait_stopped(c.id());
+    }
+}
+
 /// Waits for `pid` to be stopped (state T in /proc/<pid>/stat).
 pub fn wait_stopped(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);

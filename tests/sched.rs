@@ -23,9 +23,7 @@ fn process_cpu_matches_proc_stat() {
     let child = spin(&bin, None);
     let pid = child.id();
     std::thread::sleep(RUN);
-    // Freeze it so the daemon and procfs see the same total.
-    signal(&child, libc::SIGSTOP);
-    wait_stopped(pid);
+    stop_all(&[&child]);
     settle();
     let p = d.process(pid);
     let ours = p["cpu_seconds_total"].as_f64().unwrap();
@@ -50,12 +48,7 @@ fn runqueue_wait_matches_schedstat() {
     let a = spin(&bin, Some(1));
     let b = spin(&bin, Some(1));
     std::thread::sleep(RUN);
-    for c in [&a, &b] {
-        signal(c, libc::SIGSTOP);
-    }
-    for c in [&a, &b] {
-        wait_stopped(c.id());
-    }
+    stop_all(&[&a, &b]);
     settle();
     for c in [&a, &b] {
         let p = d.process(c.id());
@@ -191,8 +184,7 @@ fn series_budget_folds_the_rest_into_other_and_totals_add_up() {
     let bin = NamedBinary::new("/bin/dash", "mtbudget");
     let child = spin(&bin, None);
     std::thread::sleep(Duration::from_secs(1));
-    signal(&child, libc::SIGSTOP);
-    wait_stopped(child.id());
+    stop_all(&[&child]);
     settle();
     let m = d.metrics();
     let rows: Vec<(String, f64)> =
@@ -236,12 +228,7 @@ fn the_classic_sched_switch_fallback_measures_the_same() {
     let a = spin(&bin, Some(1));
     let b = spin(&bin, Some(1));
     std::thread::sleep(RUN);
-    for c in [&a, &b] {
-        signal(c, libc::SIGSTOP);
-    }
-    for c in [&a, &b] {
-        wait_stopped(c.id());
-    }
+    stop_all(&[&a, &b]);
     settle();
     for c in [&a, &b] {
         let p = d.process(c.id());

@@ -113,6 +113,28 @@ impl ProcessTable {
         self.exited.insert(tgid, group);
     }
 
+    /// Starts tracking a live process first seen with kernel totals `last`.
+    fn admit(&mut self, tgid: u32, identity: Identity, last: Counters) {
+        let group = self.grouper.group(&identity);
+        self.procs.insert(
+            tgid,
+            Proc {
+                identity,
+                group,
+                base: Counters::default(),
+                last,
+            },
+        );
+    }
+
+    /// A known process vanished from procfs without its exit event (the ring buffer
+    /// overflowed): count the exit here and fold its totals.
+    fn retire_without_event(&mut self, tgid: u32, group: Arc<str>, last: Counters, now: Instant) {
+        self.group_mut(&group).retired.exits += 1;
+        self.exits_without_event += 1;
+        self.retire(tgid, group, last, now);
+    }
+
     fn retire(&mut self, tgid: u32, group: Arc<str>, final_counters: Counters, now: Instant) {
         let base = self.procs.remove(&tgid).map(|p| p.base).unwrap_or_default();
         self.group_mut(&group).retired += final_counters.since(base);
@@ -151,25 +173,12 @@ impl ProcessTable {
                     p.last = counters;
                 } else {
                     let group = p.group.clone();
-                    self.group_mut(&group).retired.exits += 1;
-                    self.exits_without_event += 1;
-                    self.retire(tgid, group, counters, now);
+                    self.retire_without_event(tgid, group, counters, now);
                     delete.push(tgid);
                 }
             } else {
                 match self.reader.read(tgid) {
-                    Ok(identity) => {
-                        let group = self.grouper.group(&identity);
-                        self.procs.insert(
-                            tgid,
-                            Proc {
-                                identity,
-                                group,
-                                base: Counters::default(),
-                                last: counters,
-                            },
-                        );
-                    }
+                    Ok(identity) => self.admit(tgid, identity, counters),
                     Err(IdentityError::Gone(_)) => {
                         // Gone before we knew it (its exit event lost), or a thread group
                         // living on after its leader exited. Its time is kept; no exit is
@@ -196,9 +205,7 @@ impl ProcessTable {
         for tgid in vanished {
             if let Some(p) = self.procs.get(&tgid) {
                 let (group, last) = (p.group.clone(), p.last);
-                self.group_mut(&group).retired.exits += 1;
-                self.exits_without_event += 1;
-                self.retire(tgid, group, last, now);
+                self.retire_without_event(tgid, group, last, now);
             }
         }
         // Live processes never seen running: listed with zero totals.
@@ -207,16 +214,7 @@ impl ProcessTable {
                 continue;
             }
             if let Ok(identity) = self.reader.read(tgid) {
-                let group = self.grouper.group(&identity);
-                self.procs.insert(
-                    tgid,
-                    Proc {
-                        identity,
-                        group,
-                        base: Counters::default(),
-                        last: Counters::default(),
-                    },
-                );
+                self.admit(tgid, identity, Counters::default());
             }
         }
         for g in self.groups.values_mut() {
