@@ -10,9 +10,12 @@ use std::{
 
 use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use url::Url;
+
 use crate::{
     collectors,
     process::group::{GroupBy, GroupRule},
+    top::{OutputFormat, SortSpec},
 };
 
 #[derive(Parser, Debug)]
@@ -32,6 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: load the kernel programs, serve /metrics and /api/v1/processes.
     Run(RunArgs),
+    /// A live per-process view (CPU, run-queue wait, memory, disk, network) from the daemon,
+    /// or standalone when no daemon runs.
+    Top(TopArgs),
 }
 
 #[derive(Args, Debug)]
@@ -85,6 +91,82 @@ pub struct RunArgs {
     /// collector's failure path runs for real.
     #[arg(long = "debug.fail-attach", hide = true)]
     pub fail_attach: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// The daemon to read (/api/v1/processes, /metrics). If nothing listens there and it is
+    /// a loopback address, top loads the kernel programs itself (needs root).
+    #[arg(long, default_value = "http://127.0.0.1:9957", value_parser = parse_url)]
+    pub url: Url,
+
+    /// Refresh interval: 1s, 500ms, or seconds as in top's -d (2, 0.5).
+    #[arg(short = 'd', long, default_value = "1s", value_parser = parse_top_interval)]
+    pub interval: Duration,
+
+    /// Batch mode: sample twice, one interval apart, print once and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Batch output format (with --once; default table).
+    #[arg(long, value_enum, requires = "once")]
+    pub output: Option<OutputFormat>,
+
+    /// Sort column: pid, user, name, cpu, wait, rss, read, write, latency, rx, tx; add :asc
+    /// or :desc to choose the order (figures default to highest first).
+    #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(SortSpec))]
+    pub sort: SortSpec,
+
+    /// Show at most this many rows.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+
+    /// Show only the processes (or groups) whose name contains this, ignoring case.
+    #[arg(long, default_value = "")]
+    pub filter: String,
+
+    /// One row per group (the daemon's --process.group-by) instead of per process.
+    #[arg(long)]
+    pub group: bool,
+
+    /// Testing aid: panic after the first screen, to show the terminal is given back.
+    #[arg(long = "debug.panic", hide = true)]
+    pub debug_panic: bool,
+}
+
+impl TopArgs {
+    pub fn limit(&self) -> Option<usize> {
+        self.limit.map(|n| n as usize)
+    }
+}
+
+fn parse_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s)
+        .map_err(|e| format!("{s:?} is not a URL ({e}), e.g. http://127.0.0.1:9957"))?;
+    if u.scheme() != "http" {
+        return Err(format!("{s:?}: only http:// URLs are supported"));
+    }
+    if u.host().is_none() {
+        return Err(format!("{s:?} names no host"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!("{s:?}: give the daemon's base URL, without ? or #"));
+    }
+    Ok(u)
+}
+
+fn parse_top_interval(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(secs) if (0.0..=3600.0).contains(&secs) => Duration::from_secs_f64(secs),
+        Ok(_) => return Err(format!("{s:?} is out of range (0.1 to 3600 seconds)")),
+        Err(_) => {
+            humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 1s, 500ms, 2)"))?
+        }
+    };
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!("{s:?} is out of range (100ms to 1h)"));
+    }
+    Ok(d)
 }
 
 fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
@@ -179,11 +261,24 @@ fn exit_with(e: clap::Error) -> ! {
     ) {
         e.exit()
     }
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("monitor: {first} (see monitor --help)");
+    eprintln!(
+        "monitor: {} (see monitor --help)",
+        one_line(&e.render().to_string())
+    );
     std::process::exit(2)
+}
+
+/// The first line of a clap error; when it ends with a colon ("required arguments were not
+/// provided:"), what it announces (the next lines, up to the usage) joins it.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim);
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut out = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if out.ends_with(':') {
+        let rest: Vec<&str> = lines.take_while(|l| !l.is_empty()).collect();
+        out = format!("{} {}", out, rest.join(", "));
+    }
+    out
 }
 
 /// Parses the process arguments; exits with one line and status 2 on bad input.
@@ -206,7 +301,9 @@ mod tests {
         argv.extend_from_slice(args);
         let m = command().try_get_matches_from(argv)?;
         let cli = Cli::from_arg_matches(&m)?;
-        let Command::Run(a) = cli.command;
+        let Command::Run(a) = cli.command else {
+            panic!("not the run command")
+        };
         Ok(enabled(
             m.subcommand_matches("run").unwrap(),
             a.disable_defaults,
@@ -215,11 +312,17 @@ mod tests {
 
     #[test]
     fn collector_flags() {
-        assert_eq!(run(&[]).unwrap(), vec!["cpu", "sched", "bpf"]);
-        assert_eq!(run(&["--no-collector.sched"]).unwrap(), vec!["cpu", "bpf"]);
+        assert_eq!(
+            run(&[]).unwrap(),
+            vec!["cpu", "meminfo", "pressure", "sched", "bpf"]
+        );
+        assert_eq!(
+            run(&["--no-collector.sched"]).unwrap(),
+            vec!["cpu", "meminfo", "pressure", "bpf"]
+        );
         assert_eq!(
             run(&["--no-collector.cpu", "--collector.cpu"]).unwrap(),
-            vec!["cpu", "sched", "bpf"]
+            vec!["cpu", "meminfo", "pressure", "sched", "bpf"]
         );
         assert_eq!(
             run(&["--collector.disable-defaults", "--collector.cpu"]).unwrap(),
@@ -240,5 +343,66 @@ mod tests {
         assert!(parse_telemetry_path("/api/v1/x").is_err());
         assert!(parse_interval("10ms").is_err());
         assert_eq!(parse_interval("2s").unwrap(), Duration::from_secs(2));
+    }
+
+    fn top(args: &[&str]) -> Result<TopArgs, clap::Error> {
+        let mut argv = vec!["monitor", "top"];
+        argv.extend_from_slice(args);
+        let m = command().try_get_matches_from(argv)?;
+        match Cli::from_arg_matches(&m)?.command {
+            Command::Top(a) => Ok(a),
+            Command::Run(_) => panic!("not the top command"),
+        }
+    }
+
+    #[test]
+    fn errors_fit_one_line() {
+        let e = top(&["--output", "json"]).unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(line.contains("not provided: --once"), "{line}");
+        let e = top(&["--sort", "size"]).unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(
+            line.starts_with("invalid value 'size' for '--sort"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn top_flags() {
+        let a = top(&[]).unwrap();
+        assert_eq!(a.url.as_str(), "http://127.0.0.1:9957/");
+        assert_eq!(a.interval, Duration::from_secs(1));
+        assert!(!a.once && a.output.is_none() && a.limit.is_none());
+        assert_eq!(a.sort.to_string(), "cpu:desc");
+        let a = top(&[
+            "--once", "--output", "csv", "-d", "0.5", "--sort", "pid", "--limit", "5", "--filter",
+            "dash", "--group",
+        ])
+        .unwrap();
+        assert_eq!(a.output, Some(OutputFormat::Csv));
+        assert_eq!(a.interval, Duration::from_millis(500));
+        assert_eq!(a.sort.to_string(), "pid:asc");
+        assert_eq!(a.limit(), Some(5));
+        assert!(a.group);
+        assert_eq!(
+            top(&["--interval", "250ms"]).unwrap().interval,
+            Duration::from_millis(250)
+        );
+        for bad in [
+            &["--output", "json"][..],
+            &["--once", "--output", "xml"],
+            &["--interval", "soon"],
+            &["--interval", "0.01"],
+            &["--interval", "2h"],
+            &["-d", "-1"],
+            &["--sort", "size"],
+            &["--limit", "0"],
+            &["--url", "ftp://x"],
+            &["--url", "nonsense"],
+            &["--url", "http://127.0.0.1:9957/?x=1"],
+        ] {
+            assert!(top(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

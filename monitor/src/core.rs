@@ -181,6 +181,9 @@ pub struct ProcessJson<'a> {
 pub struct ProcessesJson<'a> {
     /// Whether the per-process kernel figures are being measured (the `sched` collector).
     pub measured: bool,
+    /// When the figures were read, on the kernel's monotonic clock (seconds since boot): the
+    /// time base for rates, as a response can be up to one refresh older than the request.
+    pub read_at_monotonic_seconds: f64,
     pub processes: Vec<ProcessJson<'a>>,
 }
 
@@ -191,6 +194,8 @@ pub struct Core {
     sched: Result<SchedSnapshot, String>,
     collectors: Vec<Box<dyn Collector>>,
     last_refresh: Option<Instant>,
+    /// `last_refresh` on CLOCK_MONOTONIC, in seconds, for readers in other processes.
+    read_at: f64,
     min_age: Duration,
     process_collector: Option<prometheus::process_collector::ProcessCollector>,
 }
@@ -214,6 +219,7 @@ impl Core {
             sched,
             collectors,
             last_refresh: None,
+            read_at: 0.0,
             min_age,
             process_collector: Some(prometheus::process_collector::ProcessCollector::for_self()),
         }
@@ -233,6 +239,7 @@ impl Core {
     pub fn refresh(&mut self) {
         let now = Instant::now();
         self.last_refresh = Some(now);
+        self.read_at = monotonic_seconds();
         let live: HashSet<u32> = match self.table.identity_reader().live_pids() {
             Ok(p) => p.into_iter().collect(),
             Err(e) => {
@@ -353,6 +360,11 @@ impl Core {
         out
     }
 
+    /// The host run-queue latency histogram as of the last refresh, if it is measured.
+    pub fn runq_hist(&self) -> Option<&RunqHist> {
+        self.sched.as_ref().ok().map(|s| &s.hist)
+    }
+
     /// The process list for `/api/v1/processes`, sorted by pid.
     pub fn processes_json(&mut self) -> anyhow::Result<String> {
         self.refresh_if_stale();
@@ -376,10 +388,23 @@ impl Core {
         processes.sort_by_key(|p| p.pid);
         serde_json::to_string(&ProcessesJson {
             measured: self.kernel.sched.is_ok(),
+            read_at_monotonic_seconds: self.read_at,
             processes,
         })
         .context("encoding the process list")
     }
+}
+
+/// CLOCK_MONOTONIC in seconds: the clock of `bpf_ktime_get_ns`, shared by every process on
+/// the host and immune to wall-clock steps.
+fn monotonic_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec for the duration of the call; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 pub fn build_collectors(enabled: &[&'static str]) -> Vec<Box<dyn Collector>> {

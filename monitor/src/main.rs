@@ -1,5 +1,6 @@
-//! `monitor`: wiring only. See `run.rs` for the daemon.
+//! `monitor`: wiring only. See `run.rs` for the daemon, `top/` for the live view.
 
+mod assemble;
 mod bpf;
 mod build_info;
 mod cli;
@@ -9,6 +10,7 @@ mod http;
 mod metrics;
 mod process;
 mod run;
+mod top;
 
 use std::process::ExitCode;
 
@@ -16,12 +18,18 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let parsed = cli::parse();
-    let cli::Command::Run(args) = parsed.cli.command;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::new(format!("monitor={}", args.log_level)))
-        .init();
-    match run::run(args, parsed.collectors) {
+    let result = match parsed.cli.command {
+        cli::Command::Run(args) => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(EnvFilter::new(format!("monitor={}", args.log_level)))
+                .init();
+            run::run(args, parsed.collectors)
+        }
+        // No log subscriber: log lines would tear the live view (top reports in its header).
+        cli::Command::Top(args) => top::run(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("monitor: {e:#}");

@@ -9,12 +9,9 @@ use std::{
 use anyhow::Context as _;
 
 use crate::{
-    bpf::attach::AttachOptions,
+    assemble::{self, CoreOptions},
     cli::RunArgs,
-    collectors,
-    core::{build_collectors, Core, Kernel, KernelOptions},
     http,
-    process::{group::Grouper, identity::IdentityReader, table::ProcessTable},
 };
 
 /// Requests refresh the figures when the last refresh is older than this.
@@ -34,34 +31,16 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on {}", args.listen_address))?;
 
-    let needs_bpf = enabled
-        .iter()
-        .any(|n| collectors::spec(n).is_some_and(|s| s.needs_bpf));
-    let kernel = Kernel::load(&KernelOptions {
-        load: needs_bpf,
-        sched: enabled.contains(&"sched"),
+    let core: http::Shared = Arc::new(Mutex::new(assemble::core(&CoreOptions {
+        procfs: args.procfs.clone(),
+        group_by: args.group_by,
+        group_rules: args.group_rules.clone(),
+        max_groups: args.max_groups as usize,
+        enabled: enabled.clone(),
         bpf_stats: args.bpf_stats,
-        attach: AttachOptions {
-            fail: args.fail_attach.clone(),
-        },
-    })?;
-    // Parsing the kernel's BTF and the object peaks at tens of MiB that glibc keeps after
-    // they are freed; hand them back so the resident size is what the daemon really uses.
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let table = ProcessTable::new(
-        IdentityReader::new(&args.procfs),
-        Grouper::new(args.group_by, args.group_rules.clone(), &passwd),
-        args.max_groups as usize,
-    );
-    let core: http::Shared = Arc::new(Mutex::new(Core::new(
-        args.procfs.clone(),
-        kernel,
-        table,
-        build_collectors(&enabled),
-        REQUEST_REFRESH_AGE.min(args.refresh_interval),
-    )));
+        fail_attach: args.fail_attach.clone(),
+        min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),
+    })?));
 
     let refresher = core.clone();
     let every = args.refresh_interval;

@@ -87,19 +87,10 @@ pub struct Grouper {
 impl Grouper {
     /// `passwd` is the content of /etc/passwd (for user names), empty if unreadable.
     pub fn new(by: GroupBy, rules: Vec<GroupRule>, passwd: &str) -> Self {
-        let users = passwd
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                let uid = f.nth(1)?.parse().ok()?;
-                Some((uid, name.to_string()))
-            })
-            .collect();
         Self {
             by,
             rules,
-            users,
+            users: users_from_passwd(passwd),
             interned: HashMap::new(),
         }
     }
@@ -167,6 +158,19 @@ impl Grouper {
         }
         self.intern(comm)
     }
+}
+
+/// User names by uid, from the content of /etc/passwd (lines that do not parse are skipped).
+pub fn users_from_passwd(passwd: &str) -> HashMap<u32, String> {
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            Some((uid, name.to_string()))
+        })
+        .collect()
 }
 
 /// Kernel threads are kthreadd (pid 2) and its children; they have no executable.

@@ -1,0 +1,63 @@
+//! Builds the daemon's state from options: the kernel programs, the process table and the
+//! collectors. `monitor run` serves it over HTTP; `monitor top` drives it in-process when no
+//! daemon runs, so both report figures from one implementation.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::{
+    bpf::attach::AttachOptions,
+    collectors,
+    core::{build_collectors, Core, Kernel, KernelOptions},
+    process::{
+        group::{GroupBy, GroupRule, Grouper},
+        identity::IdentityReader,
+        table::ProcessTable,
+    },
+};
+
+pub struct CoreOptions {
+    pub procfs: PathBuf,
+    pub group_by: GroupBy,
+    pub group_rules: Vec<GroupRule>,
+    pub max_groups: usize,
+    /// Names of the enabled collectors.
+    pub enabled: Vec<&'static str>,
+    pub bpf_stats: bool,
+    pub fail_attach: Vec<String>,
+    /// Reads refresh the figures when the last refresh is older than this.
+    pub min_age: Duration,
+}
+
+/// Loads and attaches the kernel programs the enabled collectors need and builds the state
+/// around them. Fails only where nothing could work (missing privileges, no object).
+pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
+    let needs_bpf = o
+        .enabled
+        .iter()
+        .any(|n| collectors::spec(n).is_some_and(|s| s.needs_bpf));
+    let kernel = Kernel::load(&KernelOptions {
+        load: needs_bpf,
+        sched: o.enabled.contains(&"sched"),
+        bpf_stats: o.bpf_stats,
+        attach: AttachOptions {
+            fail: o.fail_attach.clone(),
+        },
+    })?;
+    // Parsing the kernel's BTF and the object peaks at tens of MiB that glibc keeps after
+    // they are freed; hand them back so the resident size is what the process really uses.
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let table = ProcessTable::new(
+        IdentityReader::new(&o.procfs),
+        Grouper::new(o.group_by, o.group_rules.clone(), &passwd),
+        o.max_groups,
+    );
+    Ok(Core::new(
+        o.procfs.clone(),
+        kernel,
+        table,
+        build_collectors(&o.enabled),
+        o.min_age,
+    ))
+}

@@ -1,0 +1,186 @@
+//! Raw samples: figures as a source reports them (counters since some start, gauges), before
+//! any rate is computed. A sample is one read of the process list plus the host's figures.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// One process, as the daemon's `/api/v1/processes` lists it. Figures that later collectors
+/// add (memory, disk, network) are optional: absent today, read as soon as the API has them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct ProcSample {
+    pub pid: u32,
+    #[serde(default)]
+    pub ppid: u32,
+    pub comm: String,
+    #[serde(default)]
+    pub exe: String,
+    #[serde(default)]
+    pub cmdline: String,
+    #[serde(default)]
+    pub uid: u32,
+    pub group: String,
+    pub cpu_seconds_total: f64,
+    pub runqueue_wait_seconds_total: f64,
+    #[serde(default)]
+    pub voluntary_switches_total: u64,
+    #[serde(default)]
+    pub involuntary_switches_total: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_read_bytes_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_write_bytes_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_reads_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_writes_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_latency_seconds_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_rx_bytes_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_tx_bytes_total: Option<f64>,
+}
+
+/// The body of `/api/v1/processes`.
+#[derive(Deserialize)]
+struct ProcessList {
+    measured: bool,
+    /// Absent from daemons older than `monitor top`.
+    #[serde(default)]
+    read_at_monotonic_seconds: Option<f64>,
+    processes: Vec<ProcSample>,
+}
+
+/// Host CPU time summed over CPUs, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuTimes {
+    /// Every mode but idle and iowait.
+    pub busy: f64,
+    pub total: f64,
+    pub cpus: usize,
+}
+
+/// A histogram as cumulative counts per upper bound (the last bound is infinite), like
+/// Prometheus's `_bucket{le=...}` series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    pub buckets: Vec<(f64, f64)>,
+    pub sum: f64,
+}
+
+impl Histogram {
+    pub fn count(&self) -> f64 {
+        self.buckets.last().map_or(0.0, |b| b.1)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Memory {
+    pub total_bytes: f64,
+    pub available_bytes: f64,
+}
+
+/// Byte counters of a pair of directions: disk read/write, network receive/transmit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Io {
+    pub read: f64,
+    pub write: f64,
+}
+
+/// Host-wide figures. Each is optional: a source may not have it (a remote daemon's memory,
+/// a daemon run without its `cpu` collector).
+#[derive(Clone, Debug, Default)]
+pub struct HostSample {
+    pub cpu: Option<CpuTimes>,
+    pub runq: Option<Histogram>,
+    pub memory: Option<Memory>,
+    pub disk: Option<Io>,
+    pub net: Option<Io>,
+}
+
+#[derive(Debug)]
+pub struct Sample {
+    /// When this process received it.
+    pub at: Instant,
+    /// When the source read the kernel (monotonic seconds), where it says.
+    pub read_at: Option<f64>,
+    /// Whether the kernel figures are measured (the daemon's `sched` collector is on).
+    pub measured: bool,
+    pub procs: Vec<ProcSample>,
+    pub host: HostSample,
+    /// Something the source could not read, for the header (the sample is still usable).
+    pub warning: Option<String>,
+}
+
+impl Sample {
+    /// Seconds between `earlier` and this sample, on the source's clock when both carry it.
+    pub fn seconds_since(&self, earlier: &Sample) -> f64 {
+        match (self.read_at, earlier.read_at) {
+            (Some(a), Some(b)) => a - b,
+            _ => self.at.saturating_duration_since(earlier.at).as_secs_f64(),
+        }
+    }
+}
+
+/// Parses a `/api/v1/processes` body into a sample (host figures left empty).
+pub fn parse_processes(body: &[u8], at: Instant) -> anyhow::Result<Sample> {
+    let list: ProcessList = serde_json::from_slice(body).context(
+        "not a monitor process list (expected {\"measured\": ..., \"processes\": [...]})",
+    )?;
+    Ok(Sample {
+        at,
+        read_at: list.read_at_monotonic_seconds,
+        measured: list.measured,
+        procs: list.processes,
+        host: HostSample::default(),
+        warning: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_todays_api_and_later_fields() {
+        let body = br#"{"measured":true,"read_at_monotonic_seconds":12.5,"processes":[
+            {"pid":1,"ppid":0,"comm":"init","exe":"/sbin/init","cmdline":"/sbin/init","uid":0,
+             "group":"init","cpu_seconds_total":1.5,"runqueue_wait_seconds_total":0.25,
+             "voluntary_switches_total":10,"involuntary_switches_total":2},
+            {"pid":2,"comm":"x","group":"x","cpu_seconds_total":0,"runqueue_wait_seconds_total":0,
+             "rss_bytes":4096,"disk_read_bytes_total":100,"net_tx_bytes_total":7}]}"#;
+        let s = parse_processes(body, Instant::now()).unwrap();
+        assert!(s.measured);
+        assert_eq!(s.read_at, Some(12.5));
+        assert_eq!(s.procs.len(), 2);
+        assert_eq!(s.procs[0].comm, "init");
+        assert_eq!(s.procs[0].cpu_seconds_total, 1.5);
+        assert_eq!(s.procs[0].rss_bytes, None);
+        assert_eq!(s.procs[1].rss_bytes, Some(4096.0));
+        assert_eq!(s.procs[1].disk_read_bytes_total, Some(100.0));
+        assert_eq!(s.procs[1].net_tx_bytes_total, Some(7.0));
+        // Absent optional figures stay absent when written back.
+        let json = serde_json::to_string(&s.procs[0]).unwrap();
+        assert!(!json.contains("rss_bytes"), "{json}");
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_process_list() {
+        for body in [
+            &b"<html>nope</html>"[..],
+            b"{}",
+            b"{\"measured\":true,\"processes\":[{\"pid\":-1}]}",
+            b"",
+        ] {
+            let e = parse_processes(body, Instant::now()).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("not a monitor process list"),
+                "{e:#}"
+            );
+        }
+    }
+}
