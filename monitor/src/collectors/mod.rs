@@ -10,6 +10,8 @@ use crate::core::SchedSnapshot;
 
 pub mod bpf;
 pub mod cpu;
+pub mod meminfo;
+pub mod pressure;
 pub mod sched;
 
 /// What collectors read from: the state refreshed for this scrape.
@@ -35,7 +37,13 @@ pub struct Spec {
     pub build: fn() -> Box<dyn Collector>,
 }
 
-pub const ALL: &[Spec] = &[cpu::SPEC, sched::SPEC, bpf::SPEC];
+pub const ALL: &[Spec] = &[
+    cpu::SPEC,
+    meminfo::SPEC,
+    pressure::SPEC,
+    sched::SPEC,
+    bpf::SPEC,
+];
 
 pub fn spec(name: &str) -> Option<&'static Spec> {
     ALL.iter().find(|s| s.name == name)
