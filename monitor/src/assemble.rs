@@ -22,6 +22,8 @@ pub struct CoreOptions {
     pub max_groups: usize,
     /// Names of the enabled collectors.
     pub enabled: Vec<&'static str>,
+    /// Their settings.
+    pub collectors: collectors::Config,
     pub bpf_stats: bool,
     pub fail_attach: Vec<String>,
     /// Reads refresh the figures when the last refresh is older than this.
@@ -57,7 +59,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
         o.procfs.clone(),
         kernel,
         table,
-        build_collectors(&o.enabled),
+        build_collectors(&o.enabled, &o.collectors),
         o.min_age,
     ))
 }

@@ -407,10 +407,13 @@ fn monotonic_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-pub fn build_collectors(enabled: &[&'static str]) -> Vec<Box<dyn Collector>> {
+pub fn build_collectors(
+    enabled: &[&'static str],
+    config: &collectors::Config,
+) -> Vec<Box<dyn Collector>> {
     enabled
         .iter()
         .filter_map(|n| collectors::spec(n))
-        .map(|s| (s.build)())
+        .map(|s| (s.build)(config))
         .collect()
 }

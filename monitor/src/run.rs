@@ -37,6 +37,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         group_rules: args.group_rules.clone(),
         max_groups: args.max_groups as usize,
         enabled: enabled.clone(),
+        collectors: Default::default(),
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),
         min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),

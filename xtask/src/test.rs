@@ -9,7 +9,12 @@ use crate::{cmd, setup, vm};
 /// Debian packages the integration tests drive: Prometheus and promtool, node_exporter (a
 /// peer to compare figures with), setpriv (to run the daemon without privileges), tmux (to
 /// drive `monitor top` in a real terminal).
-const TEST_PACKAGES: &[&str] = &["prometheus", "prometheus-node-exporter", "util-linux", "tmux"];
+const TEST_PACKAGES: &[&str] = &[
+    "prometheus",
+    "prometheus-node-exporter",
+    "util-linux",
+    "tmux",
+];
 
 pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     setup::ensure()?;

@@ -17,7 +17,7 @@ pub const SPEC: Spec = Spec {
            failed updates",
     default_enabled: true,
     needs_bpf: true,
-    build: || Box::new(Bpf),
+    build: |_| Box::new(Bpf),
 };
 
 pub struct Bpf;

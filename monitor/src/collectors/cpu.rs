@@ -13,7 +13,7 @@ pub const SPEC: Spec = Spec {
     help: "host CPU time per CPU and mode, from /proc/stat",
     default_enabled: true,
     needs_bpf: false,
-    build: || Box::new(Cpu),
+    build: |_| Box::new(Cpu),
 };
 
 /// Columns of a `cpuN` line, in order (guest time is already inside user and nice).

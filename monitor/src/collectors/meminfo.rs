@@ -18,7 +18,7 @@ pub const SPEC: Spec = Spec {
            from /proc/meminfo",
     default_enabled: true,
     needs_bpf: false,
-    build: || Box::new(Meminfo),
+    build: |_| Box::new(Meminfo),
 };
 
 pub struct Meminfo;
@@ -160,8 +160,16 @@ mod tests {
             ("MemAvailable", true, "monitor_memory_available_bytes"),
             ("SwapFree", true, "monitor_memory_swap_free_bytes"),
             ("Active(anon)", true, "monitor_memory_active_anon_bytes"),
-            ("SReclaimable", true, "monitor_memory_slab_reclaimable_bytes"),
-            ("SecPageTables", true, "monitor_memory_secondary_page_tables_bytes"),
+            (
+                "SReclaimable",
+                true,
+                "monitor_memory_slab_reclaimable_bytes",
+            ),
+            (
+                "SecPageTables",
+                true,
+                "monitor_memory_secondary_page_tables_bytes",
+            ),
             ("NFS_Unstable", true, "monitor_memory_nfs_unstable_bytes"),
             ("Committed_AS", true, "monitor_memory_committed_as_bytes"),
             (

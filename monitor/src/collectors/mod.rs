@@ -10,6 +10,7 @@ use crate::core::SchedSnapshot;
 
 pub mod bpf;
 pub mod cpu;
+pub mod filesystem;
 pub mod meminfo;
 pub mod pressure;
 pub mod sched;
@@ -28,19 +29,26 @@ pub trait Collector: Send {
     fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()>;
 }
 
+/// Settings of the collectors that have any, from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub filesystem: filesystem::Options,
+}
+
 pub struct Spec {
     pub name: &'static str,
     pub help: &'static str,
     pub default_enabled: bool,
     /// Whether it needs the kernel programs loaded.
     pub needs_bpf: bool,
-    pub build: fn() -> Box<dyn Collector>,
+    pub build: fn(&Config) -> Box<dyn Collector>,
 }
 
 pub const ALL: &[Spec] = &[
     cpu::SPEC,
     meminfo::SPEC,
     pressure::SPEC,
+    filesystem::SPEC,
     sched::SPEC,
     bpf::SPEC,
 ];

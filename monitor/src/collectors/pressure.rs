@@ -15,7 +15,7 @@ pub const SPEC: Spec = Spec {
     help: "pressure stall time for cpu, memory and io from /proc/pressure (kernels with PSI)",
     default_enabled: true,
     needs_bpf: false,
-    build: || Box::new(Pressure),
+    build: |_| Box::new(Pressure),
 };
 
 const RESOURCES: [&str; 3] = ["cpu", "memory", "io"];

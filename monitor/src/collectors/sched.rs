@@ -18,7 +18,7 @@ pub const SPEC: Spec = Spec {
            run-queue latency histogram, from scheduler tracepoints (eBPF)",
     default_enabled: true,
     needs_bpf: true,
-    build: || Box::new(Sched),
+    build: |_| Box::new(Sched),
 };
 
 pub struct Sched;

@@ -29,6 +29,7 @@ impl Standalone {
             group_rules: Vec::new(),
             max_groups: 100,
             enabled: vec!["sched"],
+            collectors: Default::default(),
             bpf_stats: false,
             fail_attach: Vec::new(),
             // Each sample reads the kernel afresh.
