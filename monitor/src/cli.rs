@@ -9,6 +9,7 @@ use std::{
 };
 
 use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use regex::Regex;
 
 use url::Url;
 
@@ -91,6 +92,61 @@ pub struct RunArgs {
     /// collector's failure path runs for real.
     #[arg(long = "debug.fail-attach", hide = true)]
     pub fail_attach: Vec<String>,
+
+    #[command(flatten)]
+    pub filesystem: FilesystemArgs,
+}
+
+/// Settings of the filesystem collector.
+#[derive(Args, Debug)]
+pub struct FilesystemArgs {
+    /// Report only mount points matching this regular expression.
+    #[arg(
+        long = "collector.filesystem.mount-points-include",
+        value_name = "REGEX"
+    )]
+    pub mount_points_include: Option<Regex>,
+
+    /// Skip mount points matching this regular expression.
+    #[arg(long = "collector.filesystem.mount-points-exclude", value_name = "REGEX",
+          default_value = collectors::filesystem::DEFAULT_MOUNT_POINTS_EXCLUDE)]
+    pub mount_points_exclude: Regex,
+
+    /// Report only filesystem types matching this regular expression.
+    #[arg(long = "collector.filesystem.fs-types-include", value_name = "REGEX")]
+    pub fs_types_include: Option<Regex>,
+
+    /// Skip filesystem types matching this regular expression (pseudo filesystems).
+    #[arg(long = "collector.filesystem.fs-types-exclude", value_name = "REGEX",
+          default_value = collectors::filesystem::DEFAULT_FS_TYPES_EXCLUDE)]
+    pub fs_types_exclude: Regex,
+
+    /// How long a scrape waits for a mount's statvfs before marking it stuck and skipping it
+    /// until the call returns.
+    #[arg(long = "collector.filesystem.stat-timeout", default_value = "1s", value_parser = parse_stat_timeout)]
+    pub stat_timeout: Duration,
+}
+
+impl FilesystemArgs {
+    pub fn options(&self) -> collectors::filesystem::Options {
+        collectors::filesystem::Options {
+            filter: collectors::filesystem::Filter {
+                mount_points_include: self.mount_points_include.clone(),
+                mount_points_exclude: self.mount_points_exclude.clone(),
+                fs_types_include: self.fs_types_include.clone(),
+                fs_types_exclude: self.fs_types_exclude.clone(),
+            },
+            stat_timeout: self.stat_timeout,
+        }
+    }
+}
+
+fn parse_stat_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 1s, 500ms)"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?} must be above zero"));
+    }
+    Ok(d)
 }
 
 #[derive(Args, Debug)]
@@ -314,15 +370,15 @@ mod tests {
     fn collector_flags() {
         assert_eq!(
             run(&[]).unwrap(),
-            vec!["cpu", "meminfo", "pressure", "sched", "bpf"]
+            vec!["cpu", "meminfo", "pressure", "filesystem", "sched", "bpf"]
         );
         assert_eq!(
             run(&["--no-collector.sched"]).unwrap(),
-            vec!["cpu", "meminfo", "pressure", "bpf"]
+            vec!["cpu", "meminfo", "pressure", "filesystem", "bpf"]
         );
         assert_eq!(
             run(&["--no-collector.cpu", "--collector.cpu"]).unwrap(),
-            vec!["cpu", "meminfo", "pressure", "sched", "bpf"]
+            vec!["cpu", "meminfo", "pressure", "filesystem", "sched", "bpf"]
         );
         assert_eq!(
             run(&["--collector.disable-defaults", "--collector.cpu"]).unwrap(),

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use crate::{
     assemble::{self, CoreOptions},
     cli::RunArgs,
-    http,
+    collectors, http,
 };
 
 /// Requests refresh the figures when the last refresh is older than this.
@@ -37,7 +37,9 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         group_rules: args.group_rules.clone(),
         max_groups: args.max_groups as usize,
         enabled: enabled.clone(),
-        collectors: Default::default(),
+        collectors: collectors::Config {
+            filesystem: args.filesystem.options(),
+        },
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),
         min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),
