@@ -81,6 +81,30 @@ fn figures_match_df_for_every_mount() {
     );
 }
 
+#[test]
+fn include_and_exclude_patterns_choose_the_mounts() {
+    let d = Daemon::start(&[
+        "--collector.disable-defaults",
+        "--collector.filesystem",
+        "--collector.filesystem.mount-points-exclude",
+        "^/$",
+        "--collector.filesystem.fs-types-include",
+        "^(ext4|tmpfs)$",
+    ]);
+    let m = d.metrics();
+    let mounts: Vec<(String, String)> =
+        m.0.lines()
+            .filter(|l| l.starts_with("monitor_filesystem_size_bytes{"))
+            .filter_map(|l| Some((labels_of(l, "mountpoint")?, labels_of(l, "fstype")?)))
+            .collect();
+    assert!(!mounts.is_empty());
+    assert!(!mounts.iter().any(|(p, _)| p == "/"), "{mounts:?}");
+    assert!(
+        mounts.iter().all(|(_, t)| t == "ext4" || t == "tmpfs"),
+        "{mounts:?}"
+    );
+}
+
 /// A FUSE mount whose server never answers: every statfs on it blocks until the connection
 /// is aborted, as with a dead NFS server. Unmounted (lazily) and aborted when dropped.
 struct HungMount {
