@@ -324,17 +324,18 @@ fn exit_with(e: clap::Error) -> ! {
     std::process::exit(2)
 }
 
-/// The first line of a clap error; when it ends with a colon ("required arguments were not
-/// provided:"), what it announces (the next lines, up to the usage) joins it.
+/// A clap error on one line: its first line, and the lines that continue it up to the
+/// first blank one (the arguments "not provided:", the "[possible values: ...]").
 fn one_line(text: &str) -> String {
     let mut lines = text.lines().map(str::trim);
     let first = lines.next().unwrap_or("invalid arguments");
-    let mut out = first.strip_prefix("error: ").unwrap_or(first).to_string();
-    if out.ends_with(':') {
-        let rest: Vec<&str> = lines.take_while(|l| !l.is_empty()).collect();
-        out = format!("{} {}", out, rest.join(", "));
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let rest: Vec<&str> = lines.take_while(|l| !l.is_empty()).collect();
+    match (rest.is_empty(), first.ends_with(':')) {
+        (true, _) => first.to_string(),
+        (false, true) => format!("{first} {}", rest.join(", ")),
+        (false, false) => format!("{first} {}", rest.join(" ")),
     }
-    out
 }
 
 /// Parses the process arguments; exits with one line and status 2 on bad input.
@@ -416,6 +417,12 @@ mod tests {
         let e = top(&["--output", "json"]).unwrap_err();
         let line = one_line(&e.render().to_string());
         assert!(line.contains("not provided: --once"), "{line}");
+        let e = top(&["--once", "--output", "xml"]).unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(
+            line.ends_with("[possible values: table, json, csv]"),
+            "{line}"
+        );
         let e = top(&["--sort", "size"]).unwrap_err();
         let line = one_line(&e.render().to_string());
         assert!(

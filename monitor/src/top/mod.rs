@@ -30,8 +30,9 @@ pub use columns::SortSpec;
 use crate::cli::TopArgs;
 
 pub fn run(args: TopArgs) -> anyhow::Result<()> {
-    if !args.once && !std::io::stdout().is_terminal() {
-        bail!("stdout is not a terminal: use --once (with --output table, json or csv) for batch output");
+    let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if !args.once && !terminal {
+        bail!("the live view needs a terminal (stdin and stdout): use --once (with --output table, json or csv) for batch output");
     }
     let (mut source, first) = source::Source::open(&args.url)?;
     if args.once {

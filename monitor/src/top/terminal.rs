@@ -1,6 +1,7 @@
 //! The terminal while the live view runs: raw mode and the alternate screen, always given
 //! back: on return (a guard's drop), on a panic (a hook that restores before the message is
-//! printed), and on SIGTERM, SIGINT or SIGHUP (a flag the loop checks).
+//! printed), and on SIGTERM, SIGINT or SIGHUP (a flag the loop checks). Also: noticing that
+//! the terminal itself is gone.
 
 use std::{
     io::{stdout, Stdout},
@@ -8,6 +9,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Once,
     },
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -94,4 +96,40 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 
 pub fn stopped(flag: &AtomicBool) -> bool {
     flag.load(Ordering::Relaxed)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Keys (or other bytes) are waiting.
+    Ready,
+    /// Nothing came within the timeout, or a signal interrupted the wait.
+    Idle,
+    /// The terminal hung up (its window closed, its tmux pane killed).
+    Gone,
+}
+
+/// Waits up to `timeout` for input on stdin, the terminal.
+///
+/// Crossterm's own wait cannot be used alone: once the terminal is gone, stdin stays
+/// readable and reads return end-of-file, which its event loop retries forever at full
+/// CPU without returning (crossterm-rs/crossterm#793). So the wait is done here, and
+/// crossterm is asked for events only when there is input.
+pub fn wait_for_input(timeout: Duration) -> Input {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut fd, 1, ms) };
+    if n <= 0 {
+        // Timeout, or EINTR from a signal the caller checks for.
+        return Input::Idle;
+    }
+    if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        Input::Gone
+    } else {
+        Input::Ready
+    }
 }

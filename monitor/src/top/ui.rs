@@ -12,11 +12,11 @@ use super::{
     render::{self, Screen},
     sample::Sample,
     source::Source,
-    terminal::{self, Tui},
+    terminal::{self, Input, Tui},
 };
 use crate::cli::TopArgs;
 
-/// The longest wait for a key: how soon a stop signal is noticed.
+/// The longest wait for a key: how soon a stop signal or a resize is noticed.
 const POLL: Duration = Duration::from_millis(250);
 
 fn shown_rows(base: &[Row], state: &ViewState, limit: Option<usize>) -> Vec<Row> {
@@ -42,6 +42,7 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
     let mut next = Instant::now() + o.interval;
     let mut dirty = true;
     let mut page = 0;
+    let mut last_size = tui.terminal.size()?;
     while !state.quit && !terminal::stopped(&stop) {
         if dirty {
             let rows = shown_rows(&base, &state, o.limit());
@@ -87,26 +88,39 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
             }
             continue;
         }
-        if !event::poll((next - now).min(POLL))? {
-            continue;
-        }
-        match event::read()? {
-            Event::Key(k) if k.kind == KeyEventKind::Press => {
-                match keys::handle(&mut state, k, page) {
-                    Effect::Nothing => {}
-                    Effect::Redraw => dirty = true,
-                    Effect::Resume => {
-                        // The next rates start from now, not from before the pause.
-                        if let Ok(s) = source.sample() {
-                            cur = s;
+        match terminal::wait_for_input((next - now).min(POLL)) {
+            Input::Gone => break,
+            Input::Idle => {
+                // Resizes are noticed here: crossterm reports them only while it is asked
+                // for input, which happens only when there is some.
+                let size = tui.terminal.size()?;
+                if size != last_size {
+                    last_size = size;
+                    dirty = true;
+                }
+            }
+            Input::Ready => {
+                while event::poll(Duration::ZERO)? {
+                    let Event::Key(k) = event::read()? else {
+                        continue;
+                    };
+                    if k.kind != KeyEventKind::Press {
+                        continue;
+                    }
+                    match keys::handle(&mut state, k, page) {
+                        Effect::Nothing => {}
+                        Effect::Redraw => dirty = true,
+                        Effect::Resume => {
+                            // The next rates start from now, not from before the pause.
+                            if let Ok(s) = source.sample() {
+                                cur = s;
+                            }
+                            next = Instant::now() + o.interval;
+                            dirty = true;
                         }
-                        next = Instant::now() + o.interval;
-                        dirty = true;
                     }
                 }
             }
-            Event::Resize(..) => dirty = true,
-            _ => {}
         }
     }
     Ok(())
