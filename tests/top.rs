@@ -474,6 +474,28 @@ fn standalone_when_no_daemon_listens() {
     );
 }
 
+#[test]
+fn standalone_without_privileges_says_why_in_one_line() {
+    require_root();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let (code, err) = fails(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+        &["top", "--once", "--url", &url],
+    );
+    assert_eq!(code, 1);
+    let line = one_line(&err);
+    assert!(
+        line.contains("no daemon at") && line.contains("refused") && line.contains("root"),
+        "{line}"
+    );
+}
+
 /// A server answering every request with `response`, on a free loopback port.
 fn serve(response: &'static str) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

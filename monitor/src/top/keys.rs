@@ -49,9 +49,13 @@ pub enum Effect {
 /// Applies `key` to `s`; `page` is the number of table rows on screen (for PgUp/PgDn).
 pub fn handle(s: &mut ViewState, key: KeyEvent, page: usize) -> Effect {
     // Raw mode delivers Ctrl-C as a key, not a signal.
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        s.quit = true;
-        return Effect::Redraw;
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        if key.code == KeyCode::Char('c') {
+            s.quit = true;
+            return Effect::Redraw;
+        }
+        // Other control keys are not letters: Ctrl-L must not sort by latency.
+        return Effect::Nothing;
     }
     if let Some(buf) = &mut s.editing {
         match key.code {
@@ -181,6 +185,13 @@ mod tests {
         handle(&mut s, key('c'), 10);
         assert!(!s.help, "any key closes the help");
         assert_eq!(s.sort.column, Column::Cpu, "without acting on it");
+        let before = s.clone();
+        handle(
+            &mut s,
+            KeyEvent::new(KeyCode::Char('l'), KeyModifiers::CONTROL),
+            10,
+        );
+        assert_eq!(s, before, "Ctrl-L is not l");
         handle(
             &mut s,
             KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),

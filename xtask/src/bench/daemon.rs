@@ -1,15 +1,12 @@
 //! Figure 3: the daemon's own CPU and memory at its default refresh, with many processes to
 //! track and a scrape every second.
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
 use super::{
-    procs::{self, Proc},
+    procs,
     tools::{self, Config},
     Env, Options,
 };
@@ -40,16 +37,7 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DaemonCost> {
         "bench: daemon cost: {} idle processes, a scrape every second, {} s",
         o.idle_processes, o.daemon_seconds
     );
-    let mut idle = Vec::with_capacity(o.idle_processes as usize);
-    for _ in 0..o.idle_processes {
-        procs::check_interrupted()?;
-        let mut c = Command::new("sleep");
-        c.arg("3600")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        idle.push(Proc::spawn(&mut c, libc::SIGKILL, "sleep")?);
-    }
+    let idle = procs::idle(o.idle_processes)?;
     let mut tool = tools::start(Config::Monitor, env, "daemon")?.context("the daemon")?;
     let pid = tool.proc.pid();
     // Warm-up, off the clock: the first refreshes and scrapes see every process once.

@@ -9,12 +9,15 @@
 //!    are the ones its process holds fds of (`/proc/<pid>/fdinfo`).
 //! 3. The daemon's own cost: CPU and memory at its default refresh with 1,000 extra idle
 //!    processes and a scrape every second.
+//! 4. `monitor top`'s own cost: CPU and memory at a 1 s refresh in a real terminal (tmux),
+//!    reading the daemon, with the same 1,000 idle processes listed.
 
 mod bpf;
 mod daemon;
 mod procs;
 mod report;
 mod tools;
+mod top;
 mod workload;
 
 use std::{
@@ -27,8 +30,9 @@ use anyhow::{bail, Context as _};
 
 use crate::{cmd, setup};
 
-/// linux-perf: `perf bench`; libbpf-tools: `runqlat`; bpftrace; bpftool: program stats.
-const PACKAGES: &[&str] = &["linux-perf", "libbpf-tools", "bpftrace", "bpftool"];
+/// linux-perf: `perf bench`; libbpf-tools: `runqlat`; bpftrace; bpftool: program stats;
+/// tmux: a terminal for `monitor top`.
+const PACKAGES: &[&str] = &["linux-perf", "libbpf-tools", "bpftrace", "bpftool", "tmux"];
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -50,6 +54,9 @@ pub struct Options {
     /// Seconds over which the daemon's own cost is measured.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub daemon_seconds: u64,
+    /// Seconds over which `monitor top`'s own cost is measured.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub top_seconds: u64,
     /// Port the daemon listens on, on 127.0.0.1 (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -118,7 +125,8 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     );
     let work = workload::phase(o, &env)?;
     let daemon = daemon::phase(o, &env)?;
-    report::print(o, &env, &work, &daemon);
+    let top = top::phase(o, &env)?;
+    report::print(o, &env, &work, &daemon, &top);
     // Dropping `env` restores kernel.bpf_stats_enabled (also on the error paths above).
     Ok(())
 }

@@ -123,6 +123,22 @@ impl Drop for Proc {
     }
 }
 
+/// `n` idle processes (`sleep 3600`), killed when the vector is dropped: a host with many
+/// processes to track.
+pub fn idle(n: u32) -> anyhow::Result<Vec<Proc>> {
+    let mut idle = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        check_interrupted()?;
+        let mut c = Command::new("sleep");
+        c.arg("3600")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        idle.push(Proc::spawn(&mut c, libc::SIGKILL, "sleep")?);
+    }
+    Ok(idle)
+}
+
 /// utime + stime of a whole process (all its threads), in seconds.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let path = format!("/proc/{pid}/stat");

@@ -4,6 +4,7 @@ use super::{
     bpf::Cost,
     daemon::DaemonCost,
     tools::{Config, CONFIGS},
+    top::TopCost,
     workload::Workload,
     Env, Options,
 };
@@ -38,7 +39,7 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
+pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost, t: &TopCost) {
     let base = median(&work.get(Config::Baseline).secs);
     let base_min = min(&work.get(Config::Baseline).secs);
 
@@ -174,6 +175,21 @@ pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
         }
     );
 
+    println!();
+    println!(
+        "== monitor top cost ({} idle processes, a daemon, 1 s refresh, tmux 200x50, {:.0} s)",
+        o.idle_processes, t.secs
+    );
+    println!(
+        "CPU      {:.2} % of one core (utime+stime); {:.2} % from its threads' schedstat",
+        t.cpu_pct, t.oncpu_pct
+    );
+    println!(
+        "memory   VmRSS {:.1} MiB at the end; it listed {} processes",
+        mib(t.rss_kib),
+        t.processes.map_or("?".to_string(), |n| n.to_string())
+    );
+
     let sw = |c: Config| work.get(c).sched_switch().and_then(Cost::ns_per_run);
     let slow = |c: Config| {
         let m = median(&work.get(c).secs);
@@ -269,6 +285,12 @@ pub fn print(o: &Options, env: &Env, work: &Workload, d: &DaemonCost) {
             format!("{:.1} MiB", mib(d.hwm_kib)),
             "< 30 MiB",
             verdict(mib(d.hwm_kib) < 30.0),
+        ),
+        (
+            "monitor top CPU, % of one core",
+            format!("{:.2} %", t.cpu_pct),
+            "< 2 %",
+            verdict(t.cpu_pct < 2.0),
         ),
     ];
     println!();
