@@ -113,8 +113,8 @@ pub fn summary(h: &HostView) -> [String; 2] {
     };
     [
         format!(
-            "CPU {}% busy{cpus}   run-queue latency {runq}",
-            opt(h.cpu_busy_percent, number)
+            "CPU {} busy{cpus}   run-queue latency {runq}",
+            opt(h.cpu_busy_percent, |v| format!("{}%", number(v)))
         ),
         format!(
             "MEM {memory}   DISK read {} write {}   NET rx {} tx {}",
@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn summary_shows_dashes_for_what_is_missing() {
         let lines = summary(&HostView::default());
-        assert_eq!(lines[0], "CPU -% busy   run-queue latency -");
+        assert_eq!(lines[0], "CPU - busy   run-queue latency -");
         assert!(
             lines[1].starts_with("MEM -   DISK read - write -"),
             "{}",
