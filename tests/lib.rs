@@ -18,6 +18,15 @@ pub fn monitor_bin() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/monitor"))
 }
 
+/// `setpriv` arguments that run a command as nobody with no capabilities at all.
+pub const UNPRIVILEGED: &[&str] = &[
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+];
+
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(

@@ -11,16 +11,7 @@ const UNIT_CAPS: &str = "bpf,+perfmon,+dac_read_search,+sys_ptrace";
 fn without_privileges_it_says_so_and_exits() {
     require_root();
     let addr = format!("127.0.0.1:{}", free_port());
-    let (code, err) = fails(
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ],
-        &["run", "--web.listen-address", &addr],
-    );
+    let (code, err) = fails(UNPRIVILEGED, &["run", "--web.listen-address", &addr]);
     assert_eq!(code, 1);
     let line = one_line(&err);
     assert!(line.contains("refused") && line.contains("root"), "{line}");

@@ -40,16 +40,22 @@ fn process_cpu_matches_proc_stat() {
     assert_close("group CPU vs process CPU", group, ours, 0.01);
 }
 
-#[test]
-fn runqueue_wait_matches_schedstat() {
-    let d = Daemon::start(&[]);
-    let bin = NamedBinary::new("/bin/dash", "mtrq");
-    // Two CPU-bound children sharing one CPU: each waits about half the time.
+/// Two CPU-bound children pinned to one CPU, run for `RUN` (each waits about half the time)
+/// then stopped, with the daemon's figures settled.
+fn two_sharing_one_cpu(name: &str) -> (NamedBinary, Guard, Guard) {
+    let bin = NamedBinary::new("/bin/dash", name);
     let a = spin(&bin, Some(1));
     let b = spin(&bin, Some(1));
     std::thread::sleep(RUN);
     stop_all(&[&a, &b]);
     settle();
+    (bin, a, b)
+}
+
+#[test]
+fn runqueue_wait_matches_schedstat() {
+    let d = Daemon::start(&[]);
+    let (_bin, a, b) = two_sharing_one_cpu("mtrq");
     for c in [&a, &b] {
         let p = d.process(c.id());
         let (_, truth) = proc_schedstat(c.id());
@@ -224,12 +230,7 @@ fn the_classic_sched_switch_fallback_measures_the_same() {
         m.value("monitor_collector_success{collector=\"sched\"}"),
         1.0
     );
-    let bin = NamedBinary::new("/bin/dash", "mtclassic");
-    let a = spin(&bin, Some(1));
-    let b = spin(&bin, Some(1));
-    std::thread::sleep(RUN);
-    stop_all(&[&a, &b]);
-    settle();
+    let (_bin, a, b) = two_sharing_one_cpu("mtclassic");
     for c in [&a, &b] {
         let p = d.process(c.id());
         let (on_cpu, waited) = proc_schedstat(c.id());

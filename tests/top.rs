@@ -478,16 +478,7 @@ fn standalone_when_no_daemon_listens() {
 fn standalone_without_privileges_says_why_in_one_line() {
     require_root();
     let url = format!("http://127.0.0.1:{}", free_port());
-    let (code, err) = fails(
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ],
-        &["top", "--once", "--url", &url],
-    );
+    let (code, err) = fails(UNPRIVILEGED, &["top", "--once", "--url", &url]);
     assert_eq!(code, 1);
     let line = one_line(&err);
     assert!(
