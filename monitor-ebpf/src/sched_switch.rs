@@ -119,7 +119,7 @@ fn on_switch(preempt: bool, prev_state: u64) {
         let c = &raw mut (*stats).counters;
         add(&raw mut (*c).on_cpu_ns, on_cpu);
         add(&raw mut (*c).runq_wait_ns, wait);
-        if preempt || prev_state == TASK_RUNNING {
+        if runnable {
             add(&raw mut (*c).involuntary_switches, 1);
         } else {
             add(&raw mut (*c).voluntary_switches, 1);

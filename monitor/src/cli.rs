@@ -142,7 +142,7 @@ impl FilesystemArgs {
 }
 
 fn parse_stat_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 1s, 500ms)"))?;
+    let d = parse_duration(s)?;
     if d.is_zero() {
         return Err(format!("{s:?} must be above zero"));
     }
@@ -247,8 +247,13 @@ fn parse_telemetry_path(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// A duration flag's value ("1s", "500ms"); each flag checks its own bounds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 1s, 500ms)"))
+}
+
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 1s, 500ms)"))?;
+    let d = parse_duration(s)?;
     if d < Duration::from_millis(100) {
         return Err(format!("{s:?} is below the 100ms minimum"));
     }

@@ -397,7 +397,7 @@ impl Core {
 
 /// CLOCK_MONOTONIC in seconds: the clock of `bpf_ktime_get_ns`, shared by every process on
 /// the host and immune to wall-clock steps.
-fn monotonic_seconds() -> f64 {
+pub fn monotonic_seconds() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -15,7 +15,10 @@ use prometheus::proto::{MetricFamily, MetricType};
 pub use mounts::{Filter, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
 
 use super::{Collector, Spec, View};
-use crate::metrics::{family, gauge};
+use crate::{
+    core::monotonic_seconds,
+    metrics::{family, gauge},
+};
 
 pub const SPEC: Spec = Spec {
     name: "filesystem",
@@ -68,16 +71,6 @@ impl Filesystem {
             .with_context(|| format!("reading {}", primary.display()))?;
         Ok(mounts::parse(&text))
     }
-}
-
-fn monotonic_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 impl Collector for Filesystem {
