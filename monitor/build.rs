@@ -45,13 +45,29 @@ fn revision() {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=MONITOR_REVISION={rev}");
-    // A commit moves the branch HEAD points to, not HEAD itself.
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    if let Some(r) = std::fs::read_to_string("../.git/HEAD")
-        .ok()
-        .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
-    {
-        println!("cargo:rerun-if-changed=../.git/{r}");
+    // A commit moves the branch HEAD points to, not HEAD itself. `--git-path` resolves both
+    // in a plain clone and in a worktree (where `.git` is a file).
+    for name in ["HEAD", "packed-refs"] {
+        if let Some(p) = git_path(name) {
+            println!("cargo:rerun-if-changed={p}");
+        }
     }
-    println!("cargo:rerun-if-changed=../.git/packed-refs");
+    if let Some(r) = git_path("HEAD")
+        .and_then(|h| std::fs::read_to_string(h).ok())
+        .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
+        .and_then(|r| git_path(&r))
+    {
+        println!("cargo:rerun-if-changed={r}");
+    }
+}
+
+/// Absolute path of `name` inside the git directory, if this is a checkout and it exists.
+fn git_path(name: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--path-format=absolute", "--git-path", name])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let p = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    std::path::Path::new(&p).exists().then_some(p)
 }
