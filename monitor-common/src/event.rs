@@ -37,4 +37,4 @@ pub struct ProcEvent {
     pub counters: TaskCounters,
 }
 
-const _: () = assert!(core::mem::size_of::<ProcEvent>() == 80);
+const _: () = assert!(core::mem::size_of::<ProcEvent>() == 128);

@@ -8,4 +8,11 @@ pub const RUNQ_START_INSERT_FAILED: u32 = 1;
 /// A process event could not be reserved in `PROC_EVENTS` (the daemon fell behind).
 pub const PROC_EVENTS_LOST: u32 = 2;
 
-pub const HEALTH_COUNTERS: u32 = 3;
+/// An insert into `DISK_STATS` failed (the map is full): that request is not counted.
+pub const DISK_STATS_INSERT_FAILED: u32 = 3;
+/// An insert into `BLOCK_INFLIGHT` failed: that request's latency and owner are lost.
+pub const BLOCK_INFLIGHT_INSERT_FAILED: u32 = 4;
+/// An insert into `BLOCK_OWNER` failed: that request is charged to no process.
+pub const BLOCK_OWNER_INSERT_FAILED: u32 = 5;
+
+pub const HEALTH_COUNTERS: u32 = 6;

@@ -5,8 +5,10 @@
 //! targets, and a silent layout drift would corrupt every figure.
 #![no_std]
 
+pub mod block;
 pub mod event;
 pub mod health;
+pub mod hist;
 pub mod maps;
 pub mod sched;
 
@@ -19,4 +21,14 @@ mod pod {
     unsafe impl aya::Pod for crate::sched::CpuSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::sched::RunqHist {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::DiskKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::DiskStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::InflightKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::Inflight {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::BlockOwner {}
 }

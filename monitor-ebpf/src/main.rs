@@ -1,11 +1,13 @@
 //! Kernel programs of `monitor`. Each program family lives in its own module; the maps they
 //! share are in `maps`. Everything is aggregated here in the kernel: no per-event record ever
-//! crosses to userspace for scheduler events.
+//! crosses to userspace for scheduler or block events.
 #![no_std]
 #![no_main]
 // Inline asm for the atomic add in `sched_switch` (the eBPF crate builds with nightly).
 #![feature(asm_experimental_arch)]
 
+mod atomic;
+mod block;
 mod health;
 mod maps;
 mod proc_lifecycle;

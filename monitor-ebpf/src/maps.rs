@@ -6,8 +6,12 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
+    block::{BlockOwner, DiskKey, DiskStats, Inflight, InflightKey},
     health::HEALTH_COUNTERS,
-    maps::{PROC_EVENTS_BYTES, RUNQ_START_CAPACITY, TASK_STATS_CAPACITY},
+    maps::{
+        BLOCK_INFLIGHT_CAPACITY, BLOCK_OWNER_CAPACITY, DISK_STATS_CAPACITY, PROC_EVENTS_BYTES,
+        RUNQ_START_CAPACITY, TASK_STATS_CAPACITY,
+    },
     sched::{CpuSlot, RunqHist, TaskStats},
 };
 
@@ -37,3 +41,25 @@ pub static HEALTH: PerCpuArray<u64> = PerCpuArray::with_max_entries(HEALTH_COUNT
 /// Process exec and exit records for the daemon.
 #[map(name = "PROC_EVENTS")]
 pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(PROC_EVENTS_BYTES, 0);
+
+/// Per disk and operation: requests, bytes, errors and the latency histograms. A plain hash
+/// (entries are few and never evicted, so counters never go backwards).
+#[map(name = "DISK_STATS")]
+pub static DISK_STATS: HashMap<DiskKey, DiskStats> =
+    HashMap::with_max_entries(DISK_STATS_CAPACITY, 0);
+
+/// A zeroed `DiskStats` to insert from: the value is too large for the BPF stack.
+#[map(name = "DISK_ZERO")]
+pub static DISK_ZERO: PerCpuArray<DiskStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per start sector: who submitted the I/O, until the request is issued. LRU because a bio
+/// merged into another request is never issued under its own sector.
+#[map(name = "BLOCK_OWNER")]
+pub static BLOCK_OWNER: LruHashMap<u64, BlockOwner> =
+    LruHashMap::with_max_entries(BLOCK_OWNER_CAPACITY, 0);
+
+/// Requests issued and not yet completed. LRU because a request can end without a
+/// completion event (a driver that fails it early, a device removed).
+#[map(name = "BLOCK_INFLIGHT")]
+pub static BLOCK_INFLIGHT: LruHashMap<InflightKey, Inflight> =
+    LruHashMap::with_max_entries(BLOCK_INFLIGHT_CAPACITY, 0);

@@ -21,10 +21,12 @@ use aya_ebpf::{
 };
 use monitor_common::{
     health::{RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED},
-    sched::{runq_bucket, TaskCounters, TaskStats, TASK_RUNNING},
+    hist::bucket,
+    sched::{TaskCounters, TaskStats, TASK_RUNNING},
 };
 
 use crate::{
+    atomic::add,
     health::count_failure,
     maps::{CPU_SLOT, RUNQ_HIST, RUNQ_START, TASK_STATS},
 };
@@ -103,7 +105,7 @@ fn on_switch(preempt: bool, prev_state: u64) {
         if let Some(h) = RUNQ_HIST.get_ptr_mut(0) {
             // SAFETY: this CPU's own histogram, see above.
             let h = unsafe { &mut *h };
-            if let Some(b) = h.buckets.get_mut(runq_bucket(wait)) {
+            if let Some(b) = h.buckets.get_mut(bucket(wait)) {
                 *b += 1;
             }
             h.sum_ns += wait;
@@ -144,22 +146,4 @@ fn task_stats(tgid: u32) -> Option<*mut TaskStats> {
         count_failure(TASK_STATS_INSERT_FAILED);
     }
     p
-}
-
-/// Atomic `*p += v`. The BPF target has no compare-and-swap in rustc's view, so core's
-/// atomics offer no `fetch_add`; the instruction itself (`BPF_ATOMIC | BPF_ADD`) exists on
-/// every kernel we support.
-#[inline(always)]
-unsafe fn add(p: *mut u64, v: u64) {
-    if v != 0 {
-        // SAFETY: the caller passes a valid, 8-byte aligned map value field.
-        unsafe {
-            core::arch::asm!(
-                "lock *(u64 *)({p} + 0) += {v}",
-                p = in(reg) p,
-                v = in(reg) v,
-                options(nostack),
-            )
-        };
-    }
 }

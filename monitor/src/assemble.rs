@@ -40,6 +40,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
     let kernel = Kernel::load(&KernelOptions {
         load: needs_bpf,
         sched: o.enabled.contains(&"sched"),
+        block: o.enabled.contains(&"block"),
         bpf_stats: o.bpf_stats,
         attach: AttachOptions {
             fail: o.fail_attach.clone(),

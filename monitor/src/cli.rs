@@ -55,6 +55,10 @@ pub struct RunArgs {
     #[arg(long = "path.procfs", default_value = "/proc")]
     pub procfs: PathBuf,
 
+    /// sysfs mount point (where disks get their names).
+    #[arg(long = "path.sysfs", default_value = "/sys")]
+    pub sysfs: PathBuf,
+
     /// How often the kernel maps are read and exited processes folded into their groups
     /// (scrapes and API calls also refresh, at most every 100ms).
     #[arg(long = "refresh.interval", default_value = "1s", value_parser = parse_interval)]
@@ -376,15 +380,31 @@ mod tests {
     fn collector_flags() {
         assert_eq!(
             run(&[]).unwrap(),
-            vec!["cpu", "meminfo", "pressure", "filesystem", "sched", "bpf"]
+            vec![
+                "cpu",
+                "meminfo",
+                "pressure",
+                "filesystem",
+                "sched",
+                "block",
+                "bpf"
+            ]
         );
         assert_eq!(
             run(&["--no-collector.sched"]).unwrap(),
-            vec!["cpu", "meminfo", "pressure", "filesystem", "bpf"]
+            vec!["cpu", "meminfo", "pressure", "filesystem", "block", "bpf"]
         );
         assert_eq!(
             run(&["--no-collector.cpu", "--collector.cpu"]).unwrap(),
-            vec!["cpu", "meminfo", "pressure", "filesystem", "sched", "bpf"]
+            vec![
+                "cpu",
+                "meminfo",
+                "pressure",
+                "filesystem",
+                "sched",
+                "block",
+                "bpf"
+            ]
         );
         assert_eq!(
             run(&["--collector.disable-defaults", "--collector.cpu"]).unwrap(),

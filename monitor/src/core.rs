@@ -11,8 +11,12 @@ use std::{
 use anyhow::Context as _;
 use aya::{Btf, Ebpf, EbpfLoader};
 use monitor_common::{
+    block::{DiskKey, DiskStats},
     event::ProcEventKind,
-    health::{PROC_EVENTS_LOST, RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED},
+    health::{
+        BLOCK_INFLIGHT_INSERT_FAILED, BLOCK_OWNER_INSERT_FAILED, DISK_STATS_INSERT_FAILED,
+        HEALTH_COUNTERS, PROC_EVENTS_LOST, RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED,
+    },
     maps,
     sched::RunqHist,
 };
@@ -21,22 +25,27 @@ use serde::Serialize;
 
 use crate::{
     bpf::{
-        attach::{attach_all, AttachOptions, Attached},
-        health::MapStat,
+        attach::{attach_all, detach_all, AttachOptions, Attached, Probe},
+        block::{self, BlockMaps, RwbsOffsets},
+        health::{HealthCounters, MapStat},
         is_permission_error,
         sched::{SchedMaps, PROBES},
         tracefs, OBJECT,
     },
     collectors::{self, Collector, View},
     metrics::{family, gauge, ns_to_seconds},
-    process::{budget::Export, counters::Counters, identity::comm_str, table::ProcessTable},
+    process::{
+        budget::Export, counters::Counters, identity::comm_str, memory, table::ProcessTable,
+    },
 };
 
-/// The kernel side as loaded: programs, the scheduler maps (or why they are off), and which
+/// The kernel side as loaded: programs, each collector's maps (or why it is off), and which
 /// hook serves each measure.
 pub struct Kernel {
     pub ebpf: Option<Ebpf>,
     pub sched: Result<SchedMaps, String>,
+    pub block: Result<BlockMaps, String>,
+    pub health: Option<HealthCounters>,
     pub hooks: Vec<(&'static str, Attached)>,
     /// Keeps the kernel counting program run time while held (`--bpf.stats`).
     stats: Option<OwnedFd>,
@@ -45,6 +54,7 @@ pub struct Kernel {
 pub struct KernelOptions {
     pub load: bool,
     pub sched: bool,
+    pub block: bool,
     pub bpf_stats: bool,
     pub attach: AttachOptions,
 }
@@ -59,16 +69,37 @@ impl Kernel {
     /// programs cannot attach is off (the reason kept for its success metric); missing
     /// privileges are fatal, as nothing could work without them.
     pub fn load(opts: &KernelOptions) -> anyhow::Result<Self> {
-        let off = |why: &str| Err(why.to_string());
+        fn off<T>(why: &str) -> Result<T, String> {
+            Err(why.to_string())
+        }
         if !opts.load {
             return Ok(Self {
                 ebpf: None,
                 sched: off("collector disabled"),
+                block: off("collector disabled"),
+                health: None,
                 hooks: Vec::new(),
                 stats: None,
             });
         }
         raise_memlock();
+        // Classic tracepoints attach through tracefs, and the block programs need record
+        // offsets from its format files before the object is loaded.
+        let tracefs = match tracefs::ensure_mounted() {
+            Ok((root, mounted)) => {
+                if mounted {
+                    tracing::info!(path = %root.display(), "mounted tracefs");
+                }
+                Some(root)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "tracefs is missing; classic tracepoints will not attach"
+                );
+                None
+            }
+        };
         // Parsed once, for the loader's relocations and for the tp_btf hooks: the kernel's
         // BTF is megabytes, and each parse peaks at tens of MiB.
         let btf = match Btf::from_sys_fs() {
@@ -78,12 +109,27 @@ impl Kernel {
                 None
             }
         };
+        let mut loader = EbpfLoader::new();
+        loader.btf(btf.as_ref());
+        let rwbs = opts.block.then(|| {
+            tracefs
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("tracefs is not mounted"))
+                .and_then(RwbsOffsets::read)
+                .map_err(|e| format!("{e:#}"))
+        });
+        let mut block_off = None;
+        match &rwbs {
+            Some(Ok(o)) => o.set(&mut loader),
+            Some(Err(why)) => block_off = Some(why.clone()),
+            None => {}
+        }
         let mut ebpf =
-            match EbpfLoader::new().btf(btf.as_ref()).load(OBJECT) {
+            match loader.load(OBJECT) {
                 Ok(e) => e,
                 Err(e) if is_permission_error(&e) => return Err(anyhow::Error::new(e).context(
                     "loading the kernel programs was refused: run as root, or with CAP_BPF and \
-                     CAP_PERFMON (root on kernels before 5.8)",
+                 CAP_PERFMON (root on kernels before 5.8)",
                 )),
                 Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
             };
@@ -98,45 +144,108 @@ impl Kernel {
         } else {
             None
         };
-        match tracefs::ensure_mounted() {
-            Ok(true) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "tracefs is missing; classic tracepoints will not attach"
-            ),
-        }
         let mut hooks = Vec::new();
+        let mut attacher = Attacher {
+            ebpf: &mut ebpf,
+            btf: btf.as_ref(),
+            opts: &opts.attach,
+            hooks: &mut hooks,
+        };
         let sched = if opts.sched {
-            match attach_all(&mut ebpf, btf.as_ref(), PROBES, &opts.attach) {
-                Ok(attached) => {
-                    for a in &attached {
-                        tracing::info!(collector = "sched", measure = a.measure, program = a.program, hook = %a.hook, "attached");
-                    }
-                    hooks.extend(attached.into_iter().map(|a| ("sched", a)));
-                    SchedMaps::take(&mut ebpf).map_err(|e| format!("{e:#}"))
-                }
-                Err(e) if is_permission_error(e.as_ref()) => {
-                    return Err(e.context(
-                        "attaching the kernel programs was refused: run as root, or with \
-                         CAP_BPF and CAP_PERFMON",
-                    ))
-                }
-                Err(e) => {
-                    let why = format!("{e:#}");
-                    tracing::error!(collector = "sched", error = %why, "collector disabled: its programs cannot attach");
-                    Err(why)
-                }
-            }
+            attacher
+                .collector("sched", |a| a.attach(PROBES))?
+                .and_then(|()| SchedMaps::take(attacher.ebpf).map_err(|e| format!("{e:#}")))
         } else {
             off("collector disabled")
+        };
+        let block = match (opts.block, block_off) {
+            (false, _) => off("collector disabled"),
+            (true, Some(why)) => {
+                tracing::error!(collector = "block", error = %why, "collector disabled: its programs cannot be set up");
+                Err(why)
+            }
+            (true, None) => attacher
+                .collector("block", |a| {
+                    let submitter = a.attach(&[block::SUBMITTER])?;
+                    let mut rest = block::REQUESTS.to_vec();
+                    if submitter.first().map(|s| s.program) == Some("block_owner_bio_queue") {
+                        rest.insert(0, block::SPLIT);
+                    }
+                    let mut all = submitter;
+                    match a.attach(&rest) {
+                        Ok(more) => all.extend(more),
+                        Err(e) => {
+                            a.detach(&all);
+                            return Err(e);
+                        }
+                    }
+                    Ok(all)
+                })?
+                .and_then(|()| BlockMaps::take(attacher.ebpf).map_err(|e| format!("{e:#}"))),
+        };
+        let health = match HealthCounters::take(&mut ebpf) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "kernel-side failure counts are unavailable"
+                );
+                None
+            }
         };
         Ok(Self {
             ebpf: Some(ebpf),
             sched,
+            block,
+            health,
             hooks,
             stats,
         })
+    }
+}
+
+/// Attaches collectors' probes, recording which hook serves each measure.
+struct Attacher<'a> {
+    ebpf: &'a mut Ebpf,
+    btf: Option<&'a Btf>,
+    opts: &'a AttachOptions,
+    hooks: &'a mut Vec<(&'static str, Attached)>,
+}
+
+impl Attacher<'_> {
+    fn attach(&mut self, probes: &[Probe]) -> anyhow::Result<Vec<Attached>> {
+        attach_all(self.ebpf, self.btf, probes, self.opts)
+    }
+
+    fn detach(&mut self, attached: &[Attached]) {
+        detach_all(self.ebpf, attached);
+    }
+
+    /// Runs `f` to attach collector `name`'s programs. Missing privileges are fatal (the
+    /// outer error); any other failure turns the collector off (the inner one, its reason).
+    fn collector(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut Self) -> anyhow::Result<Vec<Attached>>,
+    ) -> anyhow::Result<Result<(), String>> {
+        match f(self) {
+            Ok(attached) => {
+                for a in &attached {
+                    tracing::info!(collector = name, measure = a.measure, program = a.program, hook = %a.hook, "attached");
+                }
+                self.hooks.extend(attached.into_iter().map(|a| (name, a)));
+                Ok(Ok(()))
+            }
+            Err(e) if is_permission_error(e.as_ref()) => Err(e.context(
+                "attaching the kernel programs was refused: run as root, or with CAP_BPF and \
+                 CAP_PERFMON",
+            )),
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::error!(collector = name, error = %why, "collector disabled: its programs cannot attach");
+                Ok(Err(why))
+            }
+        }
     }
 }
 
@@ -150,6 +259,41 @@ fn raise_memlock() {
     // SAFETY: a valid rlimit struct for the duration of the call.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) } != 0 {
         tracing::debug!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_MEMLOCK");
+    }
+}
+
+/// The block figures as of the last refresh: per disk (`dev_t`) and operation.
+pub struct BlockSnapshot {
+    pub disks: Vec<(DiskKey, DiskStats)>,
+    pub maps: Vec<MapStat>,
+}
+
+impl BlockSnapshot {
+    fn read(maps: &BlockMaps, health: &[u64; HEALTH_COUNTERS as usize]) -> anyhow::Result<Self> {
+        let disks = maps.read()?;
+        Ok(Self {
+            maps: vec![
+                MapStat {
+                    name: maps::DISK_STATS,
+                    entries: Some(disks.len() as u64),
+                    capacity: maps::DISK_STATS_CAPACITY.into(),
+                    update_failures: health[DISK_STATS_INSERT_FAILED as usize],
+                },
+                MapStat {
+                    name: maps::BLOCK_OWNER,
+                    entries: Some(maps.owner_entries()),
+                    capacity: maps::BLOCK_OWNER_CAPACITY.into(),
+                    update_failures: health[BLOCK_OWNER_INSERT_FAILED as usize],
+                },
+                MapStat {
+                    name: maps::BLOCK_INFLIGHT,
+                    entries: Some(maps.inflight_entries()),
+                    capacity: maps::BLOCK_INFLIGHT_CAPACITY.into(),
+                    update_failures: health[BLOCK_INFLIGHT_INSERT_FAILED as usize],
+                },
+            ],
+            disks,
+        })
     }
 }
 
@@ -175,6 +319,14 @@ pub struct ProcessJson<'a> {
     pub runqueue_wait_seconds_total: f64,
     pub voluntary_switches_total: u64,
     pub involuntary_switches_total: u64,
+    /// From /proc/<pid>/status when the list is asked for; null if the process just went.
+    pub rss_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub disk_read_bytes_total: u64,
+    pub disk_write_bytes_total: u64,
+    pub disk_reads_total: u64,
+    pub disk_writes_total: u64,
+    pub disk_latency_seconds_total: f64,
 }
 
 #[derive(Serialize)]
@@ -192,6 +344,7 @@ pub struct Core {
     kernel: Kernel,
     table: ProcessTable,
     sched: Result<SchedSnapshot, String>,
+    block: Result<BlockSnapshot, String>,
     collectors: Vec<Box<dyn Collector>>,
     last_refresh: Option<Instant>,
     /// `last_refresh` on CLOCK_MONOTONIC, in seconds, for readers in other processes.
@@ -212,11 +365,16 @@ impl Core {
             Ok(_) => Err("not read yet".to_string()),
             Err(e) => Err(e.clone()),
         };
+        let block = match &kernel.block {
+            Ok(_) => Err("not read yet".to_string()),
+            Err(e) => Err(e.clone()),
+        };
         Self {
             procfs,
             kernel,
             table,
             sched,
+            block,
             collectors,
             last_refresh: None,
             read_at: 0.0,
@@ -240,6 +398,25 @@ impl Core {
         let now = Instant::now();
         self.last_refresh = Some(now);
         self.read_at = monotonic_seconds();
+        let health = self.kernel.health.as_ref().map(|h| h.read());
+        let health = match health {
+            Some(Ok(h)) => h,
+            Some(Err(e)) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "reading kernel-side failure counts"
+                );
+                Default::default()
+            }
+            None => Default::default(),
+        };
+        if let Ok(maps) = &self.kernel.block {
+            self.block = BlockSnapshot::read(maps, &health).map_err(|e| {
+                let why = format!("{e:#}");
+                tracing::warn!(collector = "block", error = %why, "refresh failed");
+                why
+            });
+        }
         let live: HashSet<u32> = match self.table.identity_reader().live_pids() {
             Ok(p) => p.into_iter().collect(),
             Err(e) => {
@@ -272,7 +449,6 @@ impl Core {
             let task_entries = entries.len();
             let delete = table.update(entries, &live, now);
             maps.remove_tasks(&delete);
-            let health = maps.health()?;
             Ok(SchedSnapshot {
                 export: table.export(now),
                 hist: maps.histogram()?,
@@ -314,6 +490,7 @@ impl Core {
             procfs: &self.procfs,
             kernel: &self.kernel,
             sched: &self.sched,
+            block: &self.block,
         };
         let mut out = Vec::new();
         let mut success = Vec::new();
@@ -371,18 +548,30 @@ impl Core {
         let mut processes: Vec<ProcessJson<'_>> = self
             .table
             .processes()
-            .map(|p| ProcessJson {
-                pid: p.identity.pid,
-                ppid: p.identity.ppid,
-                comm: &p.identity.comm,
-                exe: &p.identity.exe,
-                cmdline: &p.identity.cmdline,
-                uid: p.identity.uid,
-                group: &p.group,
-                cpu_seconds_total: ns_to_seconds(p.last.cpu_ns),
-                runqueue_wait_seconds_total: ns_to_seconds(p.last.runq_wait_ns),
-                voluntary_switches_total: p.last.voluntary_switches,
-                involuntary_switches_total: p.last.involuntary_switches,
+            .map(|p| {
+                let mem = memory::read(&self.procfs, p.identity.pid);
+                ProcessJson {
+                    pid: p.identity.pid,
+                    ppid: p.identity.ppid,
+                    comm: &p.identity.comm,
+                    exe: &p.identity.exe,
+                    cmdline: &p.identity.cmdline,
+                    uid: p.identity.uid,
+                    group: &p.group,
+                    cpu_seconds_total: ns_to_seconds(p.last.cpu_ns),
+                    runqueue_wait_seconds_total: ns_to_seconds(p.last.runq_wait_ns),
+                    voluntary_switches_total: p.last.voluntary_switches,
+                    involuntary_switches_total: p.last.involuntary_switches,
+                    rss_bytes: mem.map(|m| m.rss_bytes),
+                    swap_bytes: mem.map(|m| m.swap_bytes),
+                    disk_read_bytes_total: p.last.disk_read_bytes,
+                    disk_write_bytes_total: p.last.disk_write_bytes,
+                    disk_reads_total: p.last.disk_reads,
+                    disk_writes_total: p.last.disk_writes,
+                    disk_latency_seconds_total: ns_to_seconds(
+                        p.last.disk_read_ns + p.last.disk_write_ns,
+                    ),
+                }
             })
             .collect();
         processes.sort_by_key(|p| p.pid);

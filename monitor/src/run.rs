@@ -39,6 +39,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         enabled: enabled.clone(),
         collectors: collectors::Config {
             filesystem: args.filesystem.options(),
+            sysfs: args.sysfs.clone(),
         },
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),

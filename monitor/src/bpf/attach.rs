@@ -127,11 +127,7 @@ pub fn attach_all(
         match ok {
             Some(a) => done.push(a),
             None => {
-                for a in &done {
-                    if let Some(p) = ebpf.program_mut(a.program) {
-                        let _ = unload(p);
-                    }
-                }
+                detach_all(ebpf, &done);
                 let last = errors
                     .pop()
                     .unwrap_or_else(|| anyhow::anyhow!("no hook listed"));
@@ -140,6 +136,15 @@ pub fn attach_all(
         }
     }
     Ok(done)
+}
+
+/// Detaches and unloads what an earlier `attach_all` attached.
+pub fn detach_all(ebpf: &mut Ebpf, attached: &[Attached]) {
+    for a in attached {
+        if let Some(p) = ebpf.program_mut(a.program) {
+            let _ = unload(p);
+        }
+    }
 }
 
 fn unload(p: &mut aya::programs::Program) -> anyhow::Result<()> {

@@ -3,7 +3,34 @@
 
 use std::{path::Path, time::Duration};
 
-use aya::Ebpf;
+use anyhow::Context as _;
+use aya::{
+    maps::{MapData, PerCpuArray},
+    Ebpf,
+};
+use monitor_common::{health::HEALTH_COUNTERS, maps};
+
+/// The kernel programs' `HEALTH` counts: what they could not record, by kind.
+pub struct HealthCounters(PerCpuArray<MapData, u64>);
+
+impl HealthCounters {
+    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
+        Ok(Self(super::take_map(ebpf, maps::HEALTH)?))
+    }
+
+    /// Each count summed over CPUs, indexed by the `monitor_common::health` constants.
+    pub fn read(&self) -> anyhow::Result<[u64; HEALTH_COUNTERS as usize]> {
+        let mut out = [0; HEALTH_COUNTERS as usize];
+        for (i, o) in out.iter_mut().enumerate() {
+            let per_cpu = self
+                .0
+                .get(&(i as u32), 0)
+                .with_context(|| format!("reading map HEALTH[{i}]"))?;
+            *o = per_cpu.iter().sum();
+        }
+        Ok(out)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ProgramStat {

@@ -2,6 +2,7 @@
 //! what they aggregated.
 
 pub mod attach;
+pub mod block;
 pub mod health;
 pub mod sched;
 pub mod tracefs;
@@ -22,4 +23,16 @@ pub fn is_permission_error(err: &(dyn std::error::Error + 'static)) -> bool {
         cur = e.source();
     }
     false
+}
+
+/// Takes map `name` out of the object as a typed map.
+pub fn take_map<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut aya::Ebpf,
+    name: &str,
+) -> anyhow::Result<T> {
+    use anyhow::Context as _;
+    let map = ebpf
+        .take_map(name)
+        .with_context(|| format!("map {name} is not in the object"))?;
+    T::try_from(map).with_context(|| format!("map {name}"))
 }

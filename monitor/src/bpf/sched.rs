@@ -7,12 +7,14 @@ use aya::{
 };
 use monitor_common::{
     event::ProcEvent,
-    health::HEALTH_COUNTERS,
     maps,
     sched::{RunqHist, TaskStats},
 };
 
-use super::attach::{Choice, Hook, Probe};
+use super::{
+    attach::{Choice, Hook, Probe},
+    take_map,
+};
 use crate::process::{identity::comm_str, table::KernelEntry};
 
 pub const PROBES: &[Probe] = &[
@@ -63,28 +65,16 @@ pub struct SchedMaps {
     task_stats: HashMap<MapData, u32, TaskStats>,
     runq_start: HashMap<MapData, u32, u64>,
     runq_hist: PerCpuArray<MapData, RunqHist>,
-    health: PerCpuArray<MapData, u64>,
     events: RingBuf<MapData>,
-}
-
-fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
-    ebpf: &mut Ebpf,
-    name: &str,
-) -> anyhow::Result<T> {
-    let map = ebpf
-        .take_map(name)
-        .with_context(|| format!("map {name} is not in the object"))?;
-    T::try_from(map).with_context(|| format!("map {name}"))
 }
 
 impl SchedMaps {
     pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
         Ok(Self {
-            task_stats: take(ebpf, maps::TASK_STATS)?,
-            runq_start: take(ebpf, maps::RUNQ_START)?,
-            runq_hist: take(ebpf, maps::RUNQ_HIST)?,
-            health: take(ebpf, maps::HEALTH)?,
-            events: take(ebpf, maps::PROC_EVENTS)?,
+            task_stats: take_map(ebpf, maps::TASK_STATS)?,
+            runq_start: take_map(ebpf, maps::RUNQ_START)?,
+            runq_hist: take_map(ebpf, maps::RUNQ_HIST)?,
+            events: take_map(ebpf, maps::PROC_EVENTS)?,
         })
     }
 
@@ -140,19 +130,6 @@ impl SchedMaps {
             sum.sum_ns += h.sum_ns;
         }
         Ok(sum)
-    }
-
-    /// The `HEALTH` counters summed over CPUs.
-    pub fn health(&self) -> anyhow::Result<[u64; HEALTH_COUNTERS as usize]> {
-        let mut out = [0; HEALTH_COUNTERS as usize];
-        for (i, o) in out.iter_mut().enumerate() {
-            let per_cpu = self
-                .health
-                .get(&(i as u32), 0)
-                .with_context(|| format!("reading map HEALTH[{i}]"))?;
-            *o = per_cpu.iter().sum();
-        }
-        Ok(out)
     }
 
     pub fn runq_start_entries(&self) -> usize {

@@ -1,7 +1,10 @@
 //! Classic tracepoints are attached by id, read from tracefs; a fresh host may not have it
 //! mounted (and has no debugfs copy either), so the daemon mounts it itself.
 
-use std::{ffi::CString, path::Path};
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, Context as _};
 
@@ -11,10 +14,11 @@ fn usable(dir: &Path) -> bool {
     dir.join("events").is_dir()
 }
 
-/// Makes sure tracefs is mounted where aya looks for it. Returns true if it mounted it.
-pub fn ensure_mounted() -> anyhow::Result<bool> {
-    if MOUNTS.iter().any(|m| usable(Path::new(m))) {
-        return Ok(false);
+/// Makes sure tracefs is mounted where aya looks for it. Returns where it is, and whether
+/// this call mounted it.
+pub fn ensure_mounted() -> anyhow::Result<(PathBuf, bool)> {
+    if let Some(m) = MOUNTS.iter().map(Path::new).find(|m| usable(m)) {
+        return Ok((m.to_path_buf(), false));
     }
     let target = MOUNTS[0];
     let c = |s: &str| CString::new(s).expect("no NUL in constant");
@@ -36,5 +40,5 @@ pub fn ensure_mounted() -> anyhow::Result<bool> {
     if !usable(Path::new(target)) {
         bail!("tracefs mounted on {target} but it has no events directory");
     }
-    Ok(true)
+    Ok((PathBuf::from(target), true))
 }

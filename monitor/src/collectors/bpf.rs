@@ -92,8 +92,13 @@ impl Collector for Bpf {
                 vec![gauge(&[], f64::from(u8::from(on)))],
             ));
         }
-        if let Ok(s) = view.sched {
-            let maps = &s.maps;
+        let maps: Vec<_> = view
+            .sched
+            .iter()
+            .flat_map(|s| &s.maps)
+            .chain(view.block.iter().flat_map(|b| &b.maps))
+            .collect();
+        if !maps.is_empty() {
             out.push(family(
                 "monitor_bpf_map_entries",
                 "Entries in each map.",

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use prometheus::proto::MetricFamily;
 
-use crate::core::Kernel;
-use crate::core::SchedSnapshot;
+use crate::core::{BlockSnapshot, Kernel, SchedSnapshot};
 
+pub mod block;
 pub mod bpf;
 pub mod cpu;
 pub mod filesystem;
@@ -20,6 +20,7 @@ pub struct View<'a> {
     pub procfs: &'a Path,
     pub kernel: &'a Kernel,
     pub sched: &'a Result<SchedSnapshot, String>,
+    pub block: &'a Result<BlockSnapshot, String>,
 }
 
 pub trait Collector: Send {
@@ -30,9 +31,20 @@ pub trait Collector: Send {
 }
 
 /// Settings of the collectors that have any, from the command line.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub filesystem: filesystem::Options,
+    /// sysfs mount point (`--path.sysfs`), where device numbers get their names.
+    pub sysfs: std::path::PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            filesystem: Default::default(),
+            sysfs: "/sys".into(),
+        }
+    }
 }
 
 pub struct Spec {
@@ -50,6 +62,7 @@ pub const ALL: &[Spec] = &[
     pressure::SPEC,
     filesystem::SPEC,
     sched::SPEC,
+    block::SPEC,
     bpf::SPEC,
 ];
 

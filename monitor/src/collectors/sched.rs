@@ -2,7 +2,7 @@
 //! and the host run-queue latency histogram, all measured in the kernel (eBPF).
 
 use anyhow::anyhow;
-use monitor_common::sched::{runq_bucket_upper_seconds, RUNQ_BUCKETS};
+use monitor_common::hist::{upper_seconds, BUCKETS};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::{Collector, Spec, View};
@@ -77,8 +77,8 @@ pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
         MetricType::COUNTER,
         switches,
     ));
-    let buckets: Vec<(Option<f64>, u64)> = (0..RUNQ_BUCKETS)
-        .map(|i| (runq_bucket_upper_seconds(i), s.hist.buckets[i]))
+    let buckets: Vec<(Option<f64>, u64)> = (0..BUCKETS)
+        .map(|i| (upper_seconds(i), s.hist.buckets[i]))
         .collect();
     out.push(family(
         "monitor_runqueue_latency_seconds",

@@ -15,6 +15,13 @@ pub struct Counters {
     pub starts: u64,
     /// Process exits out of the group (only meaningful for groups).
     pub exits: u64,
+    /// Block I/O the process submitted (see `monitor_common::sched::TaskCounters`).
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
+    pub disk_reads: u64,
+    pub disk_writes: u64,
+    pub disk_read_ns: u64,
+    pub disk_write_ns: u64,
 }
 
 impl Counters {
@@ -32,6 +39,14 @@ impl Counters {
                 .saturating_sub(earlier.involuntary_switches),
             starts: self.starts.saturating_sub(earlier.starts),
             exits: self.exits.saturating_sub(earlier.exits),
+            disk_read_bytes: self.disk_read_bytes.saturating_sub(earlier.disk_read_bytes),
+            disk_write_bytes: self
+                .disk_write_bytes
+                .saturating_sub(earlier.disk_write_bytes),
+            disk_reads: self.disk_reads.saturating_sub(earlier.disk_reads),
+            disk_writes: self.disk_writes.saturating_sub(earlier.disk_writes),
+            disk_read_ns: self.disk_read_ns.saturating_sub(earlier.disk_read_ns),
+            disk_write_ns: self.disk_write_ns.saturating_sub(earlier.disk_write_ns),
         }
     }
 
@@ -44,6 +59,12 @@ impl Counters {
             involuntary_switches: self.involuntary_switches.max(other.involuntary_switches),
             starts: self.starts.max(other.starts),
             exits: self.exits.max(other.exits),
+            disk_read_bytes: self.disk_read_bytes.max(other.disk_read_bytes),
+            disk_write_bytes: self.disk_write_bytes.max(other.disk_write_bytes),
+            disk_reads: self.disk_reads.max(other.disk_reads),
+            disk_writes: self.disk_writes.max(other.disk_writes),
+            disk_read_ns: self.disk_read_ns.max(other.disk_read_ns),
+            disk_write_ns: self.disk_write_ns.max(other.disk_write_ns),
         }
     }
 }
@@ -58,6 +79,12 @@ impl Add for Counters {
             involuntary_switches: self.involuntary_switches + o.involuntary_switches,
             starts: self.starts + o.starts,
             exits: self.exits + o.exits,
+            disk_read_bytes: self.disk_read_bytes + o.disk_read_bytes,
+            disk_write_bytes: self.disk_write_bytes + o.disk_write_bytes,
+            disk_reads: self.disk_reads + o.disk_reads,
+            disk_writes: self.disk_writes + o.disk_writes,
+            disk_read_ns: self.disk_read_ns + o.disk_read_ns,
+            disk_write_ns: self.disk_write_ns + o.disk_write_ns,
         }
     }
 }
@@ -77,6 +104,12 @@ impl From<TaskCounters> for Counters {
             involuntary_switches: c.involuntary_switches,
             starts: 0,
             exits: 0,
+            disk_read_bytes: c.disk_read_bytes,
+            disk_write_bytes: c.disk_write_bytes,
+            disk_reads: c.disk_reads,
+            disk_writes: c.disk_writes,
+            disk_read_ns: c.disk_read_ns,
+            disk_write_ns: c.disk_write_ns,
         }
     }
 }

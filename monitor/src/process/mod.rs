@@ -5,4 +5,5 @@ pub mod budget;
 pub mod counters;
 pub mod group;
 pub mod identity;
+pub mod memory;
 pub mod table;

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use monitor_common::sched::{runq_bucket_upper_seconds, RunqHist, RUNQ_BUCKETS};
+use monitor_common::{
+    hist::{upper_seconds, BUCKETS},
+    sched::RunqHist,
+};
 
 use super::sample::{CpuTimes, Histogram};
 use crate::metrics::ns_to_seconds;
@@ -76,11 +79,11 @@ pub fn parse(text: &str) -> (Option<CpuTimes>, Option<Histogram>) {
 /// The in-kernel histogram (per-bucket counts) in the cumulative form the exposition has.
 pub fn from_runq(h: &RunqHist) -> Histogram {
     let mut cumulative = 0u64;
-    let mut buckets = Vec::with_capacity(RUNQ_BUCKETS);
+    let mut buckets = Vec::with_capacity(BUCKETS);
     for (i, n) in h.buckets.iter().enumerate() {
         cumulative += n;
         // The overflow bucket (the last) has no bound of its own: it is the +Inf one.
-        let upper = runq_bucket_upper_seconds(i).unwrap_or(f64::INFINITY);
+        let upper = upper_seconds(i).unwrap_or(f64::INFINITY);
         buckets.push((upper, cumulative as f64));
     }
     Histogram {
@@ -134,7 +137,7 @@ monitor_process_cpu_seconds_total{group="x"} 3
         let mut h = RunqHist::default();
         h.buckets[0] = 2;
         h.buckets[1] = 4;
-        h.buckets[RUNQ_BUCKETS - 1] = 1;
+        h.buckets[BUCKETS - 1] = 1;
         h.sum_ns = 1_500_000_000;
         let c = from_runq(&h);
         assert_eq!(c.buckets[0].1, 2.0);

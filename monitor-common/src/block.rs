@@ -1,0 +1,162 @@
+//! Block I/O aggregation: what the `block_*` programs keep per device and operation, and the
+//! short-lived records that carry a request from submission to completion.
+//!
+//! The programs use classic tracepoints only: their records carry the device and sector on
+//! every kernel, where `tp_btf` would hand over a `struct request *` whose layout changes
+//! between releases. A request is followed by `(device, op, sector)`, which is unique among
+//! requests in flight.
+
+use crate::hist::BUCKETS;
+
+/// Operations, as indices. Anything else (driver-private requests) is not counted.
+pub const OP_READ: u32 = 0;
+pub const OP_WRITE: u32 = 1;
+pub const OP_FLUSH: u32 = 2;
+pub const OP_DISCARD: u32 = 3;
+pub const OPS: u32 = 4;
+/// Not one of the above.
+pub const OP_OTHER: u32 = u32::MAX;
+
+/// The `op` label of each index.
+pub const OP_NAMES: [&str; OPS as usize] = ["read", "write", "flush", "discard"];
+
+/// The operation of a tracepoint's `rwbs` string (the kernel's `blk_fill_rwbs`): an optional
+/// leading `F` for a preflush, then `W`, `D` (or `DE`, secure erase), `F` (flush), `R`, `N`.
+#[inline(always)]
+pub const fn op_of_rwbs(rwbs: [u8; 4]) -> u32 {
+    let c = if rwbs[0] == b'F' && matches!(rwbs[1], b'W' | b'D' | b'F' | b'R' | b'N') {
+        rwbs[1]
+    } else {
+        rwbs[0]
+    };
+    match c {
+        b'R' => OP_READ,
+        b'W' => OP_WRITE,
+        b'F' => OP_FLUSH,
+        b'D' => OP_DISCARD,
+        _ => OP_OTHER,
+    }
+}
+
+/// Key of `DISK_STATS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DiskKey {
+    /// The kernel's `dev_t` of the disk: major << 20 | minor.
+    pub dev: u32,
+    pub op: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<DiskKey>() == 8);
+
+/// Value of `DISK_STATS`: totals since the entry was created.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DiskStats {
+    /// Completed requests.
+    pub requests: u64,
+    pub bytes: u64,
+    /// Requests completed with an error status.
+    pub errors: u64,
+    /// Issue-to-completion time: a log2 histogram and its sum, for the requests whose issue
+    /// was seen (all of them, but those in flight when the programs attached).
+    pub latency: [u64; BUCKETS],
+    pub latency_sum_ns: u64,
+    /// Time from the request's creation (or its first bio's submission) to its issue to the
+    /// driver, for the requests whose creation was seen.
+    pub queue: [u64; BUCKETS],
+    pub queue_sum_ns: u64,
+}
+
+impl Default for DiskStats {
+    fn default() -> Self {
+        Self {
+            requests: 0,
+            bytes: 0,
+            errors: 0,
+            latency: [0; BUCKETS],
+            latency_sum_ns: 0,
+            queue: [0; BUCKETS],
+            queue_sum_ns: 0,
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<DiskStats>() == (5 + 2 * BUCKETS) * 8);
+
+/// Value of `BLOCK_OWNER`, keyed by the start sector: who submitted the I/O and when.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlockOwner {
+    pub submitted_ns: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<BlockOwner>() == 16);
+
+/// Key of `BLOCK_INFLIGHT`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InflightKey {
+    pub dev: u32,
+    pub op: u32,
+    pub sector: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<InflightKey>() == 16);
+
+/// Value of `BLOCK_INFLIGHT`: a request issued to the driver and not yet completed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inflight {
+    pub issued_ns: u64,
+    /// The submitter's tgid, or 0 when it is not known.
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
+
+/// Record offsets the daemon reads from tracefs `format` files and hands to the programs
+/// before loading (they moved when `ioprio` was added to the `block_rq` events).
+pub const RQ_ISSUE_RWBS_OFFSET: &str = "BLOCK_RQ_ISSUE_RWBS";
+pub const RQ_COMPLETE_RWBS_OFFSET: &str = "BLOCK_RQ_COMPLETE_RWBS";
+
+/// Offsets that have not moved since 4.x in any `block` event the programs read.
+pub const DEV_OFFSET: usize = 8;
+pub const SECTOR_OFFSET: usize = 16;
+pub const NR_SECTOR_OFFSET: usize = 24;
+/// `block_rq_complete`'s `error`.
+pub const ERROR_OFFSET: usize = 28;
+/// `block_split`'s `new_sector`.
+pub const NEW_SECTOR_OFFSET: usize = 24;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(s: &str) -> u32 {
+        let mut b = [0u8; 4];
+        for (d, c) in b.iter_mut().zip(s.bytes()) {
+            *d = c;
+        }
+        op_of_rwbs(b)
+    }
+
+    #[test]
+    fn rwbs_strings_map_to_ops() {
+        assert_eq!(op("R"), OP_READ);
+        assert_eq!(op("RS"), OP_READ);
+        assert_eq!(op("RA"), OP_READ);
+        assert_eq!(op("WS"), OP_WRITE);
+        assert_eq!(op("WFS"), OP_WRITE); // write with FUA
+        assert_eq!(op("FWS"), OP_WRITE); // preflush + write
+        assert_eq!(op("FF"), OP_FLUSH); // the flush machinery's own request
+        assert_eq!(op("F"), OP_FLUSH);
+        assert_eq!(op("D"), OP_DISCARD);
+        assert_eq!(op("DE"), OP_DISCARD);
+        assert_eq!(op("N"), OP_OTHER);
+        assert_eq!(op(""), OP_OTHER);
+    }
+}

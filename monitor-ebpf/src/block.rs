@@ -1,0 +1,261 @@
+//! Block I/O: per disk and operation, requests, bytes, errors, issue-to-completion latency and
+//! time queued before issue; per thread group, the reads and writes it submitted.
+//!
+//! A request is followed through three points, all classic tracepoints (see
+//! `monitor_common::block` for why):
+//! - submission, in the submitter's context: `block_io_start` (6.5+, once per request, at its
+//!   creation) or, before 6.5, `block_bio_queue` plus `block_split` (once per bio and per split
+//!   remainder). It records the submitter and the time under the start sector;
+//! - `block_rq_issue`, often in a kernel worker's or another task's context: takes the
+//!   submitter record (the queue wait ends here) and marks the request in flight;
+//! - `block_rq_complete`, usually in interrupt context: the latency ends; the request is
+//!   counted for its disk and charged to the submitter's `TASK_STATS` entry.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+    EbpfContext,
+};
+use monitor_common::{
+    block::{
+        op_of_rwbs, BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, DEV_OFFSET,
+        ERROR_OFFSET, NEW_SECTOR_OFFSET, NR_SECTOR_OFFSET, OP_FLUSH, OP_OTHER, OP_READ, OP_WRITE,
+        SECTOR_OFFSET,
+    },
+    health::{BLOCK_INFLIGHT_INSERT_FAILED, BLOCK_OWNER_INSERT_FAILED, DISK_STATS_INSERT_FAILED},
+    hist::{bucket, BUCKETS},
+};
+
+use crate::{
+    atomic::add,
+    health::count_failure,
+    maps::{BLOCK_INFLIGHT, BLOCK_OWNER, DISK_STATS, DISK_ZERO, TASK_STATS},
+};
+
+/// Where `rwbs` sits in the `block_rq_issue` and `block_rq_complete` records: 32 before
+/// `ioprio` was added to them, 34 after. Set by the daemon from the tracefs format files;
+/// 0 (the common header) reads as no operation, so nothing is counted if it is never set.
+#[unsafe(no_mangle)]
+static BLOCK_RQ_ISSUE_RWBS: u32 = 0;
+#[unsafe(no_mangle)]
+static BLOCK_RQ_COMPLETE_RWBS: u32 = 0;
+
+#[tracepoint(category = "block", name = "block_io_start")]
+pub fn block_owner_io_start(ctx: TracePointContext) -> u32 {
+    // SAFETY: `sector` is a u64 inside every block_rq-class record.
+    record_owner(unsafe { field::<u64>(&ctx, SECTOR_OFFSET) });
+    0
+}
+
+#[tracepoint(category = "block", name = "block_bio_queue")]
+pub fn block_owner_bio_queue(ctx: TracePointContext) -> u32 {
+    // SAFETY: `sector` is a u64 inside every block_bio record.
+    record_owner(unsafe { field::<u64>(&ctx, SECTOR_OFFSET) });
+    0
+}
+
+/// A bio split before it becomes requests: the remainder starts at `new_sector` and gets no
+/// `block_bio_queue` event of its own.
+#[tracepoint(category = "block", name = "block_split")]
+pub fn block_owner_split(ctx: TracePointContext) -> u32 {
+    // SAFETY: `new_sector` is a u64 inside the block_split record.
+    record_owner(unsafe { field::<u64>(&ctx, NEW_SECTOR_OFFSET) });
+    0
+}
+
+#[tracepoint(category = "block", name = "block_rq_issue")]
+pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
+    // SAFETY: offsets inside every block_rq record (see `monitor_common::block`).
+    let (dev, sector) = unsafe {
+        (
+            field::<u32>(&ctx, DEV_OFFSET),
+            field::<u64>(&ctx, SECTOR_OFFSET),
+        )
+    };
+    let op = op_at(&ctx, rodata(&BLOCK_RQ_ISSUE_RWBS));
+    if op == OP_OTHER {
+        return 0;
+    }
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut tgid = 0;
+    // The flush machinery makes its own requests at sector 0; a submitter record there
+    // belongs to a read or write.
+    if op != OP_FLUSH {
+        if let Some(o) = BLOCK_OWNER.get_ptr(&sector) {
+            // SAFETY: a valid map value pointer for the duration of this program.
+            let o = unsafe { *o };
+            let _ = BLOCK_OWNER.remove(&sector);
+            tgid = o.tgid;
+            if o.submitted_ns != 0 && o.submitted_ns <= now {
+                if let Some(s) = disk_stats(dev, op) {
+                    let wait = now - o.submitted_ns;
+                    // SAFETY: a map value valid during the program; other CPUs update it too.
+                    unsafe {
+                        observe(&raw mut (*s).queue, &raw mut (*s).queue_sum_ns, wait);
+                    }
+                }
+            }
+        }
+    }
+    let key = InflightKey { dev, op, sector };
+    let v = Inflight {
+        issued_ns: now,
+        tgid,
+        _pad: 0,
+    };
+    if BLOCK_INFLIGHT.insert(&key, &v, 0).is_err() {
+        count_failure(BLOCK_INFLIGHT_INSERT_FAILED);
+    }
+    0
+}
+
+#[tracepoint(category = "block", name = "block_rq_complete")]
+pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
+    // SAFETY: offsets inside every block_rq_complete record (see `monitor_common::block`).
+    let (dev, sector, nr_sector, error) = unsafe {
+        (
+            field::<u32>(&ctx, DEV_OFFSET),
+            field::<u64>(&ctx, SECTOR_OFFSET),
+            field::<u32>(&ctx, NR_SECTOR_OFFSET),
+            field::<i32>(&ctx, ERROR_OFFSET),
+        )
+    };
+    let op = op_at(&ctx, rodata(&BLOCK_RQ_COMPLETE_RWBS));
+    if op == OP_OTHER {
+        return 0;
+    }
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let bytes = u64::from(nr_sector) * 512;
+    let key = InflightKey { dev, op, sector };
+    let inflight = BLOCK_INFLIGHT.get_ptr(&key).map(|p| {
+        // SAFETY: a valid map value pointer for the duration of this program.
+        let v = unsafe { *p };
+        let _ = BLOCK_INFLIGHT.remove(&key);
+        v
+    });
+    let latency = inflight.and_then(|f| now.checked_sub(f.issued_ns));
+
+    if let Some(s) = disk_stats(dev, op) {
+        // SAFETY: a map value valid during the program; other CPUs update it too.
+        unsafe {
+            add(&raw mut (*s).requests, 1);
+            add(&raw mut (*s).bytes, bytes);
+            if error != 0 {
+                add(&raw mut (*s).errors, 1);
+            }
+            if let Some(l) = latency {
+                observe(&raw mut (*s).latency, &raw mut (*s).latency_sum_ns, l);
+            }
+        }
+    }
+
+    let Some(f) = inflight else { return 0 };
+    if f.tgid == 0 || (op != OP_READ && op != OP_WRITE) {
+        return 0;
+    }
+    // Only an existing entry: here `current` is whoever the interrupt landed on, so a new
+    // entry could not be named. A submitter has always been switched out (it blocked or was
+    // preempted) by the time its I/O completes, so its entry exists unless it was folded.
+    let Some(t) = TASK_STATS.get_ptr_mut(&f.tgid) else {
+        return 0;
+    };
+    let l = latency.unwrap_or(0);
+    // SAFETY: a map value valid during the program; other CPUs update it too.
+    unsafe {
+        let c = &raw mut (*t).counters;
+        if op == OP_READ {
+            add(&raw mut (*c).disk_read_bytes, bytes);
+            add(&raw mut (*c).disk_reads, 1);
+            add(&raw mut (*c).disk_read_ns, l);
+        } else {
+            add(&raw mut (*c).disk_write_bytes, bytes);
+            add(&raw mut (*c).disk_writes, 1);
+            add(&raw mut (*c).disk_write_ns, l);
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn record_owner(sector: u64) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let v = BlockOwner {
+        // SAFETY: no preconditions.
+        submitted_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        _pad: 0,
+    };
+    if BLOCK_OWNER.insert(&sector, &v, 0).is_err() {
+        count_failure(BLOCK_OWNER_INSERT_FAILED);
+    }
+}
+
+/// A fixed-offset field of the tracepoint record.
+///
+/// # Safety
+/// `off` must be the offset of a `T` inside the record (the verifier checks the bounds).
+#[inline(always)]
+unsafe fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
+    // SAFETY: see above; the record gives no alignment promise beyond the field's own.
+    unsafe {
+        (ctx.as_ptr() as *const u8)
+            .add(off)
+            .cast::<T>()
+            .read_unaligned()
+    }
+}
+
+/// A load-time constant: read through a volatile load so the compiler does not fold in the
+/// default the object was built with.
+#[inline(always)]
+fn rodata(v: &'static u32) -> u32 {
+    // SAFETY: a valid, aligned static.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// The operation of the record's `rwbs` at a load-time offset (a helper read: the verifier
+/// only allows constant offsets for direct record loads).
+#[inline(always)]
+fn op_at(ctx: &TracePointContext, off: u32) -> u32 {
+    // SAFETY: bpf_probe_read of 4 bytes inside the record; a fault returns an error.
+    match unsafe { ctx.read_at::<[u8; 4]>(off as usize) } {
+        Ok(rwbs) => op_of_rwbs(rwbs),
+        Err(_) => OP_OTHER,
+    }
+}
+
+/// The `DISK_STATS` entry of `(dev, op)`, created on first use.
+#[inline(always)]
+fn disk_stats(dev: u32, op: u32) -> Option<*mut DiskStats> {
+    let key = DiskKey { dev, op };
+    if let Some(p) = DISK_STATS.get_ptr_mut(&key) {
+        return Some(p);
+    }
+    let zero = DISK_ZERO.get_ptr(0)?;
+    // SAFETY: a map value pointer, valid for the call; EEXIST (another CPU was first) is fine.
+    let _ = DISK_STATS.insert(&key, unsafe { &*zero }, BPF_NOEXIST as u64);
+    let p = DISK_STATS.get_ptr_mut(&key);
+    if p.is_none() {
+        count_failure(DISK_STATS_INSERT_FAILED);
+    }
+    p
+}
+
+/// Adds one observation of `ns` to a log2 histogram and its sum.
+///
+/// # Safety
+/// Both pointers point into a live map value.
+#[inline(always)]
+unsafe fn observe(hist: *mut [u64; BUCKETS], sum: *mut u64, ns: u64) {
+    let b = bucket(ns);
+    if b < BUCKETS {
+        // SAFETY: in bounds (checked above, for the verifier too).
+        unsafe { add((hist as *mut u64).add(b), 1) };
+    }
+    // SAFETY: see the function's contract.
+    unsafe { add(sum, ns) };
+}
