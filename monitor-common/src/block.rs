@@ -4,7 +4,8 @@
 //! The programs use classic tracepoints only: their records carry the device and sector on
 //! every kernel, where `tp_btf` would hand over a `struct request *` whose layout changes
 //! between releases. A request is followed by `(device, op, sector)`, which is unique among
-//! requests in flight.
+//! requests in flight. Bio events name the partition, request events the whole disk: the
+//! daemon keeps `PART_DISK` (partition `dev_t` to disk `dev_t`) for the programs to translate.
 
 use crate::hist::BUCKETS;
 
@@ -84,7 +85,19 @@ impl Default for DiskStats {
 
 const _: () = assert!(core::mem::size_of::<DiskStats>() == (5 + 2 * BUCKETS) * 8);
 
-/// Value of `BLOCK_OWNER`, keyed by the start sector: who submitted the I/O and when.
+/// Key of `BLOCK_OWNER`: a disk and a start sector.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnerKey {
+    /// The whole disk's `dev_t`, as the request events report it.
+    pub dev: u32,
+    pub _pad: u32,
+    pub sector: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<OwnerKey>() == 16);
+
+/// Value of `BLOCK_OWNER`: who submitted the I/O and when.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BlockOwner {

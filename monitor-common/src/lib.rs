@@ -31,4 +31,6 @@ mod pod {
     unsafe impl aya::Pod for crate::block::Inflight {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::BlockOwner {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::OwnerKey {}
 }

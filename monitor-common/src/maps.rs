@@ -10,6 +10,7 @@ pub const PROC_EVENTS: &str = "PROC_EVENTS";
 pub const DISK_STATS: &str = "DISK_STATS";
 pub const BLOCK_OWNER: &str = "BLOCK_OWNER";
 pub const BLOCK_INFLIGHT: &str = "BLOCK_INFLIGHT";
+pub const PART_DISK: &str = "PART_DISK";
 
 /// Capacity of `TASK_STATS` (one entry per thread group seen running).
 pub const TASK_STATS_CAPACITY: u32 = 32_768;
@@ -23,3 +24,5 @@ pub const DISK_STATS_CAPACITY: u32 = 4_096;
 pub const BLOCK_OWNER_CAPACITY: u32 = 16_384;
 /// Capacity of `BLOCK_INFLIGHT` (one entry per request issued, not yet completed).
 pub const BLOCK_INFLIGHT_CAPACITY: u32 = 16_384;
+/// Capacity of `PART_DISK` (one entry per partition on the host).
+pub const PART_DISK_CAPACITY: u32 = 4_096;

@@ -5,7 +5,7 @@
 //! `monitor_common::block` for why):
 //! - submission, in the submitter's context: `block_io_start` (6.5+, once per request, at its
 //!   creation) or, before 6.5, `block_bio_queue` plus `block_split` (once per bio and per split
-//!   remainder). It records the submitter and the time under the start sector;
+//!   remainder). It records the submitter and the time under the disk and start sector;
 //! - `block_rq_issue`, often in a kernel worker's or another task's context: takes the
 //!   submitter record (the queue wait ends here) and marks the request in flight;
 //! - `block_rq_complete`, usually in interrupt context: the latency ends; the request is
@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     block::{
-        op_of_rwbs, BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, DEV_OFFSET,
+        op_of_rwbs, BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, OwnerKey, DEV_OFFSET,
         ERROR_OFFSET, NEW_SECTOR_OFFSET, NR_SECTOR_OFFSET, OP_FLUSH, OP_OTHER, OP_READ, OP_WRITE,
         SECTOR_OFFSET,
     },
@@ -31,7 +31,7 @@ use monitor_common::{
 use crate::{
     atomic::add,
     health::count_failure,
-    maps::{BLOCK_INFLIGHT, BLOCK_OWNER, DISK_STATS, DISK_ZERO, TASK_STATS},
+    maps::{BLOCK_INFLIGHT, BLOCK_OWNER, DISK_STATS, DISK_ZERO, PART_DISK, TASK_STATS},
 };
 
 /// Where `rwbs` sits in the `block_rq_issue` and `block_rq_complete` records: 32 before
@@ -44,15 +44,27 @@ static BLOCK_RQ_COMPLETE_RWBS: u32 = 0;
 
 #[tracepoint(category = "block", name = "block_io_start")]
 pub fn block_owner_io_start(ctx: TracePointContext) -> u32 {
-    // SAFETY: `sector` is a u64 inside every block_rq-class record.
-    record_owner(unsafe { field::<u64>(&ctx, SECTOR_OFFSET) });
+    // SAFETY: offsets inside every block_rq-class record; `dev` is the disk here.
+    let (dev, sector) = unsafe {
+        (
+            field::<u32>(&ctx, DEV_OFFSET),
+            field::<u64>(&ctx, SECTOR_OFFSET),
+        )
+    };
+    record_owner(dev, sector);
     0
 }
 
 #[tracepoint(category = "block", name = "block_bio_queue")]
 pub fn block_owner_bio_queue(ctx: TracePointContext) -> u32 {
-    // SAFETY: `sector` is a u64 inside every block_bio record.
-    record_owner(unsafe { field::<u64>(&ctx, SECTOR_OFFSET) });
+    // SAFETY: offsets inside every block_bio record.
+    let (dev, sector) = unsafe {
+        (
+            field::<u32>(&ctx, DEV_OFFSET),
+            field::<u64>(&ctx, SECTOR_OFFSET),
+        )
+    };
+    record_owner(disk_of(dev), sector);
     0
 }
 
@@ -60,8 +72,14 @@ pub fn block_owner_bio_queue(ctx: TracePointContext) -> u32 {
 /// `block_bio_queue` event of its own.
 #[tracepoint(category = "block", name = "block_split")]
 pub fn block_owner_split(ctx: TracePointContext) -> u32 {
-    // SAFETY: `new_sector` is a u64 inside the block_split record.
-    record_owner(unsafe { field::<u64>(&ctx, NEW_SECTOR_OFFSET) });
+    // SAFETY: offsets inside the block_split record.
+    let (dev, sector) = unsafe {
+        (
+            field::<u32>(&ctx, DEV_OFFSET),
+            field::<u64>(&ctx, NEW_SECTOR_OFFSET),
+        )
+    };
+    record_owner(disk_of(dev), sector);
     0
 }
 
@@ -78,16 +96,22 @@ pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
     if op == OP_OTHER {
         return 0;
     }
+    let sector = flush_sector(op, sector);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let mut tgid = 0;
     // The flush machinery makes its own requests at sector 0; a submitter record there
     // belongs to a read or write.
     if op != OP_FLUSH {
-        if let Some(o) = BLOCK_OWNER.get_ptr(&sector) {
+        let okey = OwnerKey {
+            dev,
+            _pad: 0,
+            sector,
+        };
+        if let Some(o) = BLOCK_OWNER.get_ptr(&okey) {
             // SAFETY: a valid map value pointer for the duration of this program.
             let o = unsafe { *o };
-            let _ = BLOCK_OWNER.remove(&sector);
+            let _ = BLOCK_OWNER.remove(&okey);
             tgid = o.tgid;
             if o.submitted_ns != 0 && o.submitted_ns <= now {
                 if let Some(s) = disk_stats(dev, op) {
@@ -127,16 +151,40 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
     if op == OP_OTHER {
         return 0;
     }
+    let sector = flush_sector(op, sector);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let bytes = u64::from(nr_sector) * 512;
     let key = InflightKey { dev, op, sector };
-    let inflight = BLOCK_INFLIGHT.get_ptr(&key).map(|p| {
-        // SAFETY: a valid map value pointer for the duration of this program.
-        let v = unsafe { *p };
-        let _ = BLOCK_INFLIGHT.remove(&key);
-        v
-    });
+    let inflight = match BLOCK_INFLIGHT.get_ptr(&key) {
+        Some(p) => {
+            // SAFETY: a valid map value pointer for the duration of this program.
+            let v = unsafe { *p };
+            let _ = BLOCK_INFLIGHT.remove(&key);
+            Some(v)
+        }
+        // Completed without being issued: a data-less write with a preflush is finished by
+        // the flush machinery and never reaches the driver itself. It counts from its
+        // submission (and the kernel's diskstats count it as a write).
+        None if op != OP_FLUSH => {
+            let okey = OwnerKey {
+                dev,
+                _pad: 0,
+                sector,
+            };
+            BLOCK_OWNER.get_ptr(&okey).map(|p| {
+                // SAFETY: as above.
+                let o = unsafe { *p };
+                let _ = BLOCK_OWNER.remove(&okey);
+                Inflight {
+                    issued_ns: o.submitted_ns,
+                    tgid: o.tgid,
+                    _pad: 0,
+                }
+            })
+        }
+        None => None,
+    };
     let latency = inflight.and_then(|f| now.checked_sub(f.issued_ns));
 
     if let Some(s) = disk_stats(dev, op) {
@@ -180,8 +228,34 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// The flush machinery's requests report sector 0 when issued and all ones when completed;
+/// one sector for both keeps them matched.
 #[inline(always)]
-fn record_owner(sector: u64) {
+fn flush_sector(op: u32, sector: u64) -> u64 {
+    if op == OP_FLUSH {
+        0
+    } else {
+        sector
+    }
+}
+
+/// The disk of a bio's device (a partition's disk, or itself).
+#[inline(always)]
+fn disk_of(dev: u32) -> u32 {
+    match PART_DISK.get_ptr(&dev) {
+        // SAFETY: a valid map value pointer for the duration of this program.
+        Some(d) => unsafe { *d },
+        None => dev,
+    }
+}
+
+#[inline(always)]
+fn record_owner(dev: u32, sector: u64) {
+    let key = OwnerKey {
+        dev,
+        _pad: 0,
+        sector,
+    };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let v = BlockOwner {
         // SAFETY: no preconditions.
@@ -189,7 +263,7 @@ fn record_owner(sector: u64) {
         tgid,
         _pad: 0,
     };
-    if BLOCK_OWNER.insert(&sector, &v, 0).is_err() {
+    if BLOCK_OWNER.insert(&key, &v, 0).is_err() {
         count_failure(BLOCK_OWNER_INSERT_FAILED);
     }
 }

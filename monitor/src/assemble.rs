@@ -41,6 +41,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
         load: needs_bpf,
         sched: o.enabled.contains(&"sched"),
         block: o.enabled.contains(&"block"),
+        sysfs: o.collectors.sysfs.clone(),
         bpf_stats: o.bpf_stats,
         attach: AttachOptions {
             fail: o.fail_attach.clone(),
@@ -58,6 +59,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
     );
     Ok(Core::new(
         o.procfs.clone(),
+        o.collectors.sysfs.clone(),
         kernel,
         table,
         build_collectors(&o.enabled, &o.collectors),

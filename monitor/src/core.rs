@@ -55,6 +55,8 @@ pub struct KernelOptions {
     pub load: bool,
     pub sched: bool,
     pub block: bool,
+    /// sysfs mount point, where partitions are matched to their disks.
+    pub sysfs: PathBuf,
     pub bpf_stats: bool,
     pub attach: AttachOptions,
 }
@@ -181,7 +183,18 @@ impl Kernel {
                     }
                     Ok(all)
                 })?
-                .and_then(|()| BlockMaps::take(attacher.ebpf).map_err(|e| format!("{e:#}"))),
+                .and_then(|()| {
+                    let bio = hooks_use(attacher.hooks, "block_owner_bio_queue");
+                    let mut maps =
+                        BlockMaps::take(attacher.ebpf, bio).map_err(|e| format!("{e:#}"))?;
+                    if let Err(e) = maps.sync_partitions(&opts.sysfs) {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "I/O to partitions is charged to no process"
+                        );
+                    }
+                    Ok(maps)
+                }),
         };
         let health = match HealthCounters::take(&mut ebpf) {
             Ok(h) => Some(h),
@@ -202,6 +215,11 @@ impl Kernel {
             stats,
         })
     }
+}
+
+/// Whether `program` serves one of the measures attached so far.
+fn hooks_use(hooks: &[(&'static str, Attached)], program: &str) -> bool {
+    hooks.iter().any(|(_, a)| a.program == program)
 }
 
 /// Attaches collectors' probes, recording which hook serves each measure.
@@ -341,6 +359,7 @@ pub struct ProcessesJson<'a> {
 
 pub struct Core {
     procfs: PathBuf,
+    sysfs: PathBuf,
     kernel: Kernel,
     table: ProcessTable,
     sched: Result<SchedSnapshot, String>,
@@ -356,6 +375,7 @@ pub struct Core {
 impl Core {
     pub fn new(
         procfs: PathBuf,
+        sysfs: PathBuf,
         kernel: Kernel,
         table: ProcessTable,
         collectors: Vec<Box<dyn Collector>>,
@@ -371,6 +391,7 @@ impl Core {
         };
         Self {
             procfs,
+            sysfs,
             kernel,
             table,
             sched,
@@ -410,7 +431,10 @@ impl Core {
             }
             None => Default::default(),
         };
-        if let Ok(maps) = &self.kernel.block {
+        if let Ok(maps) = &mut self.kernel.block {
+            if let Err(e) = maps.sync_partitions(&self.sysfs) {
+                tracing::debug!(error = format!("{e:#}"), "following partitions");
+            }
             self.block = BlockSnapshot::read(maps, &health).map_err(|e| {
                 let why = format!("{e:#}");
                 tracing::warn!(collector = "block", error = %why, "refresh failed");

@@ -13,6 +13,8 @@ const TEST_PACKAGES: &[&str] = &[
     "prometheus",
     "prometheus-node-exporter",
     "util-linux",
+    // sfdisk, for the partition the disk tests make.
+    "fdisk",
     "tmux",
 ];
 

@@ -10,7 +10,7 @@ use aya::{
 };
 use monitor_common::{
     block::{
-        BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, RQ_COMPLETE_RWBS_OFFSET,
+        BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, OwnerKey, RQ_COMPLETE_RWBS_OFFSET,
         RQ_ISSUE_RWBS_OFFSET,
     },
     maps,
@@ -125,19 +125,80 @@ fn field_offset(format: &str, name: &str) -> anyhow::Result<u32> {
     bail!("no field {name}")
 }
 
+/// The kernel's `dev_t` (major << 20 | minor) of a sysfs `dev` file's "MAJ:MIN".
+fn parse_dev(s: &str) -> Option<u32> {
+    let (major, minor) = s.trim().split_once(':')?;
+    Some(major.parse::<u32>().ok()? << 20 | minor.parse::<u32>().ok()?)
+}
+
+/// Every partition on the host with its disk, from `<sysfs>/class/block`.
+pub fn partitions(sysfs: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
+    let dir = sysfs.join("class/block");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if !path.join("partition").exists() {
+            continue;
+        }
+        // The partition's directory sits inside its disk's.
+        let Ok(real) = std::fs::canonicalize(&path) else {
+            continue;
+        };
+        let read = |p: &Path| {
+            std::fs::read_to_string(p.join("dev"))
+                .ok()
+                .and_then(|s| parse_dev(&s))
+        };
+        if let (Some(part), Some(disk)) = (read(&real), real.parent().and_then(read)) {
+            out.push((part, disk));
+        }
+    }
+    Ok(out)
+}
+
 pub struct BlockMaps {
     stats: HashMap<MapData, DiskKey, DiskStats>,
-    owner: HashMap<MapData, u64, BlockOwner>,
+    owner: HashMap<MapData, OwnerKey, BlockOwner>,
     inflight: HashMap<MapData, InflightKey, Inflight>,
+    part_disk: HashMap<MapData, u32, u32>,
+    /// Whether submitters come from bio events, which name partitions: then `PART_DISK` must
+    /// follow the partitions on the host.
+    bio_events: bool,
 }
 
 impl BlockMaps {
-    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
+    pub fn take(ebpf: &mut Ebpf, bio_events: bool) -> anyhow::Result<Self> {
         Ok(Self {
             stats: take_map(ebpf, maps::DISK_STATS)?,
             owner: take_map(ebpf, maps::BLOCK_OWNER)?,
             inflight: take_map(ebpf, maps::BLOCK_INFLIGHT)?,
+            part_disk: take_map(ebpf, maps::PART_DISK)?,
+            bio_events,
         })
+    }
+
+    /// Brings `PART_DISK` in line with the host's partitions (when bio events are in use).
+    pub fn sync_partitions(&mut self, sysfs: &Path) -> anyhow::Result<()> {
+        if !self.bio_events {
+            return Ok(());
+        }
+        let now = partitions(sysfs)?;
+        let stale: Vec<u32> = self
+            .part_disk
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(p, d)| !now.contains(&(*p, *d)))
+            .map(|(p, _)| p)
+            .collect();
+        for p in stale {
+            let _ = self.part_disk.remove(&p);
+        }
+        for (p, d) in now {
+            self.part_disk.insert(p, d, 0).with_context(|| {
+                format!("updating map PART_DISK for {}:{}", p >> 20, p & 0xfffff)
+            })?;
+        }
+        Ok(())
     }
 
     /// Every disk and operation seen so far.
@@ -177,5 +238,28 @@ mod tests {
         assert_eq!(field_offset(old, "nr_sector").unwrap(), 24);
         let e = field_offset(new, "nope").unwrap_err();
         assert_eq!(e.to_string(), "no field nope");
+    }
+
+    #[test]
+    fn partitions_map_to_their_disks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let disk = root.join("devices/pci0000:00/virtio1/block/vda");
+        let part = disk.join("vda1");
+        std::fs::create_dir_all(&part).unwrap();
+        std::fs::write(disk.join("dev"), "254:0\n").unwrap();
+        std::fs::write(part.join("dev"), "254:1\n").unwrap();
+        std::fs::write(part.join("partition"), "1\n").unwrap();
+        let loop0 = root.join("devices/virtual/block/loop0");
+        std::fs::create_dir_all(&loop0).unwrap();
+        std::fs::write(loop0.join("dev"), "7:0\n").unwrap();
+        let class = root.join("class/block");
+        std::fs::create_dir_all(&class).unwrap();
+        for (name, target) in [("vda", &disk), ("vda1", &part), ("loop0", &loop0)] {
+            std::os::unix::fs::symlink(target, class.join(name)).unwrap();
+        }
+        assert_eq!(partitions(root).unwrap(), vec![(254 << 20 | 1, 254 << 20)]);
+        assert_eq!(parse_dev("259:12\n"), Some(259 << 20 | 12));
+        assert_eq!(parse_dev("x"), None);
     }
 }
