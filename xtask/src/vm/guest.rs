@@ -16,6 +16,11 @@ use crate::cmd;
 /// and exits in the workload's group.
 pub const WORKLOAD_RUNS: u32 = 3;
 
+/// Direct reads of the guest's loop device per daemon run: this many requests of
+/// `DISK_READ_BYTES / DISK_READS` bytes, by a process of group "dd".
+pub const DISK_READS: u32 = 32;
+pub const DISK_READ_BYTES: u64 = 32 * 64 * 1024;
+
 /// One daemon configuration run in the guest.
 pub struct GuestRun {
     pub name: &'static str,
@@ -33,7 +38,7 @@ pub const RUNS: &[GuestRun] = &[
     GuestRun {
         name: "classic",
         group: "vmclassic",
-        args: "--debug.fail-attach sched_switch_btf",
+        args: "--debug.fail-attach sched_switch_btf --debug.fail-attach block_owner_io_start",
     },
 ];
 
@@ -46,6 +51,9 @@ fn init_script() -> String {
          mount -t devtmpfs dev /dev\n\
          ip link set lo up\n\
          echo \"@@ KERNEL $(uname -r)\"\n\
+         insmod /opt/loop.ko\n\
+         dd if=/dev/zero of=/tmp/disk.img bs=1M count=4 2>/dev/null\n\
+         losetup /dev/loop0 /tmp/disk.img\n\
          run() {\n\
            name=$1; work=$2; shift 2\n\
            /monitor run --web.listen-address 127.0.0.1:9957 \"$@\" > /tmp/$name.log 2>&1 &\n\
@@ -58,6 +66,10 @@ fn init_script() -> String {
     );
     s.push_str(&format!(
         "  for n in $(seq {WORKLOAD_RUNS}); do /tmp/$work -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'; done\n"
+    ));
+    s.push_str(&format!(
+        "  dd if=/dev/loop0 of=/dev/null bs={} count={DISK_READS} iflag=direct 2>/dev/null\n",
+        DISK_READ_BYTES / u64::from(DISK_READS)
     ));
     s.push_str(
         "  sleep 1.5\n\
@@ -98,8 +110,9 @@ fn libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Builds `<work>/initramfs.gz` around `monitor` and returns its path.
-pub fn initramfs(monitor: &Path, work: &Path) -> anyhow::Result<PathBuf> {
+/// Builds `<work>/initramfs.gz` around `monitor` and the kernel's loop module, and returns
+/// its path.
+pub fn initramfs(monitor: &Path, loop_module: &Path, work: &Path) -> anyhow::Result<PathBuf> {
     let root = work.join("root");
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
@@ -111,6 +124,8 @@ pub fn initramfs(monitor: &Path, work: &Path) -> anyhow::Result<PathBuf> {
         .context("copying /bin/busybox (Debian package busybox-static)")?;
     std::fs::copy(monitor, root.join("monitor"))?;
     std::fs::copy("/bin/dash", root.join("opt/dash"))?;
+    std::fs::copy(loop_module, root.join("opt/loop.ko"))
+        .with_context(|| format!("copying {}", loop_module.display()))?;
     let mut libs = libraries(monitor)?;
     libs.extend(libraries(Path::new("/bin/dash"))?);
     libs.sort();

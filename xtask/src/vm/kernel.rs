@@ -50,11 +50,22 @@ fn version_key(name: &str) -> Vec<u64> {
 }
 
 /// The kernel image of `package`, downloading and extracting it into `cache` if needed.
-pub fn vmlinuz(package: &str, cache: &Path) -> anyhow::Result<PathBuf> {
+/// What the guest needs of a kernel package: its image, and the loop driver (a module in
+/// Debian's builds) so the guest has a block device to drive.
+pub struct KernelFiles {
+    pub vmlinuz: PathBuf,
+    pub loop_module: PathBuf,
+}
+
+/// Downloads `package` once into `cache` and extracts what the guest needs.
+pub fn fetch(package: &str, cache: &Path) -> anyhow::Result<KernelFiles> {
     let dir = cache.join(package);
-    let image = dir.join("vmlinuz");
-    if image.is_file() {
-        return Ok(image);
+    let files = KernelFiles {
+        vmlinuz: dir.join("vmlinuz"),
+        loop_module: dir.join("loop.ko"),
+    };
+    if files.vmlinuz.is_file() && files.loop_module.is_file() {
+        return Ok(files);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     eprintln!("xtask: downloading {package}");
@@ -69,29 +80,45 @@ pub fn vmlinuz(package: &str, cache: &Path) -> anyhow::Result<PathBuf> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .with_context(|| format!("apt-get download {package} left no .deb"))?;
-    // Only the image: the package's modules are not needed (the guest's root is an
-    // initramfs, and everything the programs use is built in).
     let listing = cmd::new("dpkg-deb").arg("-c").arg(&deb).output()?;
-    let member = String::from_utf8_lossy(&listing.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().last())
-        .find(|m| m.starts_with("./boot/vmlinuz-"))
-        .map(str::to_string)
-        .with_context(|| format!("{} has no /boot/vmlinuz", deb.display()))?;
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "dpkg-deb --fsys-tarfile '{}' | tar -xO '{member}' > '{}'",
-            deb.display(),
-            image.display()
-        ))
-        .status()?;
-    if !status.success() {
-        let _ = std::fs::remove_file(&image);
-        bail!("extracting {member} from {}", deb.display());
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let member = |what: &str, pred: &dyn Fn(&str) -> bool| -> anyhow::Result<String> {
+        listing
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .find(|m| pred(m))
+            .map(str::to_string)
+            .with_context(|| format!("{} has no {what}", deb.display()))
+    };
+    let image = member("/boot/vmlinuz", &|m| m.starts_with("./boot/vmlinuz-"))?;
+    let module = member("loop module", &|m| m.contains("/drivers/block/loop.ko"))?;
+    // Debian compresses modules on newer releases; busybox's insmod wants them plain.
+    let decompress = if module.ends_with(".xz") {
+        "| xz -dc"
+    } else if module.ends_with(".zst") {
+        "| zstd -dc"
+    } else {
+        ""
+    };
+    for (m, dest, filter) in [
+        (&image, &files.vmlinuz, ""),
+        (&module, &files.loop_module, decompress),
+    ] {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "dpkg-deb --fsys-tarfile '{}' | tar -xO '{m}' {filter} > '{}'",
+                deb.display(),
+                dest.display()
+            ))
+            .status()?;
+        if !status.success() {
+            let _ = std::fs::remove_file(dest);
+            bail!("extracting {m} from {}", deb.display());
+        }
     }
     std::fs::remove_file(&deb)?;
-    Ok(image)
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -17,7 +17,14 @@ use crate::{cmd, setup};
 /// Kernels the test command checks besides the host's: Debian 12's and its backports'.
 pub const MATRIX: &[&str] = &["6.1", "6.12"];
 
-const PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "cpio"];
+const PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    // Debian's kernel modules are xz- or zstd-compressed.
+    "xz-utils",
+    "zstd",
+];
 
 const BOOT_LIMIT: Duration = Duration::from_secs(300);
 
@@ -34,19 +41,29 @@ pub struct Options {
 /// The hook each measure must use on a kernel series, per guest run. Every kernel in the
 /// matrix has `prev_state` as a tp_btf argument (5.18+), so the switch program uses tp_btf
 /// unless the run forces the classic fallback.
-fn expected_hooks(_series: &str, run: &str) -> Vec<(&'static str, &'static str)> {
+fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> {
     let switch = if run == "classic" {
         "tracepoint/sched/sched_switch"
     } else {
         "tp_btf/sched_switch"
     };
-    vec![
+    let mut hooks = vec![
         ("cpu_time_and_switches", switch),
         ("runqueue_wakeup", "tracepoint/sched/sched_wakeup"),
         ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
         ("process_exec", "tracepoint/sched/sched_process_exec"),
         ("process_exit", "tracepoint/sched/sched_process_exit"),
-    ]
+        ("disk_issue", "tracepoint/block/block_rq_issue"),
+        ("disk_completion", "tracepoint/block/block_rq_complete"),
+    ];
+    // block_io_start exists from 6.5; the classic run forces the older path everywhere.
+    if series == "6.1" || run == "classic" {
+        hooks.push(("disk_submitter", "tracepoint/block/block_bio_queue"));
+        hooks.push(("disk_submitter_split", "tracepoint/block/block_split"));
+    } else {
+        hooks.push(("disk_submitter", "tracepoint/block/block_io_start"));
+    }
+    hooks
 }
 
 fn label<'a>(series: &'a str, name: &str) -> Option<&'a str> {
@@ -68,7 +85,7 @@ fn check_run(
     if out.log.contains("panicked") || out.log.contains("ERROR") {
         bail!("run {}: the daemon logged an error:\n{}", run.name, out.log);
     }
-    for c in ["cpu", "sched", "bpf"] {
+    for c in ["cpu", "sched", "block", "bpf"] {
         let v = m.get(&format!("monitor_collector_success{{collector=\"{c}\"}}"));
         if v != Some(&1.0) {
             bail!(
@@ -91,6 +108,36 @@ fn check_run(
                 "run {}: measure {measure} uses {got:?}, expected {hook}",
                 run.name
             );
+        }
+    }
+    // The guest's direct reads, per device and charged to their process.
+    let reads = f64::from(guest::DISK_READS);
+    let bytes = guest::DISK_READ_BYTES as f64;
+    for (series, want) in [
+        (
+            r#"monitor_disk_requests_total{device="loop0",op="read"}"#,
+            reads,
+        ),
+        (
+            r#"monitor_disk_latency_seconds_count{device="loop0",op="read"}"#,
+            reads,
+        ),
+        (
+            r#"monitor_disk_bytes_total{device="loop0",op="read"}"#,
+            bytes,
+        ),
+        (
+            r#"monitor_process_disk_bytes_total{group="dd",op="read"}"#,
+            bytes,
+        ),
+        (
+            r#"monitor_process_disk_requests_total{group="dd",op="read"}"#,
+            reads,
+        ),
+    ] {
+        let got = m.get(series).copied();
+        if got != Some(want) {
+            bail!("run {}: {series} is {got:?}, expected {want}", run.name);
         }
     }
     let g = run.group;
@@ -125,14 +172,15 @@ fn check_run(
 /// Boots one kernel and checks it; `Ok` carries the report line's details.
 fn test_kernel(
     series: &str,
-    initrd: &std::path::Path,
+    monitor: &std::path::Path,
     work: &std::path::Path,
 ) -> anyhow::Result<String> {
     let package = kernel::resolve(series)?;
-    let image = kernel::vmlinuz(&package, &work.join("kernels"))?;
+    let files = kernel::fetch(&package, &work.join("kernels"))?;
+    let initrd = guest::initramfs(monitor, &files.loop_module, work)?;
     let log = work.join(format!("{package}.console.log"));
     let start = Instant::now();
-    let console = qemu::boot(&image, initrd, &log, BOOT_LIMIT)?;
+    let console = qemu::boot(&files.vmlinuz, &initrd, &log, BOOT_LIMIT)?;
     let out = guest::parse(&console);
     let release = out.release.clone().with_context(|| {
         format!(
@@ -175,10 +223,10 @@ pub fn run_matrix(kernels: &[String], build: bool) -> anyhow::Result<(u64, u64)>
     }
     let work = cmd::root().join("target/vm");
     std::fs::create_dir_all(&work)?;
-    let initrd = guest::initramfs(&cmd::root().join("target/release/monitor"), &work)?;
+    let monitor = cmd::root().join("target/release/monitor");
     let (mut passed, mut failed) = (0, 0);
     for k in kernels {
-        match test_kernel(k, &initrd, &work) {
+        match test_kernel(k, &monitor, &work) {
             Ok(line) => {
                 passed += 1;
                 println!("vm-test {k}: PASS {line}");
@@ -211,7 +259,7 @@ mod tests {
 
     fn output(hook: &str, starts: f64) -> guest::RunOutput {
         let mut o = guest::RunOutput::default();
-        for c in ["cpu", "sched", "bpf"] {
+        for c in ["cpu", "sched", "block", "bpf"] {
             o.metrics.insert(
                 format!("monitor_collector_success{{collector=\"{c}\"}}"),
                 1.0,
@@ -223,11 +271,39 @@ mod tests {
             ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
             ("process_exec", "tracepoint/sched/sched_process_exec"),
             ("process_exit", "tracepoint/sched/sched_process_exit"),
+            ("disk_issue", "tracepoint/block/block_rq_issue"),
+            ("disk_completion", "tracepoint/block/block_rq_complete"),
+            ("disk_submitter", "tracepoint/block/block_bio_queue"),
+            ("disk_submitter_split", "tracepoint/block/block_split"),
         ] {
             o.metrics.insert(
                 format!("monitor_bpf_hook_info{{collector=\"sched\",measure=\"{m}\",program=\"p\",hook=\"{h}\"}}"),
                 1.0,
             );
+        }
+        for (s, v) in [
+            (
+                r#"monitor_disk_requests_total{device="loop0",op="read"}"#,
+                32.0,
+            ),
+            (
+                r#"monitor_disk_latency_seconds_count{device="loop0",op="read"}"#,
+                32.0,
+            ),
+            (
+                r#"monitor_disk_bytes_total{device="loop0",op="read"}"#,
+                2097152.0,
+            ),
+            (
+                r#"monitor_process_disk_bytes_total{group="dd",op="read"}"#,
+                2097152.0,
+            ),
+            (
+                r#"monitor_process_disk_requests_total{group="dd",op="read"}"#,
+                32.0,
+            ),
+        ] {
+            o.metrics.insert(s.into(), v);
         }
         for w in ["starts", "exits"] {
             o.metrics.insert(
