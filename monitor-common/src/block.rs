@@ -3,8 +3,8 @@
 //!
 //! The programs use classic tracepoints only: their records carry the device and sector on
 //! every kernel, where `tp_btf` would hand over a `struct request *` whose layout changes
-//! between releases. A request is followed by `(device, op, sector)`, which is unique among
-//! requests in flight. Bio events name the partition, request events the whole disk: the
+//! between releases. A request is followed by `(disk, sector)` from its submission to its
+//! completion, in one map entry. Bio events name the partition, request events the whole disk: the
 //! daemon keeps `PART_DISK` (partition `dev_t` to disk `dev_t`) for the programs to translate.
 
 use crate::hist::BUCKETS;
@@ -64,7 +64,7 @@ pub struct DiskStats {
     pub latency: [u64; BUCKETS],
     pub latency_sum_ns: u64,
     /// Time from the request's creation (or its first bio's submission) to its issue to the
-    /// driver, for the requests whose creation was seen.
+    /// driver, for the requests whose submission and issue were seen.
     pub queue: [u64; BUCKETS],
     pub queue_sum_ns: u64,
 }
@@ -85,55 +85,46 @@ impl Default for DiskStats {
 
 const _: () = assert!(core::mem::size_of::<DiskStats>() == (5 + 2 * BUCKETS) * 8);
 
-/// Key of `BLOCK_OWNER`: a disk and a start sector.
+/// Key of `BLOCK_REQUESTS`: a disk and a start sector, which tell a request apart from any
+/// other in flight. Requests without data (the flush machinery's own) are issued at sector
+/// 0 and complete at all ones: they are kept under `NO_DATA_SECTOR`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct OwnerKey {
+pub struct RequestKey {
     /// The whole disk's `dev_t`, as the request events report it.
     pub dev: u32,
     pub _pad: u32,
     pub sector: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<OwnerKey>() == 16);
+const _: () = assert!(core::mem::size_of::<RequestKey>() == 16);
 
-/// Value of `BLOCK_OWNER`: who submitted the I/O and when.
+pub const NO_DATA_SECTOR: u64 = u64::MAX;
+
+// A data-less write with a preflush (an fsync) is submitted and completed at sector 0, so it
+// shares a key with a request for sector 0 of the same disk in flight at the same moment:
+// one of the two then loses its latency or is charged to the other's submitter. Sector 0 of
+// a whole disk holds its partition table, which is seldom read or written.
+
+/// Value of `BLOCK_REQUESTS`: a request between its submission and its completion.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct BlockOwner {
+pub struct RequestState {
+    /// When it was submitted (0: not seen, e.g. the flush machinery's requests).
     pub submitted_ns: u64,
-    pub tgid: u32,
-    pub _pad: u32,
-}
-
-const _: () = assert!(core::mem::size_of::<BlockOwner>() == 16);
-
-/// Key of `BLOCK_INFLIGHT`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct InflightKey {
-    pub dev: u32,
-    pub op: u32,
-    pub sector: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<InflightKey>() == 16);
-
-/// Value of `BLOCK_INFLIGHT`: a request issued to the driver and not yet completed.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Inflight {
+    /// When it was issued to the driver (0: not yet, or never: a data-less write with a
+    /// preflush is finished by the flush machinery without reaching the driver itself).
     pub issued_ns: u64,
-    /// The submitter's tgid, or 0 when it is not known.
+    /// The submitter's tgid (0: not known).
     pub tgid: u32,
     pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
+const _: () = assert!(core::mem::size_of::<RequestState>() == 24);
 
-/// Record offsets the daemon reads from tracefs `format` files and hands to the programs
-/// before loading (they moved when `ioprio` was added to the `block_rq` events).
-pub const RQ_ISSUE_RWBS_OFFSET: &str = "BLOCK_RQ_ISSUE_RWBS";
+/// The global through which the daemon hands `block_rq_complete`'s `rwbs` offset, read from
+/// its tracefs `format` file, to the program before loading (it moved when `ioprio` was
+/// added to the `block_rq` events).
 pub const RQ_COMPLETE_RWBS_OFFSET: &str = "BLOCK_RQ_COMPLETE_RWBS";
 
 /// Offsets that have not moved since 4.x in any `block` event the programs read.

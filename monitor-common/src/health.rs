@@ -10,9 +10,7 @@ pub const PROC_EVENTS_LOST: u32 = 2;
 
 /// An insert into `DISK_STATS` failed (the map is full): that request is not counted.
 pub const DISK_STATS_INSERT_FAILED: u32 = 3;
-/// An insert into `BLOCK_INFLIGHT` failed: that request's latency and owner are lost.
-pub const BLOCK_INFLIGHT_INSERT_FAILED: u32 = 4;
-/// An insert into `BLOCK_OWNER` failed: that request is charged to no process.
-pub const BLOCK_OWNER_INSERT_FAILED: u32 = 5;
+/// An insert into `BLOCK_REQUESTS` failed: that request's latency and submitter are lost.
+pub const BLOCK_REQUESTS_INSERT_FAILED: u32 = 4;
 
-pub const HEALTH_COUNTERS: u32 = 6;
+pub const HEALTH_COUNTERS: u32 = 5;

@@ -26,11 +26,7 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::DiskStats {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for crate::block::InflightKey {}
+    unsafe impl aya::Pod for crate::block::RequestKey {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for crate::block::Inflight {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for crate::block::BlockOwner {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for crate::block::OwnerKey {}
+    unsafe impl aya::Pod for crate::block::RequestState {}
 }

@@ -8,8 +8,7 @@ pub const RUNQ_HIST: &str = "RUNQ_HIST";
 pub const HEALTH: &str = "HEALTH";
 pub const PROC_EVENTS: &str = "PROC_EVENTS";
 pub const DISK_STATS: &str = "DISK_STATS";
-pub const BLOCK_OWNER: &str = "BLOCK_OWNER";
-pub const BLOCK_INFLIGHT: &str = "BLOCK_INFLIGHT";
+pub const BLOCK_REQUESTS: &str = "BLOCK_REQUESTS";
 pub const PART_DISK: &str = "PART_DISK";
 
 /// Capacity of `TASK_STATS` (one entry per thread group seen running).
@@ -20,9 +19,7 @@ pub const RUNQ_START_CAPACITY: u32 = 32_768;
 pub const PROC_EVENTS_BYTES: u32 = 1 << 20;
 /// Capacity of `DISK_STATS` (one entry per disk and operation).
 pub const DISK_STATS_CAPACITY: u32 = 4_096;
-/// Capacity of `BLOCK_OWNER` (one entry per request submitted, not yet issued).
-pub const BLOCK_OWNER_CAPACITY: u32 = 16_384;
-/// Capacity of `BLOCK_INFLIGHT` (one entry per request issued, not yet completed).
-pub const BLOCK_INFLIGHT_CAPACITY: u32 = 16_384;
+/// Capacity of `BLOCK_REQUESTS` (one entry per request between submission and completion).
+pub const BLOCK_REQUESTS_CAPACITY: u32 = 32_768;
 /// Capacity of `PART_DISK` (one entry per partition on the host).
 pub const PART_DISK_CAPACITY: u32 = 4_096;

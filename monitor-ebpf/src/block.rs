@@ -2,14 +2,18 @@
 //! time queued before issue; per thread group, the reads and writes it submitted.
 //!
 //! A request is followed through three points, all classic tracepoints (see
-//! `monitor_common::block` for why):
+//! `monitor_common::block` for why), in one `BLOCK_REQUESTS` entry keyed by disk and sector:
 //! - submission, in the submitter's context: `block_io_start` (6.5+, once per request, at its
 //!   creation) or, before 6.5, `block_bio_queue` plus `block_split` (once per bio and per split
-//!   remainder). It records the submitter and the time under the disk and start sector;
-//! - `block_rq_issue`, often in a kernel worker's or another task's context: takes the
-//!   submitter record (the queue wait ends here) and marks the request in flight;
-//! - `block_rq_complete`, usually in interrupt context: the latency ends; the request is
+//!   remainder): the entry is created with the submitter and the time;
+//! - `block_rq_issue`, often in a kernel worker's or another task's context: the issue time
+//!   is written into the entry (created here for requests nobody submitted: flushes);
+//! - `block_rq_complete`, usually in interrupt context: the entry is taken; the request is
 //!   counted for its disk and charged to the submitter's `TASK_STATS` entry.
+//!
+//! Each request costs one map update at submission, one lookup at issue, and a lookup and a
+//! delete at completion, plus the two counter entries: the fewest that carry a submitter
+//! from process context to the interrupt that completes its I/O.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -20,25 +24,23 @@ use aya_ebpf::{
 };
 use monitor_common::{
     block::{
-        op_of_rwbs, BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, OwnerKey, DEV_OFFSET,
-        ERROR_OFFSET, NEW_SECTOR_OFFSET, NR_SECTOR_OFFSET, OP_FLUSH, OP_OTHER, OP_READ, OP_WRITE,
+        op_of_rwbs, DiskKey, DiskStats, RequestKey, RequestState, DEV_OFFSET, ERROR_OFFSET,
+        NEW_SECTOR_OFFSET, NO_DATA_SECTOR, NR_SECTOR_OFFSET, OP_OTHER, OP_READ, OP_WRITE,
         SECTOR_OFFSET,
     },
-    health::{BLOCK_INFLIGHT_INSERT_FAILED, BLOCK_OWNER_INSERT_FAILED, DISK_STATS_INSERT_FAILED},
+    health::{BLOCK_REQUESTS_INSERT_FAILED, DISK_STATS_INSERT_FAILED},
     hist::{bucket, BUCKETS},
 };
 
 use crate::{
     atomic::add,
     health::count_failure,
-    maps::{BLOCK_INFLIGHT, BLOCK_OWNER, DISK_STATS, DISK_ZERO, PART_DISK, TASK_STATS},
+    maps::{BLOCK_REQUESTS, DISK_STATS, DISK_ZERO, PART_DISK, TASK_STATS},
 };
 
-/// Where `rwbs` sits in the `block_rq_issue` and `block_rq_complete` records: 32 before
-/// `ioprio` was added to them, 34 after. Set by the daemon from the tracefs format files;
-/// 0 (the common header) reads as no operation, so nothing is counted if it is never set.
-#[unsafe(no_mangle)]
-static BLOCK_RQ_ISSUE_RWBS: u32 = 0;
+/// Where `rwbs` sits in the `block_rq_complete` record: 32 before `ioprio` was added to it,
+/// 34 after. Set by the daemon from the tracefs format file; 0 (the common header) reads as
+/// no operation, so nothing is counted if it is never set.
 #[unsafe(no_mangle)]
 static BLOCK_RQ_COMPLETE_RWBS: u32 = 0;
 
@@ -51,7 +53,7 @@ pub fn block_owner_io_start(ctx: TracePointContext) -> u32 {
             field::<u64>(&ctx, SECTOR_OFFSET),
         )
     };
-    record_owner(dev, sector);
+    submitted(dev, sector);
     0
 }
 
@@ -64,7 +66,7 @@ pub fn block_owner_bio_queue(ctx: TracePointContext) -> u32 {
             field::<u64>(&ctx, SECTOR_OFFSET),
         )
     };
-    record_owner(disk_of(dev), sector);
+    submitted(disk_of(dev), sector);
     0
 }
 
@@ -79,59 +81,44 @@ pub fn block_owner_split(ctx: TracePointContext) -> u32 {
             field::<u64>(&ctx, NEW_SECTOR_OFFSET),
         )
     };
-    record_owner(disk_of(dev), sector);
+    submitted(disk_of(dev), sector);
     0
 }
 
 #[tracepoint(category = "block", name = "block_rq_issue")]
 pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
     // SAFETY: offsets inside every block_rq record (see `monitor_common::block`).
-    let (dev, sector) = unsafe {
+    let (dev, sector, nr_sector) = unsafe {
         (
             field::<u32>(&ctx, DEV_OFFSET),
             field::<u64>(&ctx, SECTOR_OFFSET),
+            field::<u32>(&ctx, NR_SECTOR_OFFSET),
         )
     };
-    let op = op_at(&ctx, rodata(&BLOCK_RQ_ISSUE_RWBS));
-    if op == OP_OTHER {
-        return 0;
-    }
-    let sector = flush_sector(op, sector);
+    let key = RequestKey {
+        dev,
+        _pad: 0,
+        sector: if nr_sector == 0 {
+            NO_DATA_SECTOR
+        } else {
+            sector
+        },
+    };
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let mut tgid = 0;
-    // The flush machinery makes its own requests at sector 0; a submitter record there
-    // belongs to a read or write.
-    if op != OP_FLUSH {
-        let okey = OwnerKey {
-            dev,
-            _pad: 0,
-            sector,
-        };
-        if let Some(o) = BLOCK_OWNER.get_ptr(&okey) {
-            // SAFETY: a valid map value pointer for the duration of this program.
-            let o = unsafe { *o };
-            let _ = BLOCK_OWNER.remove(&okey);
-            tgid = o.tgid;
-            if o.submitted_ns != 0 && o.submitted_ns <= now {
-                if let Some(s) = disk_stats(dev, op) {
-                    let wait = now - o.submitted_ns;
-                    // SAFETY: a map value valid during the program; other CPUs update it too.
-                    unsafe {
-                        observe(&raw mut (*s).queue, &raw mut (*s).queue_sum_ns, wait);
-                    }
-                }
-            }
-        }
+    if let Some(r) = BLOCK_REQUESTS.get_ptr_mut(&key) {
+        // SAFETY: a valid map value pointer; a request is issued on one CPU at a time.
+        unsafe { (*r).issued_ns = now };
+        return 0;
     }
-    let key = InflightKey { dev, op, sector };
-    let v = Inflight {
+    let v = RequestState {
+        submitted_ns: 0,
         issued_ns: now,
-        tgid,
+        tgid: 0,
         _pad: 0,
     };
-    if BLOCK_INFLIGHT.insert(&key, &v, 0).is_err() {
-        count_failure(BLOCK_INFLIGHT_INSERT_FAILED);
+    if BLOCK_REQUESTS.insert(&key, &v, 0).is_err() {
+        count_failure(BLOCK_REQUESTS_INSERT_FAILED);
     }
     0
 }
@@ -151,41 +138,40 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
     if op == OP_OTHER {
         return 0;
     }
-    let sector = flush_sector(op, sector);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let bytes = u64::from(nr_sector) * 512;
-    let key = InflightKey { dev, op, sector };
-    let inflight = match BLOCK_INFLIGHT.get_ptr(&key) {
-        Some(p) => {
-            // SAFETY: a valid map value pointer for the duration of this program.
-            let v = unsafe { *p };
-            let _ = BLOCK_INFLIGHT.remove(&key);
-            Some(v)
-        }
-        // Completed without being issued: a data-less write with a preflush is finished by
-        // the flush machinery and never reaches the driver itself. It counts from its
-        // submission (and the kernel's diskstats count it as a write).
-        None if op != OP_FLUSH => {
-            let okey = OwnerKey {
-                dev,
-                _pad: 0,
-                sector,
-            };
-            BLOCK_OWNER.get_ptr(&okey).map(|p| {
-                // SAFETY: as above.
-                let o = unsafe { *p };
-                let _ = BLOCK_OWNER.remove(&okey);
-                Inflight {
-                    issued_ns: o.submitted_ns,
-                    tgid: o.tgid,
-                    _pad: 0,
-                }
-            })
-        }
-        None => None,
+    // The flush machinery's requests complete at all ones, which is `NO_DATA_SECTOR`; a
+    // data-less write with a preflush completes at its own sector, where it was submitted.
+    let key = RequestKey {
+        dev,
+        _pad: 0,
+        sector,
     };
-    let latency = inflight.and_then(|f| now.checked_sub(f.issued_ns));
+    let req = BLOCK_REQUESTS.get_ptr(&key).map(|p| {
+        // SAFETY: a valid map value pointer for the duration of this program.
+        let v = unsafe { *p };
+        let _ = BLOCK_REQUESTS.remove(&key);
+        v
+    });
+    let bytes = u64::from(nr_sector) * 512;
+
+    // Latency from the issue; a request finished without one (the data-less write above)
+    // counts from its submission.
+    let mut latency = None;
+    let mut queued = None;
+    if let Some(r) = req {
+        let start = if r.issued_ns != 0 {
+            r.issued_ns
+        } else {
+            r.submitted_ns
+        };
+        if start != 0 && start <= now {
+            latency = Some(now - start);
+        }
+        if r.submitted_ns != 0 && r.issued_ns >= r.submitted_ns {
+            queued = Some(r.issued_ns - r.submitted_ns);
+        }
+    }
 
     if let Some(s) = disk_stats(dev, op) {
         // SAFETY: a map value valid during the program; other CPUs update it too.
@@ -198,17 +184,20 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
             if let Some(l) = latency {
                 observe(&raw mut (*s).latency, &raw mut (*s).latency_sum_ns, l);
             }
+            if let Some(q) = queued {
+                observe(&raw mut (*s).queue, &raw mut (*s).queue_sum_ns, q);
+            }
         }
     }
 
-    let Some(f) = inflight else { return 0 };
-    if f.tgid == 0 || (op != OP_READ && op != OP_WRITE) {
+    let Some(r) = req else { return 0 };
+    if r.tgid == 0 || (op != OP_READ && op != OP_WRITE) {
         return 0;
     }
     // Only an existing entry: here `current` is whoever the interrupt landed on, so a new
     // entry could not be named. A submitter has always been switched out (it blocked or was
     // preempted) by the time its I/O completes, so its entry exists unless it was folded.
-    let Some(t) = TASK_STATS.get_ptr_mut(&f.tgid) else {
+    let Some(t) = TASK_STATS.get_ptr_mut(&r.tgid) else {
         return 0;
     };
     let l = latency.unwrap_or(0);
@@ -228,17 +217,6 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// The flush machinery's requests report sector 0 when issued and all ones when completed;
-/// one sector for both keeps them matched.
-#[inline(always)]
-fn flush_sector(op: u32, sector: u64) -> u64 {
-    if op == OP_FLUSH {
-        0
-    } else {
-        sector
-    }
-}
-
 /// The disk of a bio's device (a partition's disk, or itself).
 #[inline(always)]
 fn disk_of(dev: u32) -> u32 {
@@ -250,21 +228,21 @@ fn disk_of(dev: u32) -> u32 {
 }
 
 #[inline(always)]
-fn record_owner(dev: u32, sector: u64) {
-    let key = OwnerKey {
+fn submitted(dev: u32, sector: u64) {
+    let key = RequestKey {
         dev,
         _pad: 0,
         sector,
     };
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let v = BlockOwner {
+    let v = RequestState {
         // SAFETY: no preconditions.
         submitted_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
+        issued_ns: 0,
+        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         _pad: 0,
     };
-    if BLOCK_OWNER.insert(&key, &v, 0).is_err() {
-        count_failure(BLOCK_OWNER_INSERT_FAILED);
+    if BLOCK_REQUESTS.insert(&key, &v, 0).is_err() {
+        count_failure(BLOCK_REQUESTS_INSERT_FAILED);
     }
 }
 
@@ -274,13 +252,8 @@ fn record_owner(dev: u32, sector: u64) {
 /// `off` must be the offset of a `T` inside the record (the verifier checks the bounds).
 #[inline(always)]
 unsafe fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
-    // SAFETY: see above; the record gives no alignment promise beyond the field's own.
-    unsafe {
-        (ctx.as_ptr() as *const u8)
-            .add(off)
-            .cast::<T>()
-            .read_unaligned()
-    }
+    // SAFETY: see above; the fields read are naturally aligned in the record.
+    unsafe { (ctx.as_ptr() as *const u8).add(off).cast::<T>().read() }
 }
 
 /// A load-time constant: read through a volatile load so the compiler does not fold in the

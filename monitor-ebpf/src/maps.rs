@@ -6,11 +6,11 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    block::{BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, OwnerKey},
+    block::{DiskKey, DiskStats, RequestKey, RequestState},
     health::HEALTH_COUNTERS,
     maps::{
-        BLOCK_INFLIGHT_CAPACITY, BLOCK_OWNER_CAPACITY, DISK_STATS_CAPACITY, PART_DISK_CAPACITY,
-        PROC_EVENTS_BYTES, RUNQ_START_CAPACITY, TASK_STATS_CAPACITY,
+        BLOCK_REQUESTS_CAPACITY, DISK_STATS_CAPACITY, PART_DISK_CAPACITY, PROC_EVENTS_BYTES,
+        RUNQ_START_CAPACITY, TASK_STATS_CAPACITY,
     },
     sched::{CpuSlot, RunqHist, TaskStats},
 };
@@ -52,17 +52,12 @@ pub static DISK_STATS: HashMap<DiskKey, DiskStats> =
 #[map(name = "DISK_ZERO")]
 pub static DISK_ZERO: PerCpuArray<DiskStats> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per disk and start sector: who submitted the I/O, until the request is issued. LRU
-/// because a bio merged into another request is never issued under its own sector.
-#[map(name = "BLOCK_OWNER")]
-pub static BLOCK_OWNER: LruHashMap<OwnerKey, BlockOwner> =
-    LruHashMap::with_max_entries(BLOCK_OWNER_CAPACITY, 0);
-
-/// Requests issued and not yet completed. LRU because a request can end without a
-/// completion event (a driver that fails it early, a device removed).
-#[map(name = "BLOCK_INFLIGHT")]
-pub static BLOCK_INFLIGHT: LruHashMap<InflightKey, Inflight> =
-    LruHashMap::with_max_entries(BLOCK_INFLIGHT_CAPACITY, 0);
+/// Per disk and start sector: a request from its submission to its completion (who submitted
+/// it, when, when it was issued). LRU because some entries are never completed under their
+/// key: a bio merged into another request, a request a driver ends without a completion.
+#[map(name = "BLOCK_REQUESTS")]
+pub static BLOCK_REQUESTS: LruHashMap<RequestKey, RequestState> =
+    LruHashMap::with_max_entries(BLOCK_REQUESTS_CAPACITY, 0);
 
 /// Partition `dev_t` to its disk's, kept by the daemon from sysfs: bio events name the
 /// partition, request events the disk.

@@ -14,8 +14,8 @@ use monitor_common::{
     block::{DiskKey, DiskStats},
     event::ProcEventKind,
     health::{
-        BLOCK_INFLIGHT_INSERT_FAILED, BLOCK_OWNER_INSERT_FAILED, DISK_STATS_INSERT_FAILED,
-        HEALTH_COUNTERS, PROC_EVENTS_LOST, RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED,
+        BLOCK_REQUESTS_INSERT_FAILED, DISK_STATS_INSERT_FAILED, HEALTH_COUNTERS, PROC_EVENTS_LOST,
+        RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED,
     },
     maps,
     sched::RunqHist,
@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::{
     bpf::{
         attach::{attach_all, detach_all, AttachOptions, Attached, Probe},
-        block::{self, BlockMaps, RwbsOffsets},
+        block::{self, BlockMaps, RwbsOffset},
         health::{HealthCounters, MapStat},
         is_permission_error,
         sched::{SchedMaps, PROBES},
@@ -117,7 +117,7 @@ impl Kernel {
             tracefs
                 .as_deref()
                 .ok_or_else(|| anyhow::anyhow!("tracefs is not mounted"))
-                .and_then(RwbsOffsets::read)
+                .and_then(RwbsOffset::read)
                 .map_err(|e| format!("{e:#}"))
         });
         let mut block_off = None;
@@ -298,16 +298,10 @@ impl BlockSnapshot {
                     update_failures: health[DISK_STATS_INSERT_FAILED as usize],
                 },
                 MapStat {
-                    name: maps::BLOCK_OWNER,
-                    entries: Some(maps.owner_entries()),
-                    capacity: maps::BLOCK_OWNER_CAPACITY.into(),
-                    update_failures: health[BLOCK_OWNER_INSERT_FAILED as usize],
-                },
-                MapStat {
-                    name: maps::BLOCK_INFLIGHT,
-                    entries: Some(maps.inflight_entries()),
-                    capacity: maps::BLOCK_INFLIGHT_CAPACITY.into(),
-                    update_failures: health[BLOCK_INFLIGHT_INSERT_FAILED as usize],
+                    name: maps::BLOCK_REQUESTS,
+                    entries: Some(maps.request_entries()),
+                    capacity: maps::BLOCK_REQUESTS_CAPACITY.into(),
+                    update_failures: health[BLOCK_REQUESTS_INSERT_FAILED as usize],
                 },
             ],
             disks,

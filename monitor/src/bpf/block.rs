@@ -9,10 +9,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use monitor_common::{
-    block::{
-        BlockOwner, DiskKey, DiskStats, Inflight, InflightKey, OwnerKey, RQ_COMPLETE_RWBS_OFFSET,
-        RQ_ISSUE_RWBS_OFFSET,
-    },
+    block::{DiskKey, DiskStats, RequestKey, RequestState, RQ_COMPLETE_RWBS_OFFSET},
     maps,
 };
 
@@ -63,32 +60,23 @@ pub const REQUESTS: &[Probe] = &[
     },
 ];
 
-/// Where `rwbs` sits in `block_rq_issue` and `block_rq_complete` records on this kernel.
+/// Where `rwbs` sits in `block_rq_complete` records on this kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RwbsOffsets {
-    pub issue: u32,
-    pub complete: u32,
-}
+pub struct RwbsOffset(u32);
 
-impl RwbsOffsets {
-    /// Reads them from the events' `format` files under `tracefs`.
+impl RwbsOffset {
+    /// Reads it from the event's `format` file under `tracefs`.
     pub fn read(tracefs: &Path) -> anyhow::Result<Self> {
-        let one = |event: &str| -> anyhow::Result<u32> {
-            let path = tracefs.join("events/block").join(event).join("format");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            field_offset(&text, "rwbs").with_context(|| format!("in {}", path.display()))
-        };
-        Ok(Self {
-            issue: one("block_rq_issue")?,
-            complete: one("block_rq_complete")?,
-        })
+        let path = tracefs.join("events/block/block_rq_complete/format");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let off = field_offset(&text, "rwbs").with_context(|| format!("in {}", path.display()))?;
+        Ok(Self(off))
     }
 
-    /// Hands them to the programs; must run before the object is loaded.
+    /// Hands it to the program; must run before the object is loaded.
     pub fn set<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
-        loader.override_global(RQ_ISSUE_RWBS_OFFSET, &self.issue, true);
-        loader.override_global(RQ_COMPLETE_RWBS_OFFSET, &self.complete, true);
+        loader.override_global(RQ_COMPLETE_RWBS_OFFSET, &self.0, true);
     }
 }
 
@@ -158,8 +146,7 @@ pub fn partitions(sysfs: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
 
 pub struct BlockMaps {
     stats: HashMap<MapData, DiskKey, DiskStats>,
-    owner: HashMap<MapData, OwnerKey, BlockOwner>,
-    inflight: HashMap<MapData, InflightKey, Inflight>,
+    requests: HashMap<MapData, RequestKey, RequestState>,
     part_disk: HashMap<MapData, u32, u32>,
     /// Whether submitters come from bio events, which name partitions: then `PART_DISK` must
     /// follow the partitions on the host.
@@ -170,8 +157,7 @@ impl BlockMaps {
     pub fn take(ebpf: &mut Ebpf, bio_events: bool) -> anyhow::Result<Self> {
         Ok(Self {
             stats: take_map(ebpf, maps::DISK_STATS)?,
-            owner: take_map(ebpf, maps::BLOCK_OWNER)?,
-            inflight: take_map(ebpf, maps::BLOCK_INFLIGHT)?,
+            requests: take_map(ebpf, maps::BLOCK_REQUESTS)?,
             part_disk: take_map(ebpf, maps::PART_DISK)?,
             bio_events,
         })
@@ -214,12 +200,8 @@ impl BlockMaps {
         Ok(out)
     }
 
-    pub fn owner_entries(&self) -> u64 {
-        self.owner.keys().filter(Result::is_ok).count() as u64
-    }
-
-    pub fn inflight_entries(&self) -> u64 {
-        self.inflight.keys().filter(Result::is_ok).count() as u64
+    pub fn request_entries(&self) -> u64 {
+        self.requests.keys().filter(Result::is_ok).count() as u64
     }
 }
 

@@ -11,9 +11,12 @@
 //!    processes and a scrape every second.
 //! 4. `monitor top`'s own cost: CPU and memory at a 1 s refresh in a real terminal (tmux),
 //!    reading the daemon, with the same 1,000 idle processes listed.
+//! 5. Block I/O: fio on a loop device alone, under the daemon and under libbpf-tools
+//!    `biolatency`: IOPS and ns per event of each block program.
 
 mod bpf;
 mod daemon;
+mod disk;
 mod procs;
 mod report;
 mod tools;
@@ -30,9 +33,16 @@ use anyhow::{bail, Context as _};
 
 use crate::{cmd, setup};
 
-/// linux-perf: `perf bench`; libbpf-tools: `runqlat`; bpftrace; bpftool: program stats;
-/// tmux: a terminal for `monitor top`.
-const PACKAGES: &[&str] = &["linux-perf", "libbpf-tools", "bpftrace", "bpftool", "tmux"];
+/// linux-perf: `perf bench`; libbpf-tools: `runqlat`, `biolatency`; bpftrace; bpftool:
+/// program stats; tmux: a terminal for `monitor top`; fio: the disk workload.
+const PACKAGES: &[&str] = &[
+    "linux-perf",
+    "libbpf-tools",
+    "bpftrace",
+    "bpftool",
+    "tmux",
+    "fio",
+];
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -57,6 +67,15 @@ pub struct Options {
     /// Seconds over which `monitor top`'s own cost is measured.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub top_seconds: u64,
+    /// fio runs per configuration in the disk figure (the four are interleaved).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub disk_runs: u32,
+    /// Seconds per fio run.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub disk_seconds: u64,
+    /// Only the disk figure (5).
+    #[arg(long)]
+    pub disk_only: bool,
     /// Port the daemon listens on, on 127.0.0.1 (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -123,10 +142,14 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         env.stats.old(),
         env.dir.display()
     );
-    let work = workload::phase(o, &env)?;
-    let daemon = daemon::phase(o, &env)?;
-    let top = top::phase(o, &env)?;
-    report::print(o, &env, &work, &daemon, &top);
+    if !o.disk_only {
+        let work = workload::phase(o, &env)?;
+        let daemon = daemon::phase(o, &env)?;
+        let top = top::phase(o, &env)?;
+        report::print(o, &env, &work, &daemon, &top);
+    }
+    let disk = disk::phase(o, &env)?;
+    disk::print(o, &disk);
     // Dropping `env` restores kernel.bpf_stats_enabled (also on the error paths above).
     Ok(())
 }
