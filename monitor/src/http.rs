@@ -31,7 +31,7 @@ pub fn router(core: Shared, telemetry_path: &str) -> Router {
         .with_state(core)
 }
 
-fn lock(core: &Shared) -> std::sync::MutexGuard<'_, Core> {
+pub fn lock(core: &Shared) -> std::sync::MutexGuard<'_, Core> {
     // A panic while holding the lock leaves figures that are at worst one refresh stale;
     // serving them beats failing every request from then on.
     core.lock().unwrap_or_else(|p| p.into_inner())
