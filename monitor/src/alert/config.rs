@@ -404,8 +404,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("{file}: cannot read the alerting config: {e}"))?;
-    let config: Config =
-        serde_norway::from_str(&text).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let config: Config = rules::from_yaml(&file, &text)?;
     validate(&file, &config)?;
     let mut rules = Vec::new();
     if config.default_rules.enabled {

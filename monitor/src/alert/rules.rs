@@ -188,6 +188,32 @@ pub fn parse(file: &str, text: &str) -> anyhow::Result<Vec<Rule>> {
     Ok(out)
 }
 
+/// Parses YAML; an error names the file and the field's full path (`groups[0].rules[1].for`).
+pub fn from_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> anyhow::Result<T> {
+    serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // One line (some messages, such as regex errors, span several), without the
+        // shorter path the inner error may start with: the full one is ours.
+        let mut msg = inner
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        while let Some((head, rest)) = msg.split_once(": ") {
+            if head.is_empty() || head.contains(' ') || !path.starts_with(head) {
+                break;
+            }
+            msg = rest.to_string();
+        }
+        if path == "." {
+            anyhow::anyhow!("{file}: {msg}")
+        } else {
+            anyhow::anyhow!("{file}: {path}: {msg}")
+        }
+    })
+}
+
 /// A duration as Prometheus writes them (`5m`, `1h30m`, `500ms`, `1d`), or `0`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
