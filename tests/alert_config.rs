@@ -193,3 +193,68 @@ fn check_config_accepts_the_defaults_and_a_full_config() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_exported_family_can_be_used_in_a_rule() {
+    // A daemon exporting everything it can: alerting families included.
+    let hb = monitor_tests::sink::Sink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alerting.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "heartbeat: {{url: '{}', interval: 1s}}\n\
+             receivers: [{{name: hook, webhook: {{url: '{}'}}}}]\n\
+             services: [{{name: s, comm: '^nothing$'}}]\n\
+             probes: [{{name: p, http: {{url: '{}'}}, interval: 200ms}}]\n",
+            hb.url("/ping"),
+            hb.url("/hook"),
+            hb.url("/probe")
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let d = Daemon::start(&[
+        "--alert.config",
+        config.to_str().unwrap(),
+        "--alert.state-dir",
+        state.to_str().unwrap(),
+        "--alert.evaluation-interval",
+        "200ms",
+    ]);
+    hb.wait_for("a probe", std::time::Duration::from_secs(30), |r| {
+        r.iter().any(|r| r.path == "/probe")
+    });
+    let exposition = d.metrics().0;
+    let mut names: Vec<&str> = exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(
+        names.contains(&"monitor_probe_duration_seconds_bucket"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"monitor_alert_notifications_total"),
+        "{names:?}"
+    );
+    // One rule per family: check-config accepts them all only if each is known.
+    let mut rules = String::from("groups:\n  - name: all\n    rules:\n");
+    for n in &names {
+        rules.push_str(&format!("      - alert: A\n        expr: '{n} >= 0'\n"));
+    }
+    std::fs::write(dir.path().join("all.yml"), rules).unwrap();
+    std::fs::write(&config, "rule_files: [all.yml]\n").unwrap();
+    let out = std::process::Command::new(monitor_bin())
+        .args(["check-config", "--alert.config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "a family the daemon exports is unknown to its rules: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -148,53 +148,110 @@ fn number(v: &Val) -> f64 {
 fn apply(f: &Filter, v: &Val) -> String {
     let n = number(v);
     match f {
-        Filter::Humanize => scaled(n, 1000.0, &["", "k", "M", "G", "T", "P", "E"]),
-        Filter::Humanize1024 => scaled(n, 1024.0, &["", "ki", "Mi", "Gi", "Ti", "Pi", "Ei"]),
-        Filter::Percentage => format!("{}%", trim(n * 100.0)),
+        Filter::Humanize => humanize(n, 1000.0, &["k", "M", "G", "T", "P", "E", "Z", "Y"], true),
+        Filter::Humanize1024 => humanize(
+            n,
+            1024.0,
+            &["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"],
+            false,
+        ),
+        Filter::Percentage => format!("{}%", g4(n * 100.0)),
         Filter::Duration => duration(n),
         Filter::Printf(fmt) => printf(fmt, v),
     }
 }
 
-fn trim(v: f64) -> String {
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
-}
-
-fn scaled(mut v: f64, base: f64, units: &[&str]) -> String {
-    if !v.is_finite() || v == 0.0 {
-        return trim(v);
+/// Go's `%.4g`: four significant digits, trailing zeros dropped, an exponent when the
+/// number is very large or small.
+fn g4(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
     }
-    let mut i = 0;
-    while v.abs() >= base && i + 1 < units.len() {
-        v /= base;
-        i += 1;
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
     }
-    format!("{}{}", trim(v), units[i])
-}
-
-fn duration(v: f64) -> String {
-    if !v.is_finite() {
-        return trim(v);
+    if v == 0.0 {
+        return "0".to_string();
     }
-    if v.abs() < 1.0 {
-        return if v.abs() >= 1e-3 {
-            format!("{}ms", trim(v * 1e3))
+    // The exponent after rounding to four digits (9999.5 is 1e+04).
+    let sci = format!("{v:.3e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
         } else {
-            format!("{}us", trim(v * 1e6))
-        };
+            s.to_string()
+        }
+    };
+    if !(-4..4).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
     }
-    let secs = v.round() as i64;
-    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    for (n, u) in [(d, "d"), (h, "h"), (m, "m")] {
-        if n != 0 {
-            out.push_str(&format!("{n}{u} "));
+    let decimals = (3 - exp).max(0) as usize;
+    trim(&format!("{v:.decimals$}"))
+}
+
+/// Prometheus's `humanize` (SI prefixes, also below 1 when `small`) and `humanize1024`.
+fn humanize(mut v: f64, base: f64, big: &[&str], small: bool) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return g4(v);
+    }
+    let mut prefix = "";
+    if v.abs() >= 1.0 || !small {
+        for p in big {
+            if v.abs() < base {
+                break;
+            }
+            prefix = p;
+            v /= base;
+        }
+    } else {
+        for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+            if v.abs() >= 1.0 {
+                break;
+            }
+            prefix = p;
+            v *= 1000.0;
         }
     }
-    out.push_str(&format!("{s}s"));
-    out
+    format!("{}{prefix}", g4(v))
+}
+
+/// Prometheus's `humanizeDuration`.
+fn duration(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{}s", g4(v));
+    }
+    if v.abs() >= 1.0 {
+        let sign = if v < 0.0 { "-" } else { "" };
+        let total = v.abs() as i64;
+        let (d, h, m, s) = (
+            total / 86400,
+            total / 3600 % 24,
+            total / 60 % 60,
+            total % 60,
+        );
+        return if d != 0 {
+            format!("{sign}{d}d {h}h {m}m {s}s")
+        } else if h != 0 {
+            format!("{sign}{h}h {m}m {s}s")
+        } else if m != 0 {
+            format!("{sign}{m}m {s}s")
+        } else {
+            format!("{sign}{}s", g4(v.abs()))
+        };
+    }
+    let mut v = v;
+    let mut prefix = "";
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if v.abs() >= 1.0 {
+            break;
+        }
+        prefix = p;
+        v *= 1000.0;
+    }
+    format!("{}{prefix}s", g4(v))
 }
 
 /// The one verb of a printf format: `%f`, `%.Nf`, `%g`, `%d`, `%s`, `%v`, and `%%`.
