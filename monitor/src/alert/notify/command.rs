@@ -39,21 +39,31 @@ pub fn run(path: &Path, args: &[String], n: &Notification, timeout: Duration) ->
         Ok(c) => c,
         Err(e) => return Outcome::Failed(format!("cannot run {}: {e}", path.display())),
     };
+    // Written and read on their own threads: a command that does not read its input, or
+    // writes much to stderr, must not block us past the timeout.
     if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its input is its own business: a broken pipe is fine.
-        let _ = stdin.write_all(&body);
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
     }
+    let stderr = child.stderr.take().map(|mut s| {
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut err = Vec::new();
+            let _ = s.read_to_end(&mut err);
+            String::from_utf8_lossy(&err)
+                .trim()
+                .chars()
+                .take(200)
+                .collect::<String>()
+        })
+    });
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Outcome::Delivered,
             Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut s) = child.stderr.take() {
-                    use std::io::Read as _;
-                    let _ = s.read_to_string(&mut err);
-                }
-                let err: String = err.trim().chars().take(200).collect();
+                let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
                 return Outcome::Failed(format!("{} exited with {status}: {err}", path.display()));
             }
             Ok(None) if Instant::now() >= deadline => {
@@ -66,6 +76,57 @@ pub fn run(path: &Path, args: &[String], n: &Notification, timeout: Duration) ->
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Outcome::Failed(format!("waiting for {}: {e}", path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note() -> Notification {
+        Notification::new("r", "k".into(), Default::default(), "http://x", vec![])
+    }
+
+    #[test]
+    fn exit_status_and_timeout() {
+        let sh = Path::new("/bin/sh");
+        let args = |s: &str| vec!["-c".to_string(), s.to_string()];
+        assert_eq!(
+            run(
+                sh,
+                &args("cat >/dev/null"),
+                &note(),
+                Duration::from_secs(30)
+            ),
+            Outcome::Delivered
+        );
+        match run(
+            sh,
+            &args("echo broken >&2; exit 3"),
+            &note(),
+            Duration::from_secs(30),
+        ) {
+            Outcome::Failed(why) => assert!(why.contains("exit status: 3: broken"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        match run(
+            sh,
+            &args("exec sleep 600"),
+            &note(),
+            Duration::from_millis(200),
+        ) {
+            Outcome::Failed(why) => assert!(why.contains("killed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        match run(
+            Path::new("/nonexistent/x"),
+            &[],
+            &note(),
+            Duration::from_secs(1),
+        ) {
+            Outcome::Failed(why) => assert!(why.contains("cannot run /nonexistent/x"), "{why}"),
+            other => panic!("{other:?}"),
         }
     }
 }
