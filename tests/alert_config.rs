@@ -222,10 +222,21 @@ fn every_exported_family_can_be_used_in_a_rule() {
         "--alert.evaluation-interval",
         "200ms",
     ]);
-    hb.wait_for("a probe", std::time::Duration::from_secs(30), |r| {
-        r.iter().any(|r| r.path == "/probe")
-    });
-    let exposition = d.metrics().0;
+    // The probe's families appear once its first check is recorded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let exposition = loop {
+        let e = d.metrics().0;
+        if e.contains("monitor_probe_duration_seconds_bucket")
+            && e.contains("monitor_heartbeat_pings_total")
+        {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no probe figures:\n{e}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let mut names: Vec<&str> = exposition
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
