@@ -21,6 +21,7 @@ pub fn router(core: Shared, telemetry_path: &str) -> Router {
         "<html><head><title>monitor</title></head><body><h1>monitor</h1><ul>\
          <li><a href=\"{telemetry_path}\">{telemetry_path}</a>: Prometheus metrics</li>\
          <li><a href=\"/api/v1/processes\">/api/v1/processes</a>: live processes (JSON)</li>\
+         <li><a href=\"/api/v1/alerts\">/api/v1/alerts</a>: alerts (JSON)</li>\
          <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>"
     );
     Router::new()

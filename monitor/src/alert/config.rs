@@ -486,8 +486,8 @@ fn validate(file: &str, c: &Config) -> anyhow::Result<()> {
     let mut seen = std::collections::HashSet::new();
     for (i, s) in c.services.iter().enumerate() {
         let at = format!("{file}: services[{i}] ({:?})", s.name);
-        if s.name.is_empty() || !seen.insert(s.name.clone()) {
-            bail!("{at}: name must be given and unique");
+        if !is_simple_name(&s.name) || !seen.insert(s.name.clone()) {
+            bail!("{at}: name must be unique, of letters, digits, '.', '-' or '_'");
         }
         if s.comm.is_none() && s.exe.is_none() && s.cmdline.is_none() {
             bail!("{at}: give comm, exe or cmdline (a regular expression)");
@@ -503,8 +503,8 @@ fn validate(file: &str, c: &Config) -> anyhow::Result<()> {
     let mut seen = std::collections::HashSet::new();
     for (i, p) in c.probes.iter().enumerate() {
         let at = format!("{file}: probes[{i}] ({:?})", p.name);
-        if p.name.is_empty() || !seen.insert(p.name.clone()) {
-            bail!("{at}: name must be given and unique");
+        if !is_simple_name(&p.name) || !seen.insert(p.name.clone()) {
+            bail!("{at}: name must be unique, of letters, digits, '.', '-' or '_'");
         }
         match (&p.http, &p.tcp) {
             (Some(h), None) => {
@@ -512,6 +512,9 @@ fn validate(file: &str, c: &Config) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("{at}: http.url {:?}: {e}", h.url))?;
                 if !matches!(u.scheme(), "http" | "https") {
                     bail!("{at}: http.url {:?}: only http and https", h.url);
+                }
+                if let Some(bad) = h.expect_status.iter().find(|c| !(100..=599).contains(*c)) {
+                    bail!("{at}: http.expect_status: {bad} is not an HTTP status");
                 }
             }
             (None, Some(t)) => {
@@ -534,6 +537,13 @@ fn validate(file: &str, c: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A service or probe name: it becomes a label value and a rule matcher.
+fn is_simple_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 fn check_route(
@@ -642,6 +652,14 @@ probes:
             ),
             ("probes: [{name: p}]", "probes[0] (\"p\"): give exactly one"),
             ("services: [{name: s}]", "give comm, exe or cmdline"),
+            (
+                "services: [{name: \"it's\", comm: x}]",
+                "services[0] (\"it's\"): name must be unique",
+            ),
+            (
+                "probes: [{name: p, http: {url: 'http://x/', expect_status: [1000]}}]",
+                "expect_status: 1000",
+            ),
             (
                 "heartbeat: {url: 'http://x/', interval: 1ms}",
                 "heartbeat.interval",

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::{
     expr::{series::without_name, Labels, Sample},
     rules::Rule,
+    template::Template,
 };
 
 /// How long a resolved alert stays listed.
@@ -98,7 +99,13 @@ impl Alerts {
                 labels.entry(k.clone()).or_insert_with(|| v.clone());
             }
             for (k, v) in &rule.labels {
-                labels.insert(k.clone(), v.clone());
+                // Label values may be templates, as in Prometheus (checked at load).
+                let v = match v.contains("{{") {
+                    true => Template::parse(v)
+                        .map_or_else(|_| v.clone(), |t| t.render(&series, s.value)),
+                    false => v.clone(),
+                };
+                labels.insert(k.clone(), v);
             }
             let fp = fingerprint(&labels);
             seen.insert(fp);
@@ -224,6 +231,31 @@ mod tests {
         // Active again: a new pending alert replaces the resolved one.
         assert_eq!(step(&mut a, &r, 12.0, true), Some(State::Pending));
         assert_eq!(step(&mut a, &r, 13.0, false), None);
+    }
+
+    #[test]
+    fn labels_are_templates_and_the_rule_wins() {
+        let r = crate::alert::rules::parse(
+            "t",
+            "groups: [{name: g, rules: [{alert: A, expr: monitor_processes > 1, labels: {where: 'x{{ $labels.x }}', severity: info}}]}]",
+        )
+        .unwrap()
+        .remove(0);
+        let mut a = Alerts::new(1);
+        let s = Sample {
+            labels: Labels::from([
+                ("x".to_string(), "1".to_string()),
+                ("severity".to_string(), "series".to_string()),
+            ]),
+            value: 2.0,
+        };
+        let external = Labels::from([("instance".to_string(), "h".to_string())]);
+        a.update(0, &r, &external, &[s], 0.0, SystemTime::now());
+        let labels = &a.all().next().unwrap().labels;
+        assert_eq!(labels["where"], "x1");
+        assert_eq!(labels["severity"], "info");
+        assert_eq!(labels["instance"], "h");
+        assert_eq!(labels["alertname"], "A");
     }
 
     #[test]
