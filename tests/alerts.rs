@@ -614,3 +614,63 @@ fn probes_measure_their_targets_and_alert_when_down() {
     assert!(find_alert(&d, "ProbeDown", "pending").is_none());
     drop(hung);
 }
+
+#[test]
+fn a_rate_limit_holds_notifications_and_a_full_queue_drops_the_oldest() {
+    // One notification an hour: the resolved one waits in the queue.
+    let hook = Sink::start(&[]);
+    let bin = NamedBinary::new("/bin/sleep", "mtrate");
+    let dir = tempfile::tempdir().unwrap();
+    let config = service_config(
+        dir.path(),
+        &bin.name,
+        &format!(
+            "{{name: hook, webhook: {{url: '{}'}}, rate_limit: {{count: 1, per: 1h}}}}",
+            hook.url("/hook")
+        ),
+        "route: {receiver: hook, group_wait: 0s, group_interval: 500ms}\n",
+    );
+    let d = daemon(&config, &dir.path().join("state"));
+    hook.wait_for("the firing notification", DEADLINE, |r| r.len() == 1);
+    let svc = sleeper(&bin);
+    wait_until("the resolved notification to wait in the queue", || {
+        let m = d.metrics();
+        (m.get(r#"monitor_alert_queue_length{receiver="hook"}"#)? == 1.0).then_some(())
+    });
+    assert_eq!(hook.requests().len(), 1);
+    assert_eq!(
+        d.metrics()
+            .value(r#"monitor_alert_notifications_total{receiver="hook"}"#),
+        1.0
+    );
+    drop((d, svc));
+
+    // A queue of one behind a receiver that always fails: the resolved notification pushes
+    // out the firing one being retried, and the drop is counted.
+    let down = Sink::start(&[503; 10_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = service_config(
+        dir.path(),
+        &bin.name,
+        &format!("{{name: hook, webhook: {{url: '{}'}}}}", down.url("/hook")),
+        "route: {receiver: hook, group_wait: 0s, group_interval: 500ms}\n",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("delivery: {", "delivery: {max_queue: 1, ");
+    std::fs::write(&config, text).unwrap();
+    let d = daemon(&config, &dir.path().join("state"));
+    down.wait_for("a failing attempt", DEADLINE, |r| !r.is_empty());
+    let _svc = sleeper(&bin);
+    wait_until("the drop to be counted", || {
+        (d.metrics().get("monitor_alert_queue_dropped_total")? == 1.0).then_some(())
+    });
+    let m = d.metrics();
+    assert_eq!(
+        m.value(r#"monitor_alert_queue_length{receiver="hook"}"#),
+        1.0
+    );
+    down.wait_for("the resolved notification's attempts", DEADLINE, |r| {
+        r.iter().any(|r| r.json()["status"] == "resolved")
+    });
+}
