@@ -44,6 +44,7 @@ pub fn spawn(h: Heartbeat, stats: Arc<Stats>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("alert-heartbeat".to_string())
         .spawn(move || loop {
+            let shown = super::notify::redact(&h.url);
             let start = std::time::Instant::now();
             match ureq::request(&h.method, &h.url)
                 .timeout(h.timeout.0)
@@ -52,11 +53,15 @@ pub fn spawn(h: Heartbeat, stats: Arc<Stats>) -> anyhow::Result<()> {
                 Ok(r) => {
                     let _ = r.into_string();
                     stats.pings.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(url = %h.url, "heartbeat sent");
+                    tracing::debug!(url = %shown, "heartbeat sent");
                 }
                 Err(e) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(url = %h.url, error = %e, "heartbeat failed");
+                    let why = match e {
+                        ureq::Error::Status(code, _) => format!("HTTP {code}"),
+                        ureq::Error::Transport(t) => t.kind().to_string(),
+                    };
+                    tracing::warn!(url = %shown, error = %why, "heartbeat failed");
                 }
             }
             std::thread::sleep(h.interval.0.saturating_sub(start.elapsed()));

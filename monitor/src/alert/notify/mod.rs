@@ -116,7 +116,29 @@ pub fn send(r: &Receiver, n: &Notification, host: &str) -> Outcome {
     }
 }
 
+/// A URL for logs: scheme, host and port only. Webhook URLs often carry their secret in the
+/// path (Slack's do), and logs travel further than configs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() {
+                "/..."
+            } else {
+                ""
+            };
+            format!(
+                "{}://{}{port}{rest}",
+                u.scheme(),
+                u.host_str().unwrap_or("")
+            )
+        }
+        Err(_) => "(a bad URL)".to_string(),
+    }
+}
+
 fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Outcome {
+    let shown = redact(url);
     match ureq::post(url).timeout(timeout).send_json(body) {
         Ok(r) => {
             let _ = r.into_string();
@@ -129,13 +151,44 @@ fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Outcome {
                 .chars()
                 .take(200)
                 .collect();
-            let why = format!("{url}: HTTP {code}: {}", text.trim());
+            let why = format!("{shown}: HTTP {code}: {}", text.trim());
             if code == 429 || code >= 500 {
                 Outcome::Failed(why)
             } else {
                 Outcome::Refused(why)
             }
         }
-        Err(ureq::Error::Transport(t)) => Outcome::Failed(format!("{url}: {t}")),
+        // ureq's message names the URL itself: say what failed without it.
+        Err(ureq::Error::Transport(t)) => Outcome::Failed(format!(
+            "{shown}: {}{}",
+            t.kind(),
+            t.message().map(|m| format!(": {m}")).unwrap_or_default()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_do_not_show_secrets_in_urls() {
+        assert_eq!(
+            redact("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/..."
+        );
+        assert_eq!(redact("http://127.0.0.1:9093"), "http://127.0.0.1:9093");
+        // Nothing listens on port 1: a connection error, named without the path.
+        match post(
+            "http://127.0.0.1:1/token",
+            &json!({}),
+            Duration::from_secs(5),
+        ) {
+            Outcome::Failed(why) => {
+                assert!(why.starts_with("http://127.0.0.1:1/...: "), "{why}");
+                assert!(!why.contains("token"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
