@@ -100,6 +100,11 @@ pub fn start(
             &opts.state_dir,
             config.delivery.max_queue,
         )?);
+        for (receiver, n) in q.stats().0 {
+            if !metrics.receivers.contains(&receiver) {
+                tracing::warn!(receiver = %receiver, notifications = n, "queued notifications for a receiver no longer configured stay queued until it is configured again");
+            }
+        }
         metrics.queue = Some(q.clone());
         Some(q)
     };
