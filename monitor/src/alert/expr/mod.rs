@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod eval;
+pub mod functions;
 pub mod history;
 pub mod series;
 
