@@ -3,7 +3,7 @@
 //! the API and the metrics, and queue the notifications the dispatcher says are due.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -33,6 +33,8 @@ pub struct Engine {
     core: Shared,
     /// The last error of each failing rule, so a lasting failure is logged once.
     errors: BTreeMap<usize, String>,
+    /// Each alert's state at the last evaluation, to log what changed.
+    last: HashMap<u64, State>,
 }
 
 impl Engine {
@@ -68,6 +70,7 @@ impl Engine {
             status,
             core,
             errors: BTreeMap::new(),
+            last: HashMap::new(),
         }
     }
 
@@ -98,6 +101,7 @@ impl Engine {
             }
         }
         let list: Vec<Alert> = self.alerts.all().cloned().collect();
+        self.log_changes(&list);
         {
             let mut c = self.metrics.lock();
             c.alerts.clear();
@@ -131,6 +135,37 @@ impl Engine {
                 tracing::error!(error = format!("{e:#}"), "cannot queue a notification");
             }
         }
+    }
+}
+
+impl Engine {
+    /// One line when an alert starts firing or is resolved.
+    fn log_changes(&mut self, list: &[Alert]) {
+        let now: HashMap<u64, State> = list.iter().map(|a| (a.fingerprint, a.state)).collect();
+        for a in list {
+            if self.last.get(&a.fingerprint) == Some(&a.state) {
+                continue;
+            }
+            let labels = a
+                .labels
+                .iter()
+                .filter(|(k, _)| *k != "alertname")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            match a.state {
+                State::Firing => {
+                    tracing::info!(alert = %a.rule, labels = %labels, value = a.value, "alert firing")
+                }
+                State::Resolved => {
+                    tracing::info!(alert = %a.rule, labels = %labels, "alert resolved")
+                }
+                State::Pending => {
+                    tracing::debug!(alert = %a.rule, labels = %labels, "alert pending")
+                }
+            }
+        }
+        self.last = now;
     }
 }
 
