@@ -290,6 +290,12 @@ fn a_failing_webhook_still_receives_every_notification() {
         m.value(r#"monitor_alert_queue_length{receiver="hook"}"#),
         0.0
     );
+    let log = d.log();
+    assert!(
+        log.contains("alert firing") && log.contains("alert resolved"),
+        "{log}"
+    );
+    assert!(log.contains("will retry"), "{log}");
 }
 
 fn queued(state: &Path) -> Vec<PathBuf> {
