@@ -4,6 +4,8 @@
 //!
 //! Tests panic on failure (they are privileged tests; a `Result` would hide where).
 
+pub mod sink;
+
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
@@ -84,6 +86,10 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// (status, body); status 0 when the connection failed.

@@ -35,10 +35,15 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the daemon: load the kernel programs, serve /metrics and /api/v1/processes.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// A live per-process view (CPU, run-queue wait, memory, disk, network) from the daemon,
     /// or standalone when no daemon runs.
     Top(TopArgs),
+    /// Check the alerting config and its rule files (exit 1 with the first error).
+    CheckConfig(crate::alert::cli::CheckConfigArgs),
+    /// Alerting tools.
+    #[command(subcommand)]
+    Alert(crate::alert::cli::AlertCommand),
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +104,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub filesystem: FilesystemArgs,
+
+    #[command(flatten)]
+    pub alert: crate::alert::cli::AlertArgs,
 }
 
 /// Settings of the filesystem collector.
@@ -433,7 +441,7 @@ mod tests {
         let m = command().try_get_matches_from(argv)?;
         match Cli::from_arg_matches(&m)?.command {
             Command::Top(a) => Ok(a),
-            Command::Run(_) => panic!("not the top command"),
+            _ => panic!("not the top command"),
         }
     }
 

@@ -364,7 +364,12 @@ pub struct Core {
     read_at: f64,
     min_age: Duration,
     process_collector: Option<prometheus::process_collector::ProcessCollector>,
+    /// Families from outside the collectors (alerting), added to every scrape.
+    sources: Vec<Source>,
 }
+
+/// Adds families to a scrape; sees the process table (watched services read it).
+pub type Source = Box<dyn FnMut(&ProcessTable, &mut Vec<MetricFamily>) + Send>;
 
 impl Core {
     pub fn new(
@@ -395,7 +400,12 @@ impl Core {
             read_at: 0.0,
             min_age,
             process_collector: Some(prometheus::process_collector::ProcessCollector::for_self()),
+            sources: Vec::new(),
         }
+    }
+
+    pub fn add_source(&mut self, source: Source) {
+        self.sources.push(source);
     }
 
     /// Refreshes unless the last refresh is younger than `min_age`.
@@ -548,6 +558,9 @@ impl Core {
         if let Some(pc) = &self.process_collector {
             use prometheus::core::Collector as _;
             out.extend(pc.collect());
+        }
+        for source in &mut self.sources {
+            source(&self.table, &mut out);
         }
         // The text encoder rejects a family without samples (a collector with nothing to
         // report yet), which would fail the whole scrape.

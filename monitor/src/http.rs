@@ -21,6 +21,7 @@ pub fn router(core: Shared, telemetry_path: &str) -> Router {
         "<html><head><title>monitor</title></head><body><h1>monitor</h1><ul>\
          <li><a href=\"{telemetry_path}\">{telemetry_path}</a>: Prometheus metrics</li>\
          <li><a href=\"/api/v1/processes\">/api/v1/processes</a>: live processes (JSON)</li>\
+         <li><a href=\"/api/v1/alerts\">/api/v1/alerts</a>: alerts (JSON)</li>\
          <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>"
     );
     Router::new()
@@ -31,7 +32,7 @@ pub fn router(core: Shared, telemetry_path: &str) -> Router {
         .with_state(core)
 }
 
-fn lock(core: &Shared) -> std::sync::MutexGuard<'_, Core> {
+pub fn lock(core: &Shared) -> std::sync::MutexGuard<'_, Core> {
     // A panic while holding the lock leaves figures that are at worst one refresh stale;
     // serving them beats failing every request from then on.
     core.lock().unwrap_or_else(|p| p.into_inner())

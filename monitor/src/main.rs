@@ -1,5 +1,6 @@
 //! `monitor`: wiring only. See `run.rs` for the daemon, `top/` for the live view.
 
+mod alert;
 mod assemble;
 mod bpf;
 mod build_info;
@@ -24,10 +25,12 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_env_filter(EnvFilter::new(format!("monitor={}", args.log_level)))
                 .init();
-            run::run(args, parsed.collectors)
+            run::run(*args, parsed.collectors)
         }
         // No log subscriber: log lines would tear the live view (top reports in its header).
         cli::Command::Top(args) => top::run(args),
+        cli::Command::CheckConfig(args) => alert::cli::check_config(&args),
+        cli::Command::Alert(cmd) => alert::cli::command(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

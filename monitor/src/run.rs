@@ -9,6 +9,7 @@ use std::{
 use anyhow::Context as _;
 
 use crate::{
+    alert,
     assemble::{self, CoreOptions},
     cli::RunArgs,
     collectors, http,
@@ -26,6 +27,8 @@ pub fn run(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> {
 }
 
 async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> {
+    // Checked before anything starts: a bad rule file is a start-up error.
+    let alerting = alert::load(args.alert.config.as_deref())?;
     // Bind first: a port in use should fail before the slower kernel setup.
     let listener = tokio::net::TcpListener::bind(args.listen_address)
         .await
@@ -45,6 +48,16 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         fail_attach: args.fail_attach.clone(),
         min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),
     })?));
+
+    let alerts = alert::start(
+        alerting,
+        alert::Options {
+            state_dir: args.alert.state_dir.clone(),
+            interval: args.alert.interval,
+            port: args.listen_address.port(),
+        },
+        core.clone(),
+    )?;
 
     let refresher = core.clone();
     let every = args.refresh_interval;
@@ -66,7 +79,8 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         collectors = ?enabled,
         "listening"
     );
-    axum::serve(listener, http::router(core, &args.telemetry_path))
+    let app = http::router(core, &args.telemetry_path).merge(alerts.router());
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
         .context("serving HTTP")?;

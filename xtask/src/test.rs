@@ -8,9 +8,11 @@ use crate::{cmd, setup, vm};
 
 /// Debian packages the integration tests drive: Prometheus and promtool, node_exporter (a
 /// peer to compare figures with), setpriv (to run the daemon without privileges), tmux (to
-/// drive `monitor top` in a real terminal).
+/// drive `monitor top` in a real terminal), Alertmanager (the alerts tests start their own
+/// instance on loopback; the package's system service is never used).
 const TEST_PACKAGES: &[&str] = &[
     "prometheus",
+    "prometheus-alertmanager",
     "prometheus-node-exporter",
     "util-linux",
     // sfdisk, for the partition the disk tests make.

@@ -1,0 +1,147 @@
+//! The alerting flags of `monitor run`, and the `check-config` and `alert test` commands.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Subcommand};
+
+use super::{
+    config::Receiver,
+    notify::{self, payload::AlertJson, payload::Notification, Outcome},
+};
+
+#[derive(Args, Debug, Clone)]
+pub struct AlertArgs {
+    /// The alerting config file: rule files, receivers, routes, heartbeat, watched
+    /// services, probes (see the README). Without it the default rules run and their
+    /// alerts are shown on /api/v1/alerts and /metrics, but nothing is notified.
+    #[arg(long = "alert.config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where undelivered notifications are kept (in queue/), so they survive a restart.
+    #[arg(
+        long = "alert.state-dir",
+        value_name = "DIR",
+        default_value = "/var/lib/monitor"
+    )]
+    pub state_dir: PathBuf,
+
+    /// How often the alert rules are evaluated.
+    #[arg(long = "alert.evaluation-interval", default_value = "15s", value_parser = parse_interval)]
+    pub interval: Duration,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 15s, 500ms)"))?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("{s:?} is below the 100ms minimum"));
+    }
+    Ok(d)
+}
+
+#[derive(Args, Debug)]
+pub struct CheckConfigArgs {
+    /// The alerting config file to check (with its rule files); without it, the default
+    /// rules are checked.
+    #[arg(long = "alert.config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertCommand {
+    /// Send a test notification through each configured receiver, now, and report each.
+    Test {
+        /// The alerting config file.
+        #[arg(long = "alert.config", value_name = "FILE")]
+        config: PathBuf,
+        /// Only this receiver.
+        #[arg(long)]
+        receiver: Option<String>,
+    },
+}
+
+/// `monitor check-config`: loads and checks everything, prints a summary.
+pub fn check_config(a: &CheckConfigArgs) -> anyhow::Result<()> {
+    let loaded = super::load(a.config.as_deref())?;
+    let defaults = loaded
+        .rules
+        .iter()
+        .filter(|r| r.file == super::rules::DEFAULT_RULES_NAME)
+        .count();
+    println!(
+        "{}: OK: {} alert rules ({defaults} default), {} receivers, {} watched services, {} probes{}",
+        a.config
+            .as_ref()
+            .map_or_else(|| "default rules".to_string(), |p| p.display().to_string()),
+        loaded.rules.len(),
+        loaded.config.receivers.len(),
+        loaded.config.services.len(),
+        loaded.config.probes.len(),
+        if loaded.config.heartbeat.is_some() { ", a heartbeat" } else { "" },
+    );
+    Ok(())
+}
+
+/// `monitor alert test`: one firing test alert through each receiver, without the queue.
+pub fn command(c: &AlertCommand) -> anyhow::Result<()> {
+    let AlertCommand::Test { config, receiver } = c;
+    let loaded = super::load(Some(config))?;
+    let receivers: Vec<&Receiver> = loaded
+        .config
+        .receivers
+        .iter()
+        .filter(|r| receiver.as_ref().is_none_or(|n| &r.name == n))
+        .collect();
+    if receivers.is_empty() {
+        anyhow::bail!(
+            "{}: no receiver{} to test",
+            config.display(),
+            receiver
+                .as_ref()
+                .map(|n| format!(" named {n:?}"))
+                .unwrap_or_default()
+        );
+    }
+    let host = super::hostname();
+    let mut failed = 0;
+    for r in receivers {
+        let n = test_notification(&r.name, &host, &loaded.config);
+        match notify::send(r, &n, &host) {
+            Outcome::Delivered => println!("{} ({}): delivered", r.name, r.kind.kind()),
+            Outcome::Refused(why) | Outcome::Failed(why) => {
+                failed += 1;
+                println!("{} ({}): FAILED: {why}", r.name, r.kind.kind());
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} receiver(s) failed the test");
+    }
+    Ok(())
+}
+
+fn test_notification(receiver: &str, host: &str, c: &super::config::Config) -> Notification {
+    let now = std::time::SystemTime::now();
+    let mut labels = super::external_labels(c);
+    labels.insert("alertname".to_string(), "MonitorTestAlert".to_string());
+    labels.insert("severity".to_string(), "info".to_string());
+    let fp = super::state::fingerprint(&labels);
+    let url = c
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}"));
+    let alert = AlertJson {
+        status: "firing".to_string(),
+        annotations: [(
+            "summary".to_string(),
+            format!("test notification from monitor on {host}"),
+        )]
+        .into(),
+        labels: labels.clone(),
+        starts_at: super::notify::payload::rfc3339(now),
+        // Alertmanager lets it expire by itself.
+        ends_at: super::notify::payload::rfc3339(now + Duration::from_secs(300)),
+        generator_url: format!("{url}/api/v1/alerts"),
+        fingerprint: format!("{fp:016x}"),
+    };
+    Notification::new(receiver, "{}/test".to_string(), labels, &url, vec![alert])
+}

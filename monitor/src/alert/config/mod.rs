@@ -1,0 +1,481 @@
+//! The alerting config file (`--alert.config`): rule files, default rules, receivers,
+//! routes, delivery, heartbeat, watched services and probes. Checked whole at start and by
+//! `monitor check-config`; every error names the file and the field.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+mod fields;
+mod validate;
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+use super::rules::{self, Rule, DEFAULT_RULES, DEFAULT_RULES_NAME};
+
+pub use fields::{Dur, Matchers, Re};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub rule_files: Vec<PathBuf>,
+    #[serde(default)]
+    pub default_rules: DefaultRules,
+    /// Added to every alert (default: `instance`, the host name).
+    pub external_labels: Option<BTreeMap<String, String>>,
+    /// Base of each alert's `generatorURL` (default `http://HOSTNAME:PORT`).
+    pub external_url: Option<String>,
+    #[serde(default)]
+    pub receivers: Vec<Receiver>,
+    pub route: Option<Route>,
+    #[serde(default)]
+    pub delivery: Delivery,
+    pub heartbeat: Option<Heartbeat>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultRules {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub disabled: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for DefaultRules {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            disabled: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(try_from = "ReceiverYaml")]
+pub struct Receiver {
+    pub name: String,
+    pub kind: ReceiverKind,
+    /// At most this many notifications per `per` (the rest wait in the queue).
+    pub rate_limit: Option<RateLimit>,
+    pub timeout: Dur,
+}
+
+/// A receiver as written: its name and exactly one of the kinds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverYaml {
+    name: String,
+    webhook: Option<serde_norway::Value>,
+    alertmanager: Option<serde_norway::Value>,
+    slack: Option<serde_norway::Value>,
+    pagerduty: Option<serde_norway::Value>,
+    command: Option<serde_norway::Value>,
+    rate_limit: Option<RateLimit>,
+    #[serde(default = "default_timeout")]
+    timeout: Dur,
+}
+
+impl TryFrom<ReceiverYaml> for Receiver {
+    type Error = String;
+
+    fn try_from(r: ReceiverYaml) -> Result<Self, String> {
+        let kinds = [
+            ("webhook", r.webhook),
+            ("alertmanager", r.alertmanager),
+            ("slack", r.slack),
+            ("pagerduty", r.pagerduty),
+            ("command", r.command),
+        ];
+        let given: Vec<(&str, serde_norway::Value)> = kinds
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+        let [(kind, settings)] = <[_; 1]>::try_from(given).map_err(|g| {
+            format!(
+                "receiver {:?}: give exactly one of webhook, alertmanager, slack, pagerduty, command (got {})",
+                r.name,
+                g.len()
+            )
+        })?;
+        // A YAML-tagged value (`!webhook {...}`) is how serde_norway reads an enum from a Value.
+        let tagged = serde_norway::value::TaggedValue {
+            tag: serde_norway::value::Tag::new(kind),
+            value: settings,
+        };
+        let kind = serde_norway::from_value(serde_norway::Value::Tagged(Box::new(tagged)))
+            .map_err(|e| format!("receiver {:?}: {kind}: {e}", r.name))?;
+        Ok(Receiver {
+            name: r.name,
+            kind,
+            rate_limit: r.rate_limit,
+            timeout: r.timeout,
+        })
+    }
+}
+
+fn default_timeout() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: Dur,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ReceiverKind {
+    Webhook {
+        url: String,
+    },
+    Alertmanager {
+        url: String,
+        /// How often firing alerts are sent again (Alertmanager resolves what it stops hearing of).
+        #[serde(default = "default_resend")]
+        resend_interval: Dur,
+    },
+    Slack {
+        url: String,
+        channel: Option<String>,
+    },
+    Pagerduty {
+        routing_key: String,
+        #[serde(default = "default_pagerduty_url")]
+        url: String,
+    },
+    Command {
+        path: PathBuf,
+        #[serde(default)]
+        args: Vec<String>,
+    },
+}
+
+fn default_resend() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+
+fn default_pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".to_string()
+}
+
+impl ReceiverKind {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReceiverKind::Webhook { .. } => "webhook",
+            ReceiverKind::Alertmanager { .. } => "alertmanager",
+            ReceiverKind::Slack { .. } => "slack",
+            ReceiverKind::Pagerduty { .. } => "pagerduty",
+            ReceiverKind::Command { .. } => "command",
+        }
+    }
+
+    fn url(&self) -> Option<&str> {
+        match self {
+            ReceiverKind::Webhook { url }
+            | ReceiverKind::Alertmanager { url, .. }
+            | ReceiverKind::Slack { url, .. }
+            | ReceiverKind::Pagerduty { url, .. } => Some(url),
+            ReceiverKind::Command { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub receiver: Option<String>,
+    pub matchers: Option<Matchers>,
+    pub group_by: Option<Vec<String>>,
+    pub group_wait: Option<Dur>,
+    pub group_interval: Option<Dur>,
+    pub repeat_interval: Option<Dur>,
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// Notifications waiting on disk, all receivers together; past it the oldest is dropped
+    /// (counted in `monitor_alert_queue_dropped_total`).
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: Dur,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Dur,
+}
+
+fn default_max_queue() -> usize {
+    10_000
+}
+fn default_initial_backoff() -> Dur {
+    Dur(Duration::from_millis(500))
+}
+fn default_max_backoff() -> Dur {
+    Dur(Duration::from_secs(300))
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            max_queue: default_max_queue(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub url: String,
+    #[serde(default = "default_heartbeat_interval")]
+    pub interval: Dur,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_heartbeat_interval() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+fn default_method() -> String {
+    "POST".to_string()
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    pub comm: Option<Re>,
+    pub exe: Option<Re>,
+    pub cmdline: Option<Re>,
+    /// Alert when it started more than this many times within `window`.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_restart_window")]
+    pub window: Dur,
+    #[serde(default = "default_service_for")]
+    #[serde(rename = "for")]
+    pub for_: Dur,
+    #[serde(default = "default_critical")]
+    pub severity: String,
+}
+
+fn default_max_restarts() -> u32 {
+    3
+}
+fn default_restart_window() -> Dur {
+    Dur(Duration::from_secs(600))
+}
+fn default_service_for() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+fn default_critical() -> String {
+    "critical".to_string()
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub name: String,
+    pub http: Option<HttpProbe>,
+    pub tcp: Option<TcpProbe>,
+    #[serde(default = "default_probe_interval")]
+    pub interval: Dur,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "default_service_for")]
+    #[serde(rename = "for")]
+    pub for_: Dur,
+    #[serde(default = "default_critical")]
+    pub severity: String,
+}
+
+fn default_probe_interval() -> Dur {
+    Dur(Duration::from_secs(15))
+}
+fn default_probe_timeout() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    pub url: String,
+    /// Status codes that count as up (default: any 2xx or 3xx).
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {
+    pub address: String,
+}
+
+/// The checked config with its rules loaded: what the daemon runs.
+pub struct Loaded {
+    pub config: Config,
+    pub rules: Vec<Rule>,
+}
+
+/// No config file: the default rules, nothing to notify.
+pub fn defaults() -> anyhow::Result<Loaded> {
+    let config: Config = serde_norway::from_str("{}").context("empty config")?;
+    let rules = rules::parse(DEFAULT_RULES_NAME, DEFAULT_RULES)?;
+    Ok(Loaded { config, rules })
+}
+
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{file}: cannot read the alerting config: {e}"))?;
+    let config: Config = rules::from_yaml(&file, &text)?;
+    validate::validate(&file, &config)?;
+    let mut rules = Vec::new();
+    if config.default_rules.enabled {
+        rules = rules::parse(DEFAULT_RULES_NAME, DEFAULT_RULES)?;
+        for name in &config.default_rules.disabled {
+            if !rules.iter().any(|r| &r.name == name) {
+                bail!("{file}: default_rules.disabled: {name:?} is not a default rule");
+            }
+        }
+        rules.retain(|r| !config.default_rules.disabled.contains(&r.name));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    for f in &config.rule_files {
+        let p = base.join(f);
+        let user = rules::load(&p)?;
+        // A user rule replaces the default of the same name.
+        rules.retain(|d| d.file != DEFAULT_RULES_NAME || !user.iter().any(|u| u.name == d.name));
+        rules.extend(user);
+    }
+    Ok(Loaded { config, rules })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> anyhow::Result<Loaded> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerting.yml");
+        std::fs::write(&p, text).unwrap();
+        std::fs::write(
+            dir.path().join("r.yml"),
+            "groups:\n- name: g\n  rules:\n  - alert: HostCPUBusy\n    expr: monitor_processes > 1\n",
+        )
+        .unwrap();
+        load(&p)
+    }
+
+    #[test]
+    fn a_full_config() {
+        let l = load_text(
+            r#"
+rule_files: [r.yml]
+default_rules: {disabled: [HostMemoryLow]}
+receivers:
+  - name: am
+    alertmanager: {url: "http://127.0.0.1:9093"}
+  - name: hook
+    webhook: {url: "http://127.0.0.1:1/x"}
+    rate_limit: {count: 5, per: 1m}
+route:
+  receiver: am
+  routes:
+    - receiver: hook
+      matchers: ['severity="critical"', 'alertname=~"Host.*"']
+      group_by: [alertname]
+      group_wait: 1s
+heartbeat: {url: "http://127.0.0.1:1/ping", interval: 1m}
+services:
+  - {name: sshd, comm: "^sshd$"}
+probes:
+  - {name: api, http: {url: "http://127.0.0.1:1/"}}
+  - {name: db, tcp: {address: "127.0.0.1:5432"}}
+"#,
+        )
+        .unwrap();
+        assert!(!l.rules.iter().any(|r| r.name == "HostMemoryLow"));
+        let cpu: Vec<_> = l.rules.iter().filter(|r| r.name == "HostCPUBusy").collect();
+        assert_eq!(cpu.len(), 1);
+        assert_eq!(cpu[0].expr_text, "monitor_processes > 1");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (text, want) in [
+            (
+                "receivers: [{name: a, webhook: {url: 'nope'}}]",
+                "receivers[0] (\"a\"): url",
+            ),
+            ("receivers: [{name: a, fax: {}}]", "unknown field `fax`"),
+            ("receivers: [{name: a}]", "give exactly one of webhook"),
+            (
+                "receivers: [{name: a, slack: {url: 'http://x/', colour: red}}]",
+                "slack: unknown field `colour`",
+            ),
+            (
+                "route: {receiver: b}",
+                "route.receiver: \"b\" is not a configured receiver",
+            ),
+            (
+                "receivers: [{name: a, webhook: {url: 'http://x/'}, timeout: soon}]",
+                "not a duration",
+            ),
+            (
+                "route: {routes: [{matchers: ['severity=~\"(\"']}]}",
+                "is not a matcher",
+            ),
+            (
+                "default_rules: {disabled: [Nope]}",
+                "default_rules.disabled: \"Nope\"",
+            ),
+            ("probes: [{name: p}]", "probes[0] (\"p\"): give exactly one"),
+            ("services: [{name: s}]", "give comm, exe or cmdline"),
+            (
+                "services: [{name: \"it's\", comm: x}]",
+                "services[0] (\"it's\"): name must be unique",
+            ),
+            (
+                "probes: [{name: p, http: {url: 'http://x/', expect_status: [1000]}}]",
+                "expect_status: 1000",
+            ),
+            (
+                "heartbeat: {url: 'http://x/', interval: 1ms}",
+                "heartbeat.interval",
+            ),
+            ("colour: blue", "unknown field `colour`"),
+        ] {
+            let e = format!(
+                "{:#}",
+                load_text(text)
+                    .err()
+                    .unwrap_or_else(|| panic!("{text} accepted"))
+            );
+            assert!(e.contains(want), "{text}: {e}");
+            assert!(e.contains("alerting.yml"), "{text}: {e}");
+        }
+    }
+}

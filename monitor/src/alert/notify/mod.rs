@@ -1,0 +1,194 @@
+//! Receivers: each turns a queued notification into its own format and sends it once. The
+//! outcome says whether to retry: 5xx, 429, timeouts and connection errors are retried;
+//! other 4xx are refused for good (retrying cannot fix the request).
+
+pub mod command;
+pub mod payload;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::config::{Receiver, ReceiverKind};
+use payload::{Notification, ZERO_TIME};
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    /// Refused (4xx): counted as a failure, not retried.
+    Refused(String),
+    /// Failed for now: retried with backoff.
+    Failed(String),
+}
+
+/// Sends `n` through `r` once.
+pub fn send(r: &Receiver, n: &Notification, host: &str) -> Outcome {
+    let timeout = r.timeout.0;
+    match &r.kind {
+        ReceiverKind::Webhook { url } => {
+            post(url, &serde_json::to_value(n).unwrap_or_default(), timeout)
+        }
+        ReceiverKind::Alertmanager { url, .. } => {
+            let alerts: Vec<_> = n
+                .alerts
+                .iter()
+                .map(|a| {
+                    let mut v = json!({
+                        "labels": a.labels,
+                        "annotations": a.annotations,
+                        "startsAt": a.starts_at,
+                        "generatorURL": a.generator_url,
+                    });
+                    if a.ends_at != ZERO_TIME {
+                        v["endsAt"] = json!(a.ends_at);
+                    }
+                    v
+                })
+                .collect();
+            post(
+                &format!("{}/api/v2/alerts", url.trim_end_matches('/')),
+                &json!(alerts),
+                timeout,
+            )
+        }
+        ReceiverKind::Slack { url, channel } => {
+            let mut text = n.title();
+            for a in &n.alerts {
+                let what = a
+                    .annotations
+                    .get("summary")
+                    .or_else(|| a.annotations.get("description"))
+                    .cloned()
+                    .unwrap_or_default();
+                let labels: Vec<String> = a
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k != "alertname")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                text.push_str(&format!(
+                    "\n• {} {}: {what} ({})",
+                    a.status,
+                    a.labels.get("alertname").map_or("", String::as_str),
+                    labels.join(", ")
+                ));
+            }
+            let mut body = json!({ "text": text });
+            if let Some(c) = channel {
+                body["channel"] = json!(c);
+            }
+            post(url, &body, timeout)
+        }
+        ReceiverKind::Pagerduty { routing_key, url } => {
+            // One event per alert, keyed by its fingerprint, so a resolve closes its trigger.
+            for a in &n.alerts {
+                let severity = match a.labels.get("severity").map(String::as_str) {
+                    Some("critical") => "critical",
+                    Some("info") => "info",
+                    _ => "warning",
+                };
+                let summary = a
+                    .annotations
+                    .get("summary")
+                    .cloned()
+                    .unwrap_or_else(|| a.labels.get("alertname").cloned().unwrap_or_default());
+                let body = json!({
+                    "routing_key": routing_key,
+                    "event_action": if a.status == "resolved" { "resolve" } else { "trigger" },
+                    "dedup_key": a.fingerprint,
+                    "payload": {
+                        "summary": summary.chars().take(1024).collect::<String>(),
+                        "source": host,
+                        "severity": severity,
+                        "custom_details": { "labels": a.labels, "annotations": a.annotations },
+                    },
+                    "client": "monitor",
+                    "client_url": a.generator_url,
+                });
+                match post(url, &body, timeout) {
+                    Outcome::Delivered => {}
+                    other => return other,
+                }
+            }
+            Outcome::Delivered
+        }
+        ReceiverKind::Command { path, args } => command::run(path, args, n, timeout),
+    }
+}
+
+/// A URL for logs: scheme, host and port only. Webhook URLs often carry their secret in the
+/// path (Slack's do), and logs travel further than configs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() {
+                "/..."
+            } else {
+                ""
+            };
+            format!(
+                "{}://{}{port}{rest}",
+                u.scheme(),
+                u.host_str().unwrap_or("")
+            )
+        }
+        Err(_) => "(a bad URL)".to_string(),
+    }
+}
+
+fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Outcome {
+    let shown = redact(url);
+    match ureq::post(url).timeout(timeout).send_json(body) {
+        Ok(r) => {
+            let _ = r.into_string();
+            Outcome::Delivered
+        }
+        Err(ureq::Error::Status(code, r)) => {
+            let text: String = r
+                .into_string()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            let why = format!("{shown}: HTTP {code}: {}", text.trim());
+            if code == 429 || code >= 500 {
+                Outcome::Failed(why)
+            } else {
+                Outcome::Refused(why)
+            }
+        }
+        // ureq's message names the URL itself: say what failed without it.
+        Err(ureq::Error::Transport(t)) => Outcome::Failed(format!(
+            "{shown}: {}{}",
+            t.kind(),
+            t.message().map(|m| format!(": {m}")).unwrap_or_default()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_do_not_show_secrets_in_urls() {
+        assert_eq!(
+            redact("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/..."
+        );
+        assert_eq!(redact("http://127.0.0.1:9093"), "http://127.0.0.1:9093");
+        // Nothing listens on port 1: a connection error, named without the path.
+        match post(
+            "http://127.0.0.1:1/token",
+            &json!({}),
+            Duration::from_secs(5),
+        ) {
+            Outcome::Failed(why) => {
+                assert!(why.starts_with("http://127.0.0.1:1/...: "), "{why}");
+                assert!(!why.contains("token"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
