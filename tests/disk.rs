@@ -187,13 +187,8 @@ fn direct_io(lo: &Loop, target: &str, extra: &[&str], submitter: (&str, &str)) {
     // Its own figures while it lives, in the process list.
     let deadline = Instant::now() + Duration::from_secs(20);
     let p = loop {
-        let p = d
-            .processes()
-            .into_iter()
-            .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
-            .unwrap_or_default();
-        if p["disk_write_bytes_total"].as_f64().is_some()
-            && p["disk_write_bytes_total"].as_f64().unwrap() >= WRITE as f64 * 0.98
+        let p = d.process(pid);
+        if p["disk_write_bytes_total"].as_f64().unwrap() >= WRITE as f64 * 0.98
             && p["disk_read_bytes_total"].as_f64().unwrap() >= READ as f64 * 0.98
         {
             break p;

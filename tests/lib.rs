@@ -110,11 +110,24 @@ impl Daemon {
         v["processes"].as_array().expect("processes array").clone()
     }
 
+    /// `pid`'s entry, waiting for it: a process started since the last refresh (at most
+    /// 100 ms old for a request) is not listed yet.
     pub fn process(&self, pid: u32) -> serde_json::Value {
-        self.processes()
-            .into_iter()
-            .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
-            .unwrap_or_else(|| panic!("pid {pid} not in /api/v1/processes"))
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(p) = self
+                .processes()
+                .into_iter()
+                .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
+            {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} not in /api/v1/processes"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn log(&self) -> String {
