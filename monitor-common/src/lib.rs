@@ -5,6 +5,7 @@
 //! targets, and a silent layout drift would corrupt every figure.
 #![no_std]
 
+pub mod audit;
 pub mod event;
 pub mod health;
 pub mod maps;
@@ -19,4 +20,10 @@ mod pod {
     unsafe impl aya::Pod for crate::sched::CpuSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::sched::RunqHist {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::audit::KernelOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::audit::TraceFields {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::audit::AuditScope {}
 }

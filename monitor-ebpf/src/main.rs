@@ -6,6 +6,10 @@
 // Inline asm for the atomic add in `sched_switch` (the eBPF crate builds with nightly).
 #![feature(asm_experimental_arch)]
 
+mod audit;
+mod audit_oom;
+mod audit_proc;
+mod audit_tcp;
 mod health;
 mod maps;
 mod proc_lifecycle;

@@ -33,6 +33,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing would only add noise"
+)]
 pub enum Command {
     /// Run the daemon: load the kernel programs, serve /metrics and /api/v1/processes.
     Run(RunArgs),
@@ -95,6 +99,12 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub filesystem: FilesystemArgs,
+
+    #[command(flatten)]
+    pub logs: crate::log::LogArgs,
+
+    #[command(flatten)]
+    pub audit: crate::audit::AuditArgs,
 }
 
 /// Settings of the filesystem collector.

@@ -20,6 +20,7 @@ use prometheus::proto::{MetricFamily, MetricType};
 use serde::Serialize;
 
 use crate::{
+    audit::kernel::{self as audit_kernel, AuditMaps, Globals, KernelSetup, OOM_PROBE},
     bpf::{
         attach::{attach_all, AttachOptions, Attached},
         health::MapStat,
@@ -40,6 +41,8 @@ pub struct Kernel {
     pub hooks: Vec<(&'static str, Attached)>,
     /// Keeps the kernel counting program run time while held (`--bpf.stats`).
     stats: Option<OwnedFd>,
+    /// The audit programs' maps, until the audit log's reader takes them.
+    audit: Option<AuditMaps>,
 }
 
 pub struct KernelOptions {
@@ -47,6 +50,8 @@ pub struct KernelOptions {
     pub sched: bool,
     pub bpf_stats: bool,
     pub attach: AttachOptions,
+    /// Attach the audit programs (`--audit.file`).
+    pub audit: Option<KernelSetup>,
 }
 
 impl Kernel {
@@ -66,9 +71,20 @@ impl Kernel {
                 sched: off("collector disabled"),
                 hooks: Vec::new(),
                 stats: None,
+                audit: None,
             });
         }
         raise_memlock();
+        // Before loading: the programs' record layouts are read from tracefs.
+        match tracefs::ensure_mounted() {
+            Ok(true) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "tracefs is missing; classic tracepoints will not attach"
+            ),
+        }
+        let globals = Globals::read(tracefs::dir(), opts.audit.as_ref())?;
         // Parsed once, for the loader's relocations and for the tp_btf hooks: the kernel's
         // BTF is megabytes, and each parse peaks at tens of MiB.
         let btf = match Btf::from_sys_fs() {
@@ -78,8 +94,11 @@ impl Kernel {
                 None
             }
         };
+        let mut loader = EbpfLoader::new();
+        loader.btf(btf.as_ref());
+        globals.apply(&mut loader);
         let mut ebpf =
-            match EbpfLoader::new().btf(btf.as_ref()).load(OBJECT) {
+            match loader.load(OBJECT) {
                 Ok(e) => e,
                 Err(e) if is_permission_error(&e) => return Err(anyhow::Error::new(e).context(
                     "loading the kernel programs was refused: run as root, or with CAP_BPF and \
@@ -98,14 +117,6 @@ impl Kernel {
         } else {
             None
         };
-        match tracefs::ensure_mounted() {
-            Ok(true) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "tracefs is missing; classic tracepoints will not attach"
-            ),
-        }
         let mut hooks = Vec::new();
         let sched = if opts.sched {
             match attach_all(&mut ebpf, btf.as_ref(), PROBES, &opts.attach) {
@@ -131,11 +142,35 @@ impl Kernel {
         } else {
             off("collector disabled")
         };
+        if sched.is_ok() {
+            // Optional: a kernel without oom:mark_victim keeps the rest of the collector.
+            match attach_all(&mut ebpf, btf.as_ref(), OOM_PROBE, &opts.attach) {
+                Ok(a) => hooks.extend(a.into_iter().map(|a| ("sched", a))),
+                Err(e) => tracing::warn!(
+                    collector = "sched",
+                    error = format!("{e:#}"),
+                    "OOM kills are not counted on this kernel"
+                ),
+            }
+        }
+        let audit = match &opts.audit {
+            None => None,
+            Some(_) => {
+                let (maps, attached) = audit_kernel::attach(&mut ebpf, btf.as_ref(), &opts.attach)
+                    .context("attaching the audit programs (--audit.file)")?;
+                for a in &attached {
+                    tracing::info!(collector = "audit", measure = a.measure, program = a.program, hook = %a.hook, "attached");
+                }
+                hooks.extend(attached.into_iter().map(|a| ("audit", a)));
+                Some(maps)
+            }
+        };
         Ok(Self {
             ebpf: Some(ebpf),
             sched,
             hooks,
             stats,
+            audit,
         })
     }
 }
@@ -225,6 +260,17 @@ impl Core {
         }
     }
 
+    /// The audit programs' maps, for the audit log's reader (once).
+    pub fn take_audit_maps(&mut self) -> Option<AuditMaps> {
+        self.kernel.audit.take()
+    }
+
+    /// Adds a source of metrics configured outside the collector table (the audit log, the
+    /// log-file matcher); it is reported like any collector.
+    pub fn add_collector(&mut self, c: Box<dyn Collector>) {
+        self.collectors.push(c);
+    }
+
     /// Refreshes unless the last refresh is younger than `min_age`.
     pub fn refresh_if_stale(&mut self) {
         if self
@@ -265,6 +311,7 @@ impl Core {
                 Counters::from(ev.counters),
             ),
             Some(ProcEventKind::Exit) => table.on_exit(ev.tgid, &comm_str(&ev.comm)),
+            Some(ProcEventKind::OomKill) => table.on_oom_kill(ev.tgid, &comm_str(&ev.comm)),
             None => tracing::debug!(kind = ev.kind, "unknown process event"),
         });
         self.sched = (|| -> anyhow::Result<SchedSnapshot> {

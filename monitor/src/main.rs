@@ -1,12 +1,14 @@
 //! `monitor`: wiring only. See `run.rs` for the daemon, `top/` for the live view.
 
 mod assemble;
+mod audit;
 mod bpf;
 mod build_info;
 mod cli;
 mod collectors;
 mod core;
 mod http;
+mod log;
 mod metrics;
 mod process;
 mod run;
@@ -14,16 +16,11 @@ mod top;
 
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
-
 fn main() -> ExitCode {
     let parsed = cli::parse();
     let result = match parsed.cli.command {
         cli::Command::Run(args) => {
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_env_filter(EnvFilter::new(format!("monitor={}", args.log_level)))
-                .init();
+            log::init(&args.log_level, args.logs.format);
             run::run(args, parsed.collectors)
         }
         // No log subscriber: log lines would tear the live view (top reports in its header).

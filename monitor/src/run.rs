@@ -10,8 +10,10 @@ use anyhow::Context as _;
 
 use crate::{
     assemble::{self, CoreOptions},
+    audit::stats::AuditCollector,
     cli::RunArgs,
     collectors, http,
+    log::access::{self, AccessLog},
 };
 
 /// Requests refresh the figures when the last refresh is older than this.
@@ -31,7 +33,15 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on {}", args.listen_address))?;
 
-    let core: http::Shared = Arc::new(Mutex::new(assemble::core(&CoreOptions {
+    // Opened before the slow kernel setup too: a bad path fails at once.
+    let access_log = args
+        .logs
+        .access_log
+        .as_deref()
+        .map(AccessLog::open)
+        .transpose()?;
+
+    let mut core = assemble::core(&CoreOptions {
         procfs: args.procfs.clone(),
         group_by: args.group_by,
         group_rules: args.group_rules.clone(),
@@ -43,7 +53,13 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),
         min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),
-    })?));
+        audit: args.audit.kernel_setup(),
+    })?;
+    if let Some(maps) = core.take_audit_maps() {
+        let stats = args.audit.start(maps)?;
+        core.add_collector(Box::new(AuditCollector(stats)));
+    }
+    let core: http::Shared = Arc::new(Mutex::new(core));
 
     let refresher = core.clone();
     let every = args.refresh_interval;
@@ -65,10 +81,17 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         collectors = ?enabled,
         "listening"
     );
-    axum::serve(listener, http::router(core, &args.telemetry_path))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving HTTP")?;
+    let mut app = http::router(core, &args.telemetry_path);
+    if let Some(log) = access_log {
+        app = app.layer(axum::middleware::from_fn_with_state(log, access::layer));
+    }
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,6 +11,16 @@ fn usable(dir: &Path) -> bool {
     dir.join("events").is_dir()
 }
 
+/// Where tracefs is mounted (the first usable of the usual places).
+pub fn dir() -> &'static Path {
+    Path::new(
+        MOUNTS
+            .iter()
+            .find(|m| usable(Path::new(m)))
+            .unwrap_or(&MOUNTS[0]),
+    )
+}
+
 /// Makes sure tracefs is mounted where aya looks for it. Returns true if it mounted it.
 pub fn ensure_mounted() -> anyhow::Result<bool> {
     if MOUNTS.iter().any(|m| usable(Path::new(m))) {

@@ -15,6 +15,8 @@ pub struct Counters {
     pub starts: u64,
     /// Process exits out of the group (only meaningful for groups).
     pub exits: u64,
+    /// Processes of the group the OOM killer chose (only meaningful for groups).
+    pub oom_kills: u64,
 }
 
 impl Counters {
@@ -32,6 +34,7 @@ impl Counters {
                 .saturating_sub(earlier.involuntary_switches),
             starts: self.starts.saturating_sub(earlier.starts),
             exits: self.exits.saturating_sub(earlier.exits),
+            oom_kills: self.oom_kills.saturating_sub(earlier.oom_kills),
         }
     }
 
@@ -44,6 +47,7 @@ impl Counters {
             involuntary_switches: self.involuntary_switches.max(other.involuntary_switches),
             starts: self.starts.max(other.starts),
             exits: self.exits.max(other.exits),
+            oom_kills: self.oom_kills.max(other.oom_kills),
         }
     }
 }
@@ -58,6 +62,7 @@ impl Add for Counters {
             involuntary_switches: self.involuntary_switches + o.involuntary_switches,
             starts: self.starts + o.starts,
             exits: self.exits + o.exits,
+            oom_kills: self.oom_kills + o.oom_kills,
         }
     }
 }
@@ -77,6 +82,7 @@ impl From<TaskCounters> for Counters {
             involuntary_switches: c.involuntary_switches,
             starts: 0,
             exits: 0,
+            oom_kills: 0,
         }
     }
 }

@@ -1,0 +1,118 @@
+//! The audit log's reader: a thread that waits on the ring buffer, decodes each record,
+//! applies the filters and the rate limit, and writes JSON lines to the rotating file,
+//! counting every event's fate.
+
+use std::{
+    os::fd::{AsRawFd as _, RawFd},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use monitor_common::audit::AuditKind;
+
+use super::{
+    filter::Filter,
+    kernel::AuditMaps,
+    rate::RateLimit,
+    record::{decode, kind_of, Clock},
+    rotate::Rotating,
+    stats::{Reason, Stats},
+};
+
+/// How long the reader sleeps when the ring buffer is empty; also how often the kernel's
+/// lost counts are read.
+const POLL: Duration = Duration::from_millis(200);
+
+pub struct Pipeline {
+    pub maps: AuditMaps,
+    pub out: Rotating,
+    pub filter: Filter,
+    pub rate: Option<RateLimit>,
+    pub stats: Arc<Stats>,
+}
+
+fn wait_readable(fd: RawFd, timeout: Duration) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+}
+
+impl Pipeline {
+    pub fn spawn(mut self) -> anyhow::Result<()> {
+        std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || loop {
+                wait_readable(self.maps.events.as_raw_fd(), POLL);
+                self.drain();
+            })
+            .map_err(|e| anyhow::anyhow!("starting the audit thread: {e}"))?;
+        Ok(())
+    }
+
+    fn drain(&mut self) {
+        let clock = Clock::now();
+        let mut write_failed = None;
+        while let Some(item) = self.maps.events.next() {
+            let Some(kind) = kind_of(&item) else {
+                tracing::debug!(len = item.len(), "unknown audit record");
+                continue;
+            };
+            let ev = match decode(&item, &clock) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::debug!(error = format!("{e:#}"), "undecodable audit record");
+                    self.stats.dropped(kind, Reason::WriteError);
+                    continue;
+                }
+            };
+            drop(item);
+            if !self.filter.passes(&ev) {
+                self.stats.dropped(kind, Reason::Filter);
+                continue;
+            }
+            if let Some(r) = &mut self.rate {
+                if !r.admit(Instant::now()) {
+                    self.stats.dropped(kind, Reason::RateLimit);
+                    continue;
+                }
+            }
+            let line = match serde_json::to_string(&ev) {
+                Ok(l) => l,
+                Err(e) => {
+                    write_failed = Some(anyhow::anyhow!("encoding an audit event: {e}"));
+                    self.stats.dropped(kind, Reason::WriteError);
+                    continue;
+                }
+            };
+            match self.out.write_line(&line) {
+                Ok(()) => self.stats.written(kind),
+                Err(e) => {
+                    self.stats.dropped(kind, Reason::WriteError);
+                    write_failed = Some(e);
+                }
+            }
+        }
+        if let Err(e) = self.out.flush() {
+            write_failed = Some(e);
+        }
+        if let Some(e) = write_failed {
+            tracing::error!(error = format!("{e:#}"), "audit log write failed");
+        }
+        self.read_lost();
+    }
+
+    fn read_lost(&mut self) {
+        for k in AuditKind::ALL {
+            match self.maps.lost.get(&(k as u32), 0) {
+                Ok(per_cpu) => self
+                    .stats
+                    .set_ring_buffer_full(k, per_cpu.iter().sum::<u64>()),
+                Err(e) => tracing::debug!(error = %e, "reading map AUDIT_LOST"),
+            }
+        }
+    }
+}
