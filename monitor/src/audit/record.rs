@@ -81,11 +81,13 @@ pub enum Detail {
         local_port: u16,
         remote_address: IpAddr,
         remote_port: u16,
+        /// `tcp_sock.bytes_received` and `bytes_acked` (RFC 4898 counters): sequence space,
+        /// so a FIN counts one byte, and for the connecting side the SYN one more.
         #[serde(skip_serializing_if = "Option::is_none")]
         bytes_received: Option<u64>,
         /// Bytes the peer acknowledged (`tcp_sock.bytes_acked`).
         #[serde(skip_serializing_if = "Option::is_none")]
-        bytes_sent: Option<u64>,
+        bytes_acked: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         duration_seconds: Option<f64>,
     },
@@ -249,7 +251,7 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> anyhow::Result<Event> {
                 remote_address: remote,
                 remote_port: r.remote_port,
                 bytes_received: (close && r.has_bytes != 0).then_some(r.bytes_received),
-                bytes_sent: (close && r.has_bytes != 0).then_some(r.bytes_acked),
+                bytes_acked: (close && r.has_bytes != 0).then_some(r.bytes_acked),
                 duration_seconds: close.then(|| seconds(r.duration_ns)),
             }
         }
