@@ -3,6 +3,10 @@
 //! connection between two of its processes (ports from the sockets themselves, bytes it
 //! sent), rotation, a burst of 20,000 processes where written + dropped = started, and a real
 //! OOM kill in a memory-limited cgroup (confirmed by the cgroup's own oom_kill count).
+#![expect(
+    clippy::zombie_processes,
+    reason = "children are reaped with wait4, for their status and rusage"
+)]
 
 use std::{
     io::{Read, Write},
