@@ -82,14 +82,14 @@ pub fn audit_tcp_state(ctx: TracePointContext) -> u32 {
     match (old, new) {
         // connect(): process context, the owner is current.
         (_, tcp_state::SYN_SENT) => {
-            let _ = TCP_SOCKS.insert(&sk, &current_owner(), 0);
+            let _ = TCP_SOCKS.insert(sk, current_owner(), 0);
         }
         // listen(): process context.
         (_, tcp_state::LISTEN) => {
-            let _ = TCP_LISTENERS.insert(&listener_key(family, sport), &current_owner(), 0);
+            let _ = TCP_LISTENERS.insert(listener_key(family, sport), current_owner(), 0);
         }
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
-            if let Some(o) = TCP_SOCKS.get_ptr_mut(&sk) {
+            if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
                 // SAFETY: a valid map value pointer for the duration of this program.
                 let owner = unsafe {
                     (*o).established_ns = bpf_ktime_get_ns();
@@ -100,22 +100,22 @@ pub fn audit_tcp_state(ctx: TracePointContext) -> u32 {
         }
         (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
             // SAFETY: a valid map value pointer, copied at once.
-            if let Some(l) = unsafe { TCP_LISTENERS.get(&listener_key(family, sport)) } {
+            if let Some(l) = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) } {
                 let mut owner = *l;
                 // SAFETY: no preconditions.
                 owner.established_ns = unsafe { bpf_ktime_get_ns() };
-                let _ = TCP_SOCKS.insert(&sk, &owner, 0);
+                let _ = TCP_SOCKS.insert(sk, owner, 0);
                 emit(&ctx, AuditKind::TcpAccept, &owner, &c, 0);
             }
         }
         (tcp_state::LISTEN, tcp_state::CLOSE) => {
-            let _ = TCP_LISTENERS.remove(&listener_key(family, sport));
+            let _ = TCP_LISTENERS.remove(listener_key(family, sport));
         }
         (_, tcp_state::CLOSE) => {
             // SAFETY: a valid map value pointer, copied at once.
-            if let Some(o) = unsafe { TCP_SOCKS.get(&sk) } {
+            if let Some(o) = unsafe { TCP_SOCKS.get(sk) } {
                 let owner = *o;
-                let _ = TCP_SOCKS.remove(&sk);
+                let _ = TCP_SOCKS.remove(sk);
                 if owner.established_ns != 0 {
                     emit(&ctx, AuditKind::TcpClose, &owner, &c, owner.established_ns);
                 }

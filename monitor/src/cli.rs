@@ -105,6 +105,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub audit: crate::audit::AuditArgs,
+
+    #[command(flatten)]
+    pub log_match: crate::logmatch::LogMatchArgs,
 }
 
 /// Settings of the filesystem collector.

@@ -145,7 +145,12 @@ impl Kernel {
         if sched.is_ok() {
             // Optional: a kernel without oom:mark_victim keeps the rest of the collector.
             match attach_all(&mut ebpf, btf.as_ref(), OOM_PROBE, &opts.attach) {
-                Ok(a) => hooks.extend(a.into_iter().map(|a| ("sched", a))),
+                Ok(a) => {
+                    for a in &a {
+                        tracing::info!(collector = "sched", measure = a.measure, program = a.program, hook = %a.hook, "attached");
+                    }
+                    hooks.extend(a.into_iter().map(|a| ("sched", a)));
+                }
                 Err(e) => tracing::warn!(
                     collector = "sched",
                     error = format!("{e:#}"),

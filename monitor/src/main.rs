@@ -9,6 +9,7 @@ mod collectors;
 mod core;
 mod http;
 mod log;
+mod logmatch;
 mod metrics;
 mod process;
 mod run;

@@ -40,6 +40,8 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         .as_deref()
         .map(AccessLog::open)
         .transpose()?;
+    let audit_out = args.audit.open()?;
+    let log_match = args.log_match.start()?;
 
     let mut core = assemble::core(&CoreOptions {
         procfs: args.procfs.clone(),
@@ -55,8 +57,11 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),
         audit: args.audit.kernel_setup(),
     })?;
-    if let Some(maps) = core.take_audit_maps() {
-        let stats = args.audit.start(maps)?;
+    if let Some(c) = log_match {
+        core.add_collector(Box::new(c));
+    }
+    if let (Some(maps), Some(out)) = (core.take_audit_maps(), audit_out) {
+        let stats = args.audit.start(maps, out)?;
         core.add_collector(Box::new(AuditCollector(stats)));
     }
     let core: http::Shared = Arc::new(Mutex::new(core));

@@ -118,14 +118,21 @@ impl AuditArgs {
         }
     }
 
-    /// Opens the log file and starts the reader on the attached programs' maps. Returns the
-    /// counters for `/metrics`.
-    pub fn start(&self, maps: AuditMaps) -> anyhow::Result<Arc<Stats>> {
-        let path = self
-            .file
+    /// Opens the log file, when one is configured (before the kernel setup, so a bad path
+    /// fails at once).
+    pub fn open(&self) -> anyhow::Result<Option<Rotating>> {
+        self.file
             .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("--audit.file is not set"))?;
-        let out = Rotating::open(path, self.max_size, self.max_files)?;
+            .map(|p| {
+                Rotating::open(p, self.max_size, self.max_files)
+                    .map_err(|e| e.context("--audit.file"))
+            })
+            .transpose()
+    }
+
+    /// Starts the reader on the attached programs' maps, writing to `out`. Returns the
+    /// counters for `/metrics`.
+    pub fn start(&self, maps: AuditMaps, out: Rotating) -> anyhow::Result<Arc<Stats>> {
         let stats = Arc::new(Stats::default());
         Pipeline {
             maps,
@@ -135,7 +142,9 @@ impl AuditArgs {
             stats: stats.clone(),
         }
         .spawn()?;
-        tracing::info!(file = %path.display(), "audit log started");
+        if let Some(path) = &self.file {
+            tracing::info!(file = %path.display(), "audit log started");
+        }
         Ok(stats)
     }
 }
