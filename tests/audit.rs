@@ -539,6 +539,13 @@ fn an_oom_kill_is_counted_and_recorded() {
     );
     let exit = wait_for(&log, "the exit event", |e| find(e, "exit", pid));
     assert_eq!(exit["signal"], 9);
+    // The kernel program's own log line (aya-log), forwarded into the daemon's log.
+    let said = format!("OOM killer chose pid {pid}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains(&said) {
+        assert!(Instant::now() < deadline, "no {said:?} in:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let series = format!("monitor_process_oom_kills_total{{group=\"{}\"}}", tail.name);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -63,6 +63,8 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
     let pid = audit_oom::read::<i32>(&ctx, audit::global(&audit::fields().oom_pid)).unwrap_or(0);
     let mut comm = [0u8; 16];
     audit_oom::victim_comm(&ctx, &mut comm);
+    // Rare and worth a line in the daemon's log (forwarded by aya-log).
+    aya_log_ebpf::warn!(&ctx, "OOM killer chose pid {}", pid);
     emit(
         ProcEventKind::OomKill,
         pid as u32,

@@ -106,6 +106,7 @@ impl Kernel {
                 )),
                 Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
             };
+        forward_kernel_log(&mut ebpf);
         let stats = if opts.bpf_stats {
             match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
                 Ok(fd) => Some(fd),
@@ -177,6 +178,34 @@ impl Kernel {
             stats,
             audit,
         })
+    }
+}
+
+/// Forwards the kernel programs' aya-log records into the daemon's log, from a thread that
+/// also keeps the log map open (dropping it would make later program loads fail).
+fn forward_kernel_log(ebpf: &mut Ebpf) {
+    let mut logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(error = %e, "no kernel-side log");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("kernel-log".into())
+        .spawn(move || loop {
+            use std::os::fd::AsRawFd as _;
+            let mut p = libc::pollfd {
+                fd: logger.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            unsafe { libc::poll(&mut p, 1, 1000) };
+            logger.flush();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the kernel log reader");
     }
 }
 
