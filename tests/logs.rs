@@ -248,3 +248,55 @@ fn bad_log_and_audit_flags_get_one_line() {
         assert!(line.contains(needle), "{args:?}: {line}");
     }
 }
+
+#[test]
+fn basic_auth_from_the_web_config_file_and_the_user_in_the_access_log() {
+    use base64::Engine as _;
+    use monitor_tests::{free_port, monitor_bin, request, require_root};
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
+    let access = dir.path().join("access.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = monitor_tests::Guard(
+        std::process::Command::new(monitor_bin())
+            .args(["run", "--web.listen-address", &format!("127.0.0.1:{port}")])
+            .args(["--web.config.file", web.to_str().unwrap()])
+            .args(["--web.access-log", access.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Up when it answers at all: without credentials, 401.
+    poll("the daemon to answer", || {
+        (request("GET", &format!("{base}/healthz")).0 == 401).then_some(())
+    });
+    let with = |user_pass: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        match ureq::get(&format!("{base}/metrics"))
+            .set("Authorization", &format!("Basic {auth}"))
+            .call()
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(with("alice:wrong"), 401);
+    assert_eq!(with("mallory:s3cret"), 401);
+    assert_eq!(with("alice:s3cret"), 200);
+    let lines = poll("the access log lines", || {
+        let l = lines_of(&access);
+        (l.iter().filter(|l| l["path"] == "/metrics").count() == 3).then_some(l)
+    });
+    let metrics: Vec<&Value> = lines.iter().filter(|l| l["path"] == "/metrics").collect();
+    assert_eq!(metrics[0]["status"], 401);
+    assert_eq!(metrics[0]["user"], Value::Null);
+    assert_eq!(metrics[2]["status"], 200);
+    assert_eq!(metrics[2]["user"], "alice");
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+}

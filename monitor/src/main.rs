@@ -14,6 +14,7 @@ mod metrics;
 mod process;
 mod run;
 mod top;
+mod webconfig;
 
 use std::process::ExitCode;
 

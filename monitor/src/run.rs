@@ -14,6 +14,7 @@ use crate::{
     cli::RunArgs,
     collectors, http,
     log::access::{self, AccessLog},
+    webconfig::{self, BasicAuth},
 };
 
 /// Requests refresh the figures when the last refresh is older than this.
@@ -40,6 +41,10 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         .as_deref()
         .map(AccessLog::open)
         .transpose()?;
+    let basic_auth = match &args.logs.web_config {
+        Some(p) => BasicAuth::load(p)?,
+        None => None,
+    };
     let audit_out = args.audit.open()?;
     let log_match = args.log_match.start()?;
 
@@ -87,6 +92,10 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         "listening"
     );
     let mut app = http::router(core, &args.telemetry_path);
+    // Inside the access log, so it sees who authenticated (and the 401s).
+    if let Some(auth) = basic_auth {
+        app = app.layer(axum::middleware::from_fn_with_state(auth, webconfig::layer));
+    }
     if let Some(log) = access_log {
         app = app.layer(axum::middleware::from_fn_with_state(log, access::layer));
     }
