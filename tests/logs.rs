@@ -104,9 +104,15 @@ fn log_formats() {
     assert!(log.contains("message=listening"), "{log}");
     drop(d);
 
-    // Not a terminal (the test captures stderr): logfmt by default.
+    // Text by default, uncoloured when stderr is not a terminal.
     let d = Daemon::start(&[]);
-    assert!(d.log().lines().all(|l| l.starts_with("ts=")), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("listening")),
+        "{log}"
+    );
+    assert!(!log.contains('\x1b'), "{log}");
 }
 
 fn append(p: &Path, lines: &[&str]) {

@@ -140,6 +140,7 @@ impl AuditArgs {
             filter: self.filter(),
             rate: (self.rate_limit > 0).then(|| RateLimit::new(self.rate_limit, Instant::now())),
             stats: stats.clone(),
+            failing: false,
         }
         .spawn()?;
         if let Some(path) = &self.file {

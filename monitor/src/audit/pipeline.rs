@@ -29,6 +29,8 @@ pub struct Pipeline {
     pub filter: Filter,
     pub rate: Option<RateLimit>,
     pub stats: Arc<Stats>,
+    /// Whether the last write failed: a failing disk is logged once, not every batch.
+    pub failing: bool,
 }
 
 fn wait_readable(fd: RawFd, timeout: Duration) {
@@ -56,6 +58,7 @@ impl Pipeline {
     fn drain(&mut self) {
         let clock = Clock::now();
         let mut write_failed = None;
+        let mut written_any = false;
         while let Some(item) = self.maps.events.next() {
             let Some(kind) = kind_of(&item) else {
                 tracing::debug!(len = item.len(), "unknown audit record");
@@ -89,7 +92,10 @@ impl Pipeline {
                 }
             };
             match self.out.write_line(&line) {
-                Ok(()) => self.stats.written(kind),
+                Ok(()) => {
+                    self.stats.written(kind);
+                    written_any = true;
+                }
                 Err(e) => {
                     self.stats.dropped(kind, Reason::WriteError);
                     write_failed = Some(e);
@@ -99,8 +105,19 @@ impl Pipeline {
         if let Err(e) = self.out.flush() {
             write_failed = Some(e);
         }
-        if let Some(e) = write_failed {
-            tracing::error!(error = format!("{e:#}"), "audit log write failed");
+        match (write_failed, self.failing) {
+            (Some(e), false) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "audit log write failed; events are dropped (reason write_error) until it works"
+                );
+                self.failing = true;
+            }
+            (None, true) if written_any => {
+                tracing::info!("audit log writes work again");
+                self.failing = false;
+            }
+            _ => {}
         }
         self.read_lost();
     }

@@ -9,9 +9,9 @@ use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable lines (the default on a terminal).
+    /// Human-readable lines (the default; coloured on a terminal).
     Text,
-    /// key=value pairs (the default otherwise: journald and log shippers read it).
+    /// key=value pairs, for log shippers.
     Logfmt,
     /// One JSON object per line.
     Json,
@@ -19,9 +19,9 @@ pub enum LogFormat {
 
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
-    /// Daemon log format: text, logfmt or json (default: text on a terminal, else logfmt).
-    #[arg(long = "log.format", value_enum)]
-    pub format: Option<LogFormat>,
+    /// Daemon log format: text, logfmt or json.
+    #[arg(long = "log.format", value_enum, default_value = "text")]
+    pub format: LogFormat,
 
     /// Write an access log of the HTTP endpoints (JSON lines) to this file, or to stderr
     /// with "stderr". Off by default.
@@ -36,12 +36,7 @@ pub struct LogArgs {
 
 /// Installs the daemon's log: one event per line on stderr, in `format`, at `level` for
 /// this program's events (including those forwarded from the kernel programs by aya-log).
-pub fn init(level: &str, format: Option<LogFormat>) {
-    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
-        LogFormat::Text
-    } else {
-        LogFormat::Logfmt
-    });
+pub fn init(level: &str, format: LogFormat) {
     let filter = EnvFilter::new(format!("monitor={level}"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
