@@ -102,9 +102,6 @@ impl Pipeline {
                 }
             }
         }
-        if let Err(e) = self.out.flush() {
-            write_failed = Some(e);
-        }
         match (write_failed, self.failing) {
             (Some(e), false) => {
                 tracing::error!(

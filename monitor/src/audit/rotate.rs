@@ -1,10 +1,12 @@
 //! A log file rotated by size: before a line would take the file past `max_bytes`, the file
 //! becomes `NAME.1` (`NAME.1` becomes `NAME.2`, and so on), and at most `keep` rotated files
 //! are kept. Lines are never split, so every file holds whole lines within the bound.
+//! Each line is one unbuffered write: a failed write is known to be that line's, so the
+//! written and dropped counts stay exact.
 
 use std::{
     fs::{File, OpenOptions},
-    io::{BufWriter, Write},
+    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -14,11 +16,11 @@ pub struct Rotating {
     path: PathBuf,
     max_bytes: u64,
     keep: u32,
-    file: BufWriter<File>,
+    file: File,
     size: u64,
 }
 
-fn open(path: &Path) -> anyhow::Result<(BufWriter<File>, u64)> {
+fn open(path: &Path) -> anyhow::Result<(File, u64)> {
     let f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -28,7 +30,7 @@ fn open(path: &Path) -> anyhow::Result<(BufWriter<File>, u64)> {
         .metadata()
         .with_context(|| format!("reading the size of {}", path.display()))?
         .len();
-    Ok((BufWriter::new(f), size))
+    Ok((f, size))
 }
 
 impl Rotating {
@@ -50,9 +52,6 @@ impl Rotating {
     }
 
     fn rotate(&mut self) -> anyhow::Result<()> {
-        self.file
-            .flush()
-            .with_context(|| format!("writing {}", self.path.display()))?;
         if self.keep == 0 {
             std::fs::remove_file(&self.path)
                 .with_context(|| format!("removing {}", self.path.display()))?;
@@ -81,19 +80,14 @@ impl Rotating {
         if self.size > 0 && self.size + len > self.max_bytes {
             self.rotate()?;
         }
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
         self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.write_all(b"\n"))
+            .write_all(&buf)
             .with_context(|| format!("writing {}", self.path.display()))?;
         self.size += len;
         Ok(())
-    }
-
-    /// Hands buffered lines to the kernel.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.file
-            .flush()
-            .with_context(|| format!("writing {}", self.path.display()))
     }
 }
 
@@ -109,7 +103,6 @@ mod tests {
         for i in 0..40 {
             r.write_line(&format!("line {i:03} xxxxxxxxxx")).unwrap();
         }
-        r.flush().unwrap();
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
