@@ -75,15 +75,9 @@ impl Kernel {
             });
         }
         raise_memlock();
-        // Before loading: the programs' record layouts are read from tracefs.
-        match tracefs::ensure_mounted() {
-            Ok(true) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "tracefs is missing; classic tracepoints will not attach"
-            ),
-        }
+        // Before loading: the programs' record layouts are read from tracefs. Reported after
+        // the load, so a daemon without privileges says only that.
+        let mounted = tracefs::ensure_mounted();
         let globals = Globals::read(tracefs::dir(), opts.audit.as_ref())?;
         // Parsed once, for the loader's relocations and for the tp_btf hooks: the kernel's
         // BTF is megabytes, and each parse peaks at tens of MiB.
@@ -106,6 +100,14 @@ impl Kernel {
                 )),
                 Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
             };
+        match mounted {
+            Ok(true) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "tracefs is missing; classic tracepoints will not attach"
+            ),
+        }
         forward_kernel_log(&mut ebpf);
         let stats = if opts.bpf_stats {
             match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
