@@ -10,6 +10,8 @@ pub enum ProcEventKind {
     Exec = 1,
     /// The thread group leader exited.
     Exit = 2,
+    /// The OOM killer chose `tgid` (`comm` is the victim's name; counters are zero).
+    OomKill = 3,
 }
 
 impl ProcEventKind {
@@ -17,6 +19,7 @@ impl ProcEventKind {
         match v {
             1 => Some(Self::Exec),
             2 => Some(Self::Exit),
+            3 => Some(Self::OomKill),
             _ => None,
         }
     }

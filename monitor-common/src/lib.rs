@@ -5,6 +5,7 @@
 //! targets, and a silent layout drift would corrupt every figure.
 #![no_std]
 
+pub mod audit;
 pub mod block;
 pub mod event;
 pub mod health;
@@ -29,4 +30,10 @@ mod pod {
     unsafe impl aya::Pod for crate::block::RequestKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::RequestState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::audit::KernelOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::audit::TraceFields {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::audit::AuditScope {}
 }

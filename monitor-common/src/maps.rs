@@ -23,3 +23,16 @@ pub const DISK_STATS_CAPACITY: u32 = 4_096;
 pub const BLOCK_REQUESTS_CAPACITY: u32 = 32_768;
 /// Capacity of `PART_DISK` (one entry per partition on the host).
 pub const PART_DISK_CAPACITY: u32 = 4_096;
+
+pub const AUDIT_EVENTS: &str = "AUDIT_EVENTS";
+pub const AUDIT_LOST: &str = "AUDIT_LOST";
+pub const TCP_SOCKS: &str = "TCP_SOCKS";
+pub const TCP_LISTENERS: &str = "TCP_LISTENERS";
+
+/// Size of the audit ring buffer in bytes: about 5,000 exec records of backlog.
+pub const AUDIT_EVENTS_BYTES: u32 = 4 << 20;
+/// Open TCP sockets whose owner is remembered (LRU: a socket whose close was never seen
+/// ages out instead of leaking).
+pub const TCP_SOCKS_CAPACITY: u32 = 65_536;
+/// Listening sockets whose owner is remembered, keyed by family and port.
+pub const TCP_LISTENERS_CAPACITY: u32 = 4_096;

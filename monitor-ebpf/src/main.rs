@@ -7,6 +7,10 @@
 #![feature(asm_experimental_arch)]
 
 mod atomic;
+mod audit;
+mod audit_oom;
+mod audit_proc;
+mod audit_tcp;
 mod block;
 mod health;
 mod maps;

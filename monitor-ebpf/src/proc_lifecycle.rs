@@ -17,6 +17,7 @@ use monitor_common::{
 };
 
 use crate::{
+    audit, audit_oom,
     health::count_failure,
     maps::{PROC_EVENTS, TASK_STATS},
 };
@@ -52,6 +53,25 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     };
     let comm = bpf_get_current_comm().unwrap_or_default();
     emit(ProcEventKind::Exit, tgid, comm, [0; 16], counters);
+    0
+}
+
+/// `oom:mark_victim`: the OOM killer chose a process; the daemon counts it in the victim's
+/// group. The victim is named by the record's fields (see `audit_oom`), not by `current`.
+#[tracepoint(category = "oom", name = "mark_victim")]
+pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
+    let pid = audit_oom::read::<i32>(&ctx, audit::global(&audit::fields().oom_pid)).unwrap_or(0);
+    let mut comm = [0u8; 16];
+    audit_oom::victim_comm(&ctx, &mut comm);
+    // Rare and worth a line in the daemon's log (forwarded by aya-log).
+    aya_log_ebpf::warn!(&ctx, "OOM killer chose pid {}", pid);
+    emit(
+        ProcEventKind::OomKill,
+        pid as u32,
+        comm,
+        [0; 16],
+        TaskCounters::default(),
+    );
     0
 }
 

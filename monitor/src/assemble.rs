@@ -5,6 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use crate::{
+    audit::kernel::KernelSetup,
     bpf::attach::AttachOptions,
     collectors,
     core::{build_collectors, Core, Kernel, KernelOptions},
@@ -28,6 +29,8 @@ pub struct CoreOptions {
     pub fail_attach: Vec<String>,
     /// Reads refresh the figures when the last refresh is older than this.
     pub min_age: Duration,
+    /// Attach the audit programs (the daemon's `--audit.file`).
+    pub audit: Option<KernelSetup>,
 }
 
 /// Loads and attaches the kernel programs the enabled collectors need and builds the state
@@ -38,7 +41,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
         .iter()
         .any(|n| collectors::spec(n).is_some_and(|s| s.needs_bpf));
     let kernel = Kernel::load(&KernelOptions {
-        load: needs_bpf,
+        load: needs_bpf || o.audit.is_some(),
         sched: o.enabled.contains(&"sched"),
         block: o.enabled.contains(&"block"),
         sysfs: o.collectors.sysfs.clone(),
@@ -46,6 +49,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
         attach: AttachOptions {
             fail: o.fail_attach.clone(),
         },
+        audit: o.audit.clone(),
     })?;
     // Parsing the kernel's BTF and the object peaks at tens of MiB that glibc keeps after
     // they are freed; hand them back so the resident size is what the process really uses.

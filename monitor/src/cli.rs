@@ -107,6 +107,15 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub alert: crate::alert::cli::AlertArgs,
+
+    #[command(flatten)]
+    pub logs: crate::log::LogArgs,
+
+    #[command(flatten)]
+    pub audit: crate::audit::AuditArgs,
+
+    #[command(flatten)]
+    pub log_match: crate::logmatch::LogMatchArgs,
 }
 
 /// Settings of the filesystem collector.

@@ -24,6 +24,7 @@ use prometheus::proto::{MetricFamily, MetricType};
 use serde::Serialize;
 
 use crate::{
+    audit::kernel::{self as audit_kernel, AuditMaps, Globals, KernelSetup, OOM_PROBE},
     bpf::{
         attach::{attach_all, detach_all, AttachOptions, Attached, Probe},
         block::{self, BlockMaps, RwbsOffset},
@@ -49,6 +50,8 @@ pub struct Kernel {
     pub hooks: Vec<(&'static str, Attached)>,
     /// Keeps the kernel counting program run time while held (`--bpf.stats`).
     stats: Option<OwnedFd>,
+    /// The audit programs' maps, until the audit log's reader takes them.
+    audit: Option<AuditMaps>,
 }
 
 pub struct KernelOptions {
@@ -59,6 +62,8 @@ pub struct KernelOptions {
     pub sysfs: PathBuf,
     pub bpf_stats: bool,
     pub attach: AttachOptions,
+    /// Attach the audit programs (`--audit.file`).
+    pub audit: Option<KernelSetup>,
 }
 
 impl Kernel {
@@ -82,26 +87,19 @@ impl Kernel {
                 health: None,
                 hooks: Vec::new(),
                 stats: None,
+                audit: None,
             });
         }
         raise_memlock();
-        // Classic tracepoints attach through tracefs, and the block programs need record
-        // offsets from its format files before the object is loaded.
-        let tracefs = match tracefs::ensure_mounted() {
-            Ok((root, mounted)) => {
-                if mounted {
-                    tracing::info!(path = %root.display(), "mounted tracefs");
-                }
-                Some(root)
-            }
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "tracefs is missing; classic tracepoints will not attach"
-                );
-                None
-            }
+        // Before loading: the programs' record layouts are read from tracefs (classic
+        // tracepoints attach through it too). Reported after the load, so a daemon without
+        // privileges says only that.
+        let mounted = tracefs::ensure_mounted();
+        let tracefs_root = match &mounted {
+            Ok((root, _)) => root.clone(),
+            Err(_) => PathBuf::from(tracefs::MOUNTS[0]),
         };
+        let globals = Globals::read(&tracefs_root, opts.audit.as_ref())?;
         // Parsed once, for the loader's relocations and for the tp_btf hooks: the kernel's
         // BTF is megabytes, and each parse peaks at tens of MiB.
         let btf = match Btf::from_sys_fs() {
@@ -113,13 +111,10 @@ impl Kernel {
         };
         let mut loader = EbpfLoader::new();
         loader.btf(btf.as_ref());
-        let rwbs = opts.block.then(|| {
-            tracefs
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("tracefs is not mounted"))
-                .and_then(RwbsOffset::read)
-                .map_err(|e| format!("{e:#}"))
-        });
+        globals.apply(&mut loader);
+        let rwbs = opts
+            .block
+            .then(|| RwbsOffset::read(&tracefs_root).map_err(|e| format!("{e:#}")));
         let mut block_off = None;
         match &rwbs {
             Some(Ok(o)) => o.set(&mut loader),
@@ -135,6 +130,15 @@ impl Kernel {
                 )),
                 Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
             };
+        match mounted {
+            Ok((root, true)) => tracing::info!(path = %root.display(), "mounted tracefs"),
+            Ok((_, false)) => {}
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "tracefs is missing; classic tracepoints will not attach"
+            ),
+        }
+        forward_kernel_log(&mut ebpf);
         let stats = if opts.bpf_stats {
             match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
                 Ok(fd) => Some(fd),
@@ -160,6 +164,17 @@ impl Kernel {
         } else {
             off("collector disabled")
         };
+        if sched.is_ok() {
+            // Optional: a kernel without oom:mark_victim keeps the rest of the collector.
+            match attacher.attach(OOM_PROBE) {
+                Ok(a) => attacher.record("sched", a),
+                Err(e) => tracing::warn!(
+                    collector = "sched",
+                    error = format!("{e:#}"),
+                    "OOM kills are not counted on this kernel"
+                ),
+            }
+        }
         let block = match (opts.block, block_off) {
             (false, _) => off("collector disabled"),
             (true, Some(why)) => {
@@ -196,6 +211,16 @@ impl Kernel {
                     Ok(maps)
                 }),
         };
+        let audit = match &opts.audit {
+            None => None,
+            Some(_) => {
+                let (maps, attached) =
+                    audit_kernel::attach(attacher.ebpf, attacher.btf, attacher.opts)
+                        .context("attaching the audit programs (--audit.file)")?;
+                attacher.record("audit", attached);
+                Some(maps)
+            }
+        };
         let health = match HealthCounters::take(&mut ebpf) {
             Ok(h) => Some(h),
             Err(e) => {
@@ -213,6 +238,7 @@ impl Kernel {
             health,
             hooks,
             stats,
+            audit,
         })
     }
 }
@@ -239,6 +265,14 @@ impl Attacher<'_> {
         detach_all(self.ebpf, attached);
     }
 
+    /// Logs and keeps which hook serves each of collector `name`'s measures.
+    fn record(&mut self, name: &'static str, attached: Vec<Attached>) {
+        for a in &attached {
+            tracing::info!(collector = name, measure = a.measure, program = a.program, hook = %a.hook, "attached");
+        }
+        self.hooks.extend(attached.into_iter().map(|a| (name, a)));
+    }
+
     /// Runs `f` to attach collector `name`'s programs. Missing privileges are fatal (the
     /// outer error); any other failure turns the collector off (the inner one, its reason).
     fn collector(
@@ -248,10 +282,7 @@ impl Attacher<'_> {
     ) -> anyhow::Result<Result<(), String>> {
         match f(self) {
             Ok(attached) => {
-                for a in &attached {
-                    tracing::info!(collector = name, measure = a.measure, program = a.program, hook = %a.hook, "attached");
-                }
-                self.hooks.extend(attached.into_iter().map(|a| (name, a)));
+                self.record(name, attached);
                 Ok(Ok(()))
             }
             Err(e) if is_permission_error(e.as_ref()) => Err(e.context(
@@ -264,6 +295,29 @@ impl Attacher<'_> {
                 Ok(Err(why))
             }
         }
+    }
+}
+
+/// Forwards the kernel programs' aya-log records into the daemon's log, from a thread that
+/// also keeps the log map open (dropping it would make later program loads fail). It reads
+/// the ring buffer's memory every second rather than sleeping in poll(2) on it: a process
+/// exiting while a thread polls a BPF ring buffer locked up a 6.1 kernel in the VM tests.
+fn forward_kernel_log(ebpf: &mut Ebpf) {
+    let mut logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(error = %e, "no kernel-side log");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("kernel-log".into())
+        .spawn(move || loop {
+            logger.flush();
+            std::thread::sleep(Duration::from_secs(1));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the kernel log reader");
     }
 }
 
@@ -408,6 +462,17 @@ impl Core {
         self.sources.push(source);
     }
 
+    /// The audit programs' maps, for the audit log's reader (once).
+    pub fn take_audit_maps(&mut self) -> Option<AuditMaps> {
+        self.kernel.audit.take()
+    }
+
+    /// Adds a source of metrics configured outside the collector table (the audit log, the
+    /// log-file matcher); it is reported like any collector.
+    pub fn add_collector(&mut self, c: Box<dyn Collector>) {
+        self.collectors.push(c);
+    }
+
     /// Refreshes unless the last refresh is younger than `min_age`.
     pub fn refresh_if_stale(&mut self) {
         if self
@@ -470,6 +535,7 @@ impl Core {
                 Counters::from(ev.counters),
             ),
             Some(ProcEventKind::Exit) => table.on_exit(ev.tgid, &comm_str(&ev.comm)),
+            Some(ProcEventKind::OomKill) => table.on_oom_kill(ev.tgid, &comm_str(&ev.comm)),
             None => tracing::debug!(kind = ev.kind, "unknown process event"),
         });
         self.sched = (|| -> anyhow::Result<SchedSnapshot> {

@@ -2,29 +2,28 @@
 
 mod alert;
 mod assemble;
+mod audit;
 mod bpf;
 mod build_info;
 mod cli;
 mod collectors;
 mod core;
 mod http;
+mod log;
+mod logmatch;
 mod metrics;
 mod process;
 mod run;
 mod top;
+mod webconfig;
 
 use std::process::ExitCode;
-
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let parsed = cli::parse();
     let result = match parsed.cli.command {
         cli::Command::Run(args) => {
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_env_filter(EnvFilter::new(format!("monitor={}", args.log_level)))
-                .init();
+            log::init(&args.log_level, args.logs.format);
             run::run(*args, parsed.collectors)
         }
         // No log subscriber: log lines would tear the live view (top reports in its header).

@@ -11,8 +11,11 @@ use anyhow::Context as _;
 use crate::{
     alert,
     assemble::{self, CoreOptions},
+    audit::stats::AuditCollector,
     cli::RunArgs,
     collectors, http,
+    log::access::{self, AccessLog},
+    webconfig::{self, BasicAuth},
 };
 
 /// Requests refresh the figures when the last refresh is older than this.
@@ -34,7 +37,21 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on {}", args.listen_address))?;
 
-    let core: http::Shared = Arc::new(Mutex::new(assemble::core(&CoreOptions {
+    // Opened before the slow kernel setup too: a bad path fails at once.
+    let access_log = args
+        .logs
+        .access_log
+        .as_deref()
+        .map(AccessLog::open)
+        .transpose()?;
+    let basic_auth = match &args.logs.web_config {
+        Some(p) => BasicAuth::load(p)?,
+        None => None,
+    };
+    let audit_out = args.audit.open()?;
+    let log_match = args.log_match.start()?;
+
+    let mut core = assemble::core(&CoreOptions {
         procfs: args.procfs.clone(),
         group_by: args.group_by,
         group_rules: args.group_rules.clone(),
@@ -47,7 +64,16 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),
         min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),
-    })?));
+        audit: args.audit.kernel_setup(),
+    })?;
+    if let Some(c) = log_match {
+        core.add_collector(Box::new(c));
+    }
+    if let (Some(maps), Some(out)) = (core.take_audit_maps(), audit_out) {
+        let stats = args.audit.start(maps, out)?;
+        core.add_collector(Box::new(AuditCollector(stats)));
+    }
+    let core: http::Shared = Arc::new(Mutex::new(core));
 
     let alerts = alert::start(
         alerting,
@@ -79,11 +105,21 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         collectors = ?enabled,
         "listening"
     );
-    let app = http::router(core, &args.telemetry_path).merge(alerts.router());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving HTTP")?;
+    let mut app = http::router(core, &args.telemetry_path).merge(alerts.router());
+    // Inside the access log, so it sees who authenticated (and the 401s).
+    if let Some(auth) = basic_auth {
+        app = app.layer(axum::middleware::from_fn_with_state(auth, webconfig::layer));
+    }
+    if let Some(log) = access_log {
+        app = app.layer(axum::middleware::from_fn_with_state(log, access::layer));
+    }
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
 }

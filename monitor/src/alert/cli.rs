@@ -26,7 +26,7 @@ pub struct AlertArgs {
     pub state_dir: PathBuf,
 
     /// How often the alert rules are evaluated.
-    #[arg(long = "alert.evaluation-interval", default_value = "15s", value_parser = parse_interval)]
+    #[arg(id = "alert_evaluation_interval", long = "alert.evaluation-interval", default_value = "15s", value_parser = parse_interval)]
     pub interval: Duration,
 }
 

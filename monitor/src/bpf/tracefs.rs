@@ -8,7 +8,8 @@ use std::{
 
 use anyhow::{bail, Context as _};
 
-const MOUNTS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+/// Where aya looks for tracefs, in order; the first is where the daemon mounts it.
+pub const MOUNTS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 fn usable(dir: &Path) -> bool {
     dir.join("events").is_dir()

@@ -59,6 +59,11 @@ pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
             "Processes of the group that exited.",
             &|c| c.exits as f64,
         ),
+        per_group(
+            "monitor_process_oom_kills_total",
+            "Processes of the group chosen by the OOM killer (oom:mark_victim).",
+            &|c| c.oom_kills as f64,
+        ),
     ];
     let mut switches = Vec::with_capacity(rows.len() * 2);
     for (g, c) in &rows {

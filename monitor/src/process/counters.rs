@@ -15,6 +15,8 @@ pub struct Counters {
     pub starts: u64,
     /// Process exits out of the group (only meaningful for groups).
     pub exits: u64,
+    /// Processes of the group the OOM killer chose (only meaningful for groups).
+    pub oom_kills: u64,
     /// Block I/O the process submitted (see `monitor_common::sched::TaskCounters`).
     pub disk_read_bytes: u64,
     pub disk_write_bytes: u64,
@@ -39,6 +41,7 @@ impl Counters {
                 .saturating_sub(earlier.involuntary_switches),
             starts: self.starts.saturating_sub(earlier.starts),
             exits: self.exits.saturating_sub(earlier.exits),
+            oom_kills: self.oom_kills.saturating_sub(earlier.oom_kills),
             disk_read_bytes: self.disk_read_bytes.saturating_sub(earlier.disk_read_bytes),
             disk_write_bytes: self
                 .disk_write_bytes
@@ -59,6 +62,7 @@ impl Counters {
             involuntary_switches: self.involuntary_switches.max(other.involuntary_switches),
             starts: self.starts.max(other.starts),
             exits: self.exits.max(other.exits),
+            oom_kills: self.oom_kills.max(other.oom_kills),
             disk_read_bytes: self.disk_read_bytes.max(other.disk_read_bytes),
             disk_write_bytes: self.disk_write_bytes.max(other.disk_write_bytes),
             disk_reads: self.disk_reads.max(other.disk_reads),
@@ -79,6 +83,7 @@ impl Add for Counters {
             involuntary_switches: self.involuntary_switches + o.involuntary_switches,
             starts: self.starts + o.starts,
             exits: self.exits + o.exits,
+            oom_kills: self.oom_kills + o.oom_kills,
             disk_read_bytes: self.disk_read_bytes + o.disk_read_bytes,
             disk_write_bytes: self.disk_write_bytes + o.disk_write_bytes,
             disk_reads: self.disk_reads + o.disk_reads,
@@ -104,6 +109,7 @@ impl From<TaskCounters> for Counters {
             involuntary_switches: c.involuntary_switches,
             starts: 0,
             exits: 0,
+            oom_kills: 0,
             disk_read_bytes: c.disk_read_bytes,
             disk_write_bytes: c.disk_write_bytes,
             disk_reads: c.disk_reads,

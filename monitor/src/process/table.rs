@@ -113,6 +113,15 @@ impl ProcessTable {
         self.exited.insert(tgid, group);
     }
 
+    /// The OOM killer chose `tgid`: counted in its group (by name when it is not known).
+    pub fn on_oom_kill(&mut self, tgid: u32, comm: &str) {
+        let group = match self.procs.get(&tgid) {
+            Some(p) => p.group.clone(),
+            None => self.grouper.group_of_comm(comm),
+        };
+        self.group_mut(&group).retired.oom_kills += 1;
+    }
+
     /// Starts tracking a live process first seen with kernel totals `last`.
     fn admit(&mut self, tgid: u32, identity: Identity, last: Counters) {
         let group = self.grouper.group(&identity);

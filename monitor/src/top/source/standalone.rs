@@ -34,6 +34,7 @@ impl Standalone {
             fail_attach: Vec::new(),
             // Each sample reads the kernel afresh.
             min_age: Duration::ZERO,
+            audit: None,
         })?;
         Ok(Self {
             core,
