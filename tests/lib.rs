@@ -13,6 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod faulty_disk;
+
 /// The daemon binary: `MONITOR_BIN` (set by `cargo xtask test`) or the debug build.
 pub fn monitor_bin() -> PathBuf {
     std::env::var_os("MONITOR_BIN")
