@@ -401,8 +401,19 @@ fn batch_json_agrees_with_the_daemon_api() {
     }
     assert_eq!(ours["cpu_percent"].as_f64(), Some(0.0), "{ours}");
     assert_eq!(ours["user"], "root");
-    // Figures the API does not have yet are null, not made up.
-    assert!(ours["disk_read_bytes_per_second"].is_null(), "{ours}");
+    // Memory and disk come from the API (the child does no I/O); network figures the API
+    // does not have yet are null, not made up.
+    assert_eq!(
+        ours["rss_bytes"].as_f64(),
+        api["rss_bytes"].as_f64(),
+        "{ours} vs {api}"
+    );
+    assert_eq!(
+        ours["disk_read_bytes_per_second"].as_f64(),
+        Some(0.0),
+        "{ours}"
+    );
+    assert!(ours["net_rx_bytes_per_second"].is_null(), "{ours}");
 }
 
 #[test]
@@ -430,8 +441,9 @@ fn batch_table_and_csv_list_the_child() {
     assert_eq!(f.len(), 12, "{row}");
     assert_eq!(f[10], bin.name, "{row}");
     assert!(f[2].parse::<f64>().unwrap() > 10.0, "{row}");
-    // Not measured yet: empty, not zero.
-    assert_eq!(f[5], "", "{row}");
+    // Disk is measured (the child does none); network is not yet: empty, not zero.
+    assert_eq!(f[5], "0", "{row}");
+    assert_eq!(f[8], "", "{row}");
 
     let out = top_once(
         &d.url(""),
