@@ -26,8 +26,8 @@ use crate::log::access::AuthenticatedUser;
 struct File {
     #[serde(default)]
     basic_auth_users: BTreeMap<String, String>,
-    tls_server_config: Option<serde_yaml_ng::Value>,
-    http_server_config: Option<serde_yaml_ng::Value>,
+    tls_server_config: Option<serde_norway::Value>,
+    http_server_config: Option<serde_norway::Value>,
 }
 
 #[derive(Clone)]
@@ -43,7 +43,7 @@ impl BasicAuth {
     pub fn load(path: &Path) -> anyhow::Result<Option<Self>> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading --web.config.file {}", path.display()))?;
-        let f: File = serde_yaml_ng::from_str(&text)
+        let f: File = serde_norway::from_str(&text)
             .map_err(|e| anyhow!("--web.config.file {}: {e}", path.display()))?;
         if f.tls_server_config.is_some() || f.http_server_config.is_some() {
             bail!(

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     Btf, Ebpf, EbpfLoader,
@@ -14,7 +13,10 @@ use monitor_common::{
 };
 
 use super::layout;
-use crate::bpf::attach::{attach_all, AttachOptions, Attached, Choice, Hook, Probe};
+use crate::bpf::{
+    attach::{attach_all, AttachOptions, Attached, Choice, Hook, Probe},
+    take_map,
+};
 
 pub const PROBES: &[Probe] = &[
     Probe {
@@ -115,16 +117,6 @@ pub struct AuditMaps {
     pub lost: PerCpuArray<MapData, u64>,
 }
 
-fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
-    ebpf: &mut Ebpf,
-    name: &str,
-) -> anyhow::Result<T> {
-    let map = ebpf
-        .take_map(name)
-        .with_context(|| format!("map {name} is not in the object"))?;
-    T::try_from(map).with_context(|| format!("map {name}"))
-}
-
 /// Attaches every audit program that this kernel can run (each on its own: a kernel
 /// without `oom:mark_victim` still gets exec, exit and TCP records) and takes the maps.
 pub fn attach(
@@ -149,8 +141,8 @@ pub fn attach(
     }
     Ok((
         AuditMaps {
-            events: take(ebpf, maps::AUDIT_EVENTS)?,
-            lost: take(ebpf, maps::AUDIT_LOST)?,
+            events: take_map(ebpf, maps::AUDIT_EVENTS)?,
+            lost: take_map(ebpf, maps::AUDIT_LOST)?,
         },
         attached,
     ))

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use aya::{
     maps::{HashMap, MapData},
     Ebpf, EbpfLoader,
@@ -16,6 +16,7 @@ use monitor_common::{
 use super::{
     attach::{Choice, Hook, Probe},
     take_map,
+    tracefs::Format,
 };
 
 /// Who submitted each request: `block_io_start` where it exists (6.5+: one event per request,
@@ -67,10 +68,9 @@ pub struct RwbsOffset(u32);
 impl RwbsOffset {
     /// Reads it from the event's `format` file under `tracefs`.
     pub fn read(tracefs: &Path) -> anyhow::Result<Self> {
-        let path = tracefs.join("events/block/block_rq_complete/format");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let off = field_offset(&text, "rwbs").with_context(|| format!("in {}", path.display()))?;
+        let off = Format::read(tracefs, "block", "block_rq_complete")?
+            .get("rwbs")
+            .context("block_rq_complete's format has no rwbs field")?;
         Ok(Self(off))
     }
 
@@ -78,39 +78,6 @@ impl RwbsOffset {
     pub fn set<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
         loader.override_global(RQ_COMPLETE_RWBS_OFFSET, &self.0, true);
     }
-}
-
-/// The offset of field `name` (a scalar or an array) in a tracefs `format` description.
-fn field_offset(format: &str, name: &str) -> anyhow::Result<u32> {
-    for line in format.lines() {
-        let mut decl = None;
-        let mut offset = None;
-        for part in line.split(';') {
-            let part = part.trim();
-            if let Some(d) = part.strip_prefix("field:") {
-                decl = Some(d);
-            } else if let Some(o) = part.strip_prefix("offset:") {
-                offset = Some(o);
-            }
-        }
-        let (Some(decl), Some(offset)) = (decl, offset) else {
-            continue;
-        };
-        // "char rwbs[10]" or "dev_t dev": the name is the last word, before any "[".
-        let field = decl
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .split('[')
-            .next()
-            .unwrap_or_default();
-        if field == name {
-            return offset
-                .parse()
-                .with_context(|| format!("field {name} has offset {offset:?}"));
-        }
-    }
-    bail!("no field {name}")
 }
 
 /// The kernel's `dev_t` (major << 20 | minor) of a sysfs `dev` file's "MAJ:MIN".
@@ -211,15 +178,14 @@ mod tests {
 
     #[test]
     fn rwbs_offset_from_format_files() {
-        let new = include_str!("testdata/block_rq_issue-6.18.format");
-        let old = include_str!("testdata/block_rq_issue-6.1.format");
-        assert_eq!(field_offset(new, "rwbs").unwrap(), 34);
-        assert_eq!(field_offset(old, "rwbs").unwrap(), 32);
-        assert_eq!(field_offset(new, "dev").unwrap(), 8);
-        assert_eq!(field_offset(new, "sector").unwrap(), 16);
-        assert_eq!(field_offset(old, "nr_sector").unwrap(), 24);
-        let e = field_offset(new, "nope").unwrap_err();
-        assert_eq!(e.to_string(), "no field nope");
+        let new = Format::parse(include_str!("testdata/block_rq_issue-6.18.format"));
+        let old = Format::parse(include_str!("testdata/block_rq_issue-6.1.format"));
+        assert_eq!(new.get("rwbs"), Some(34));
+        assert_eq!(old.get("rwbs"), Some(32));
+        assert_eq!(new.get("dev"), Some(8));
+        assert_eq!(new.get("sector"), Some(16));
+        assert_eq!(old.get("nr_sector"), Some(24));
+        assert_eq!(new.get("nope"), None);
     }
 
     #[test]

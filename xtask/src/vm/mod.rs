@@ -53,6 +53,7 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
         ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
         ("process_exec", "tracepoint/sched/sched_process_exec"),
         ("process_exit", "tracepoint/sched/sched_process_exit"),
+        ("process_oom_kill", "tracepoint/oom/mark_victim"),
         ("disk_issue", "tracepoint/block/block_rq_issue"),
         ("disk_completion", "tracepoint/block/block_rq_complete"),
     ];
@@ -271,6 +272,7 @@ mod tests {
             ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
             ("process_exec", "tracepoint/sched/sched_process_exec"),
             ("process_exit", "tracepoint/sched/sched_process_exit"),
+            ("process_oom_kill", "tracepoint/oom/mark_victim"),
             ("disk_issue", "tracepoint/block/block_rq_issue"),
             ("disk_completion", "tracepoint/block/block_rq_complete"),
             ("disk_submitter", "tracepoint/block/block_bio_queue"),
