@@ -14,7 +14,7 @@ use prometheus::proto::{MetricFamily, MetricType};
 use super::{Collector, Spec, View};
 use crate::{
     metrics::{counter, family, histogram, ns_to_seconds},
-    process::{budget::OTHER, counters::Counters},
+    process::counters::Counters,
 };
 
 pub const SPEC: Spec = Spec {
@@ -162,12 +162,7 @@ impl Collector for Block {
         out.extend(disk_families(&rows));
         // Per group only with the process table, which the `sched` collector keeps.
         if let Ok(s) = view.sched {
-            let mut groups: Vec<(&str, Counters)> =
-                s.export.groups.iter().map(|(g, c)| (&**g, *c)).collect();
-            if let Some(o) = s.export.other {
-                groups.push((OTHER, o));
-            }
-            out.extend(group_families(&groups));
+            out.extend(group_families(&s.export.rows()));
         }
         Ok(())
     }

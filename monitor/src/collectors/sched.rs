@@ -9,7 +9,7 @@ use super::{Collector, Spec, View};
 use crate::{
     core::SchedSnapshot,
     metrics::{counter, family, gauge, histogram, ns_to_seconds},
-    process::{budget::OTHER, counters::Counters},
+    process::counters::Counters,
 };
 
 pub const SPEC: Spec = Spec {
@@ -24,10 +24,7 @@ pub const SPEC: Spec = Spec {
 pub struct Sched;
 
 pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
-    let mut rows: Vec<(&str, Counters)> = s.export.groups.iter().map(|(g, c)| (&**g, *c)).collect();
-    if let Some(o) = s.export.other {
-        rows.push((OTHER, o));
-    }
+    let rows = s.export.rows();
     let per_group = |name: &str, help: &str, f: &dyn Fn(&Counters) -> f64| {
         family(
             name,

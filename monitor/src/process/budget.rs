@@ -46,6 +46,17 @@ pub struct Export {
     pub compacted: usize,
 }
 
+impl Export {
+    /// Every exported row: the kept groups, then `other` when anything was folded.
+    pub fn rows(&self) -> Vec<(&str, Counters)> {
+        let mut rows: Vec<(&str, Counters)> = self.groups.iter().map(|(g, c)| (&**g, *c)).collect();
+        if let Some(o) = self.other {
+            rows.push((OTHER, o));
+        }
+        rows
+    }
+}
+
 #[derive(Debug)]
 pub struct Budget {
     max_groups: usize,

@@ -17,6 +17,7 @@ use anyhow::{bail, Context as _};
 use super::{
     bpf::{self, Cost},
     procs::{self, Proc},
+    report::median,
     Env, Options,
 };
 use crate::cmd;
@@ -238,16 +239,6 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
         results,
         fio: format!("fio {}", args.join(" ")),
     })
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
 
 pub fn print(o: &Options, d: &DiskCost) {
