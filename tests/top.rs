@@ -286,8 +286,14 @@ fn every_way_out_restores_the_terminal() {
             assert_eq!(exit_code(&s), Some(0), "{how}:\n{s}");
         }
         t.type_line("clear; stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(echo|icanon|isig)' | tr '\\n' ' '; echo :stty");
-        let s = t.wait_for("stty's modes", |s| s.contains(" :stty"));
-        let modes = s.lines().find(|l| l.ends_with(" :stty")).unwrap_or("");
+        // The typed command line ends the same way: wait for the output line itself.
+        let output = |s: &str| {
+            s.lines()
+                .find(|l| l.ends_with(" :stty") && !l.contains("stty -a"))
+                .map(str::to_string)
+        };
+        let s = t.wait_for("stty's modes", |s| output(s).is_some());
+        let modes = output(&s).unwrap_or_default();
         for m in ["echo", "icanon", "isig"] {
             assert!(
                 modes.split_whitespace().any(|w| w == m),
