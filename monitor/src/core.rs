@@ -538,6 +538,9 @@ impl Core {
             Some(ProcEventKind::OomKill) => table.on_oom_kill(ev.tgid, &comm_str(&ev.comm)),
             None => tracing::debug!(kind = ev.kind, "unknown process event"),
         });
+        // The time base of rates is when the counters are read, not when the refresh began:
+        // listing /proc first can take a good part of a second on a busy host.
+        self.read_at = monotonic_seconds();
         self.sched = (|| -> anyhow::Result<SchedSnapshot> {
             let entries = maps.read_tasks()?;
             let task_entries = entries.len();
