@@ -41,6 +41,7 @@ use crate::{
     atomic::add,
     health::count_failure,
     maps::{BLOCK_REQUESTS, DISK_STATS, DISK_ZERO, PART_DISK, TASK_STATS},
+    task::task_stats,
 };
 
 /// Where `rwbs` sits in the `block_rq_complete` record: 32 before `ioprio` was added to it,
@@ -200,8 +201,8 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
         return 0;
     }
     // Only an existing entry: here `current` is whoever the interrupt landed on, so a new
-    // entry could not be named. A submitter has always been switched out (it blocked or was
-    // preempted) by the time its I/O completes, so its entry exists unless it was folded.
+    // entry could not be named. Submission made it; it is missing only if the process
+    // exited and was folded, or the map was full.
     let Some(t) = TASK_STATS.get_ptr_mut(&r.tgid) else {
         return 0;
     };
@@ -239,11 +240,16 @@ fn submitted(dev: u32, sector: u64) {
         _pad: 0,
         sector,
     };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // The completion can only charge an existing entry, and a process that has just
+    // started may see its first I/O complete before it is ever switched out (which is
+    // where entries are otherwise made): make it here, where its name is known.
+    let _ = task_stats(tgid);
     let v = RequestState {
         // SAFETY: no preconditions.
         submitted_ns: unsafe { bpf_ktime_get_ns() },
         issued_ns: 0,
-        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        tgid,
         _pad: 0,
     };
     if BLOCK_REQUESTS.insert(&key, &v, 0).is_err() {

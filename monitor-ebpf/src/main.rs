@@ -17,6 +17,7 @@ mod maps;
 mod proc_lifecycle;
 mod sched_switch;
 mod sched_wakeup;
+mod task;
 
 #[cfg(not(test))]
 #[panic_handler]

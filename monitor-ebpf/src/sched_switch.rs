@@ -13,22 +13,18 @@
 //!   `prev_state` (a `long` at offset 32) reads `TASK_REPORT_MAX` for a preempted task.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
-use monitor_common::{
-    health::{RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED},
-    hist::bucket,
-    sched::{TaskCounters, TaskStats, TASK_RUNNING},
-};
+use monitor_common::{health::RUNQ_START_INSERT_FAILED, hist::bucket, sched::TASK_RUNNING};
 
 use crate::{
     atomic::add,
     health::count_failure,
-    maps::{CPU_SLOT, RUNQ_HIST, RUNQ_START, TASK_STATS},
+    maps::{CPU_SLOT, RUNQ_HIST, RUNQ_START},
+    task::task_stats,
 };
 
 /// `TASK_REPORT_MAX` (include/linux/sched.h, 4.14+): what the classic tracepoint reports as
@@ -127,23 +123,4 @@ fn on_switch(preempt: bool, prev_state: u64) {
             add(&raw mut (*c).voluntary_switches, 1);
         }
     }
-}
-
-/// The group's entry, created on first sight with the current task's name.
-#[inline(always)]
-fn task_stats(tgid: u32) -> Option<*mut TaskStats> {
-    if let Some(p) = TASK_STATS.get_ptr_mut(tgid) {
-        return Some(p);
-    }
-    let init = TaskStats {
-        counters: TaskCounters::default(),
-        comm: bpf_get_current_comm().unwrap_or_default(),
-    };
-    // EEXIST means another CPU created it first, which is fine: look it up again.
-    let _ = TASK_STATS.insert(tgid, init, BPF_NOEXIST as u64);
-    let p = TASK_STATS.get_ptr_mut(tgid);
-    if p.is_none() {
-        count_failure(TASK_STATS_INSERT_FAILED);
-    }
-    p
 }
