@@ -14,9 +14,11 @@ mod audit_tcp;
 mod block;
 mod health;
 mod maps;
+mod net;
 mod proc_lifecycle;
 mod sched_switch;
 mod sched_wakeup;
+mod tcp_health;
 
 #[cfg(not(test))]
 #[panic_handler]

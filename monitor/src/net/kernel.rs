@@ -1,0 +1,188 @@
+//! The network collector's kernel side: which programs serve each measure (best hook
+//! first), and reading its maps.
+
+use std::collections::{HashMap as StdHashMap, HashSet};
+
+use anyhow::Context as _;
+use aya::{
+    maps::{HashMap, MapData},
+    Ebpf,
+};
+use monitor_common::{audit::SockOwner, maps, net::NetCounters};
+
+use crate::{
+    bpf::{
+        attach::{Choice, Hook, Probe},
+        health::MapStat,
+        take_map,
+    },
+    process::table::KernelEntry,
+};
+
+/// The program both the network collector and the audit log's TCP records use.
+pub const TCP_STATE: Choice = Choice {
+    program: "tcp_state",
+    hook: Hook::Tracepoint("sock", "inet_sock_set_state"),
+};
+
+pub const PROBES: &[Probe] = &[
+    Probe {
+        measure: "net_send",
+        choices: &[
+            Choice {
+                program: "net_sock_send",
+                hook: Hook::Tracepoint("sock", "sock_send_length"),
+            },
+            Choice {
+                program: "net_dev_queue",
+                hook: Hook::Tracepoint("net", "net_dev_queue"),
+            },
+        ],
+    },
+    Probe {
+        measure: "net_receive",
+        choices: &[
+            Choice {
+                program: "net_sock_recv",
+                hook: Hook::Tracepoint("sock", "sock_recv_length"),
+            },
+            Choice {
+                program: "net_skb_copy",
+                hook: Hook::Tracepoint("skb", "skb_copy_datagram_iovec"),
+            },
+        ],
+    },
+    Probe {
+        measure: "tcp_state",
+        choices: &[TCP_STATE],
+    },
+    Probe {
+        measure: "tcp_retransmit",
+        choices: &[Choice {
+            program: "tcp_retransmit",
+            hook: Hook::Tracepoint("tcp", "tcp_retransmit_skb"),
+        }],
+    },
+    Probe {
+        measure: "tcp_reset_sent",
+        choices: &[Choice {
+            program: "tcp_send_reset",
+            hook: Hook::Tracepoint("tcp", "tcp_send_reset"),
+        }],
+    },
+    Probe {
+        measure: "tcp_reset_received",
+        choices: &[Choice {
+            program: "tcp_receive_reset",
+            hook: Hook::Tracepoint("tcp", "tcp_receive_reset"),
+        }],
+    },
+];
+
+pub struct NetMaps {
+    stats: HashMap<MapData, u32, NetCounters>,
+    socks: HashMap<MapData, u64, SockOwner>,
+    listeners: HashMap<MapData, u32, SockOwner>,
+}
+
+/// Current TCP sockets as the kernel programs know them: (owner pid, state) each, and the
+/// owners of listening sockets.
+#[derive(Default)]
+pub struct Sockets {
+    pub connections: Vec<(u32, u32)>,
+    pub listeners: Vec<u32>,
+}
+
+impl NetMaps {
+    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
+        Ok(Self {
+            stats: take_map(ebpf, maps::NET_STATS)?,
+            socks: take_map(ebpf, maps::TCP_SOCKS)?,
+            listeners: take_map(ebpf, maps::TCP_LISTENERS)?,
+        })
+    }
+
+    /// Adds each thread group's network counters to its `TASK_STATS` entry. Entries of
+    /// groups without one and not alive are stale (charged after their process was folded):
+    /// they are removed.
+    pub fn merge(
+        &mut self,
+        entries: &mut [KernelEntry],
+        live: &HashSet<u32>,
+    ) -> anyhow::Result<()> {
+        let mut net: StdHashMap<u32, NetCounters> = StdHashMap::new();
+        for kv in self.stats.iter() {
+            match kv {
+                Ok((tgid, c)) => {
+                    net.insert(tgid, c);
+                }
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(e).context("reading map NET_STATS"),
+            }
+        }
+        for e in entries.iter_mut() {
+            if let Some(c) = net.remove(&e.tgid) {
+                e.counters.net = c;
+            }
+        }
+        for tgid in net.keys().filter(|t| !live.contains(t)) {
+            let _ = self.stats.remove(tgid);
+        }
+        Ok(())
+    }
+
+    /// Forgets the groups whose `TASK_STATS` entries were folded.
+    pub fn remove(&mut self, tgids: &[u32]) {
+        for t in tgids {
+            // Most groups never used a socket: not found is the usual answer.
+            let _ = self.stats.remove(t);
+        }
+    }
+
+    pub fn stats_entries(&self) -> u64 {
+        self.stats.keys().filter(Result::is_ok).count() as u64
+    }
+
+    pub fn sockets(&self) -> Sockets {
+        Sockets {
+            connections: self
+                .socks
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(_, o)| (o.pid, o.state))
+                .collect(),
+            listeners: self
+                .listeners
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(_, o)| o.pid)
+                .collect(),
+        }
+    }
+
+    pub fn map_stats(&self, sockets: &Sockets, health: &[u64]) -> Vec<MapStat> {
+        use monitor_common::health::{NET_STATS_INSERT_FAILED, TCP_SOCKS_INSERT_FAILED};
+        vec![
+            MapStat {
+                name: maps::NET_STATS,
+                entries: Some(self.stats_entries()),
+                capacity: maps::NET_STATS_CAPACITY.into(),
+                update_failures: health[NET_STATS_INSERT_FAILED as usize],
+            },
+            MapStat {
+                name: maps::TCP_SOCKS,
+                entries: Some(sockets.connections.len() as u64),
+                capacity: maps::TCP_SOCKS_CAPACITY.into(),
+                update_failures: health[TCP_SOCKS_INSERT_FAILED as usize],
+            },
+        ]
+    }
+}
+
+/// The network figures besides the per-process counters, as of the last refresh.
+pub struct NetSnapshot {
+    pub sockets: Sockets,
+    pub maps: Vec<MapStat>,
+    /// Group of each live pid, for the per-group connection gauges.
+    pub groups: StdHashMap<u32, std::sync::Arc<str>>,
+}
