@@ -4,12 +4,13 @@
 
 use std::path::Path;
 
-use anyhow::anyhow;
 use aya::EbpfLoader;
-use btf_rs::{Backend, Btf};
 use monitor_common::net::{NetLayout, GLOBAL_LAYOUT};
 
-use crate::{audit::layout::offset_of, bpf::tracefs::Format};
+use crate::{
+    audit::layout::{offset_of, open_btf},
+    bpf::tracefs::Format,
+};
 
 /// The layout, owned for as long as the loader borrows it.
 pub struct Layout(NetLayout);
@@ -41,7 +42,7 @@ impl Layout {
             receive_reset_sk: fmt("tcp", "tcp_receive_reset").offset("skaddr"),
             ..NetLayout::default()
         };
-        match Btf::from_file_with_backend(vmlinux, Backend::Mmap) {
+        match open_btf(vmlinux) {
             Ok(btf) => {
                 let mut missing = Vec::new();
                 let mut get = |ty: &str, path: &str| match offset_of(&btf, ty, path) {
@@ -71,7 +72,7 @@ impl Layout {
                 }
             }
             Err(e) => tracing::warn!(
-                error = %anyhow!("{e}"),
+                error = format!("{e:#}"),
                 btf = %vmlinux.display(),
                 "no kernel BTF: TCP segments and retransmits are not counted, and traffic \
                  needs sock:sock_send_length (6.3+)"
