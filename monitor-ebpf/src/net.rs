@@ -38,6 +38,7 @@ use crate::{
     audit::{global, read_field},
     audit_oom::read,
     audit_tcp::{current_owner, TCP_SOCKS},
+    entry::get_or_insert_zero,
     health::count_failure,
 };
 
@@ -255,17 +256,7 @@ pub fn net_stats(tgid: u32) -> Option<*mut NetCounters> {
     if tgid == 0 {
         return None;
     }
-    if let Some(p) = NET_STATS.get_ptr_mut(&tgid) {
-        return Some(p);
-    }
-    let zero = NET_ZERO.get_ptr(0)?;
-    // SAFETY: a map value pointer, valid for the call; EEXIST (another CPU was first) is fine.
-    let _ = NET_STATS.insert(&tgid, unsafe { &*zero }, BPF_NOEXIST as u64);
-    let p = NET_STATS.get_ptr_mut(&tgid);
-    if p.is_none() {
-        count_failure(NET_STATS_INSERT_FAILED);
-    }
-    p
+    get_or_insert_zero(&NET_STATS, &NET_ZERO, &tgid, NET_STATS_INSERT_FAILED)
 }
 
 /// The `TCP_SOCKS` entry of a TCP socket. A socket first seen here (opened before the

@@ -13,12 +13,7 @@ use crate::bpf::tracefs::Format;
 /// Record layouts of the tracepoints the audit programs read. A tracepoint the kernel lacks
 /// leaves its fields at 0 (its program will not attach either).
 pub fn trace_fields(tracefs: &Path) -> TraceFields {
-    let read = |cat: &str, ev: &str| {
-        Format::read(tracefs, cat, ev).unwrap_or_else(|e| {
-            tracing::debug!(error = format!("{e:#}"), "tracepoint format unavailable");
-            Format::default()
-        })
-    };
+    let read = |cat: &str, ev: &str| Format::read_or_empty(tracefs, cat, ev);
     let exec = read("sched", "sched_process_exec");
     let oom = read("oom", "mark_victim");
     let tcp = read("sock", "inet_sock_set_state");

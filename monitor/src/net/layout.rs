@@ -19,12 +19,7 @@ impl Layout {
     /// Reads what this kernel has. A missing tracepoint leaves its fields at 0 (its program
     /// will not attach either); missing struct members are named in one warning.
     pub fn read(tracefs: &Path, vmlinux: &Path) -> Self {
-        let fmt = |cat: &str, ev: &str| {
-            Format::read(tracefs, cat, ev).unwrap_or_else(|e| {
-                tracing::debug!(error = format!("{e:#}"), "tracepoint format unavailable");
-                Format::default()
-            })
-        };
+        let fmt = |cat: &str, ev: &str| Format::read_or_empty(tracefs, cat, ev);
         let len = fmt("sock", "sock_send_length");
         let copy = fmt("skb", "skb_copy_datagram_iovec");
         let queue = fmt("net", "net_dev_queue");

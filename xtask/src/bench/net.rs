@@ -6,7 +6,6 @@
 
 use std::{
     collections::BTreeMap,
-    fs::File,
     io::Write as _,
     net::{Ipv4Addr, TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -129,49 +128,19 @@ fn start(cfg: Config, env: &Env, tag: &str) -> anyhow::Result<Option<(Proc, Path
         }
     };
     let log = env.dir.join(format!("net-{}-{tag}.log", cfg.name()));
-    let f = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    c.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
     let stop = if cfg == Config::Bpftrace {
         libc::SIGINT
     } else {
         libc::SIGTERM
     };
-    let mut p = Proc::spawn(&mut c, stop, cfg.name())?;
     // Its send program, by name for ours; bpftrace's names are cut short: any of its own.
     let sends = |name: &str| match cfg {
         Config::Monitor => name == "net_sock_send",
         Config::MonitorPre63 => name == "net_dev_queue",
         Config::Baseline | Config::Bpftrace => true,
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        procs::check_interrupted()?;
-        if let Some(s) = p.exited() {
-            bail!(
-                "{} exited ({s}) before attaching; {}",
-                cfg.name(),
-                procs::tail(&log, 20)
-            );
-        }
-        poke()?;
-        let snap = bpf::snapshot()?;
-        let running = bpf::owned_prog_ids(p.pid())
-            .iter()
-            .filter_map(|id| snap.get(id))
-            .any(|p| p.run_cnt > 0 && sends(&p.name));
-        if running {
-            procs::sleep(Duration::from_millis(300))?;
-            return Ok(Some((p, log)));
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} did not attach within 30 s; {}",
-                cfg.name(),
-                procs::tail(&log, 20)
-            );
-        }
-        procs::sleep(Duration::from_millis(100))?;
-    }
+    let p = bpf::start_attached(&mut c, stop, cfg.name(), &log, poke, sends)?;
+    Ok(Some((p, log)))
 }
 
 /// iperf3's received throughput from its JSON report.
