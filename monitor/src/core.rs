@@ -226,7 +226,10 @@ impl Kernel {
         let net = if opts.net {
             attacher
                 .collector("network", |a| a.attach(crate::net::kernel::PROBES))?
-                .and_then(|()| NetMaps::take(attacher.ebpf).map_err(|e| format!("{e:#}")))
+                .and_then(|()| {
+                    crate::net::kernel::log_exactness(attacher.hooks);
+                    NetMaps::take(attacher.ebpf).map_err(|e| format!("{e:#}"))
+                })
         } else {
             off("collector disabled")
         };
@@ -438,6 +441,7 @@ pub struct Core {
     sched: Result<SchedSnapshot, String>,
     block: Result<BlockSnapshot, String>,
     net: Result<NetSnapshot, String>,
+    unattributed: crate::net::unattributed::Unattributed,
     collectors: Vec<Box<dyn Collector>>,
     last_refresh: Option<Instant>,
     /// `last_refresh` on CLOCK_MONOTONIC, in seconds, for readers in other processes.
@@ -480,6 +484,7 @@ impl Core {
             sched,
             block,
             net,
+            unattributed: Default::default(),
             collectors,
             last_refresh: None,
             read_at: 0.0,
@@ -613,9 +618,21 @@ impl Core {
             tracing::warn!(collector = "sched", error = %why, "refresh failed");
             why
         });
-        if let Ok(n) = &self.kernel.net {
+        if let (Ok(n), Ok(s)) = (&self.kernel.net, &self.sched) {
             let sockets = n.sockets();
+            let unattributed = crate::net::netdev::read(&self.procfs)
+                .map(|ifaces| {
+                    let procs = s.export.rows().iter().fold((0, 0), |acc, (_, c)| {
+                        let (tx, rx) = crate::net::counters::bytes(&c.net);
+                        (acc.0 + rx, acc.1 + tx)
+                    });
+                    self.unattributed.observe(now, &ifaces, procs);
+                    self.unattributed.total()
+                })
+                .map_err(|e| tracing::debug!(error = format!("{e:#}"), "interfaces"))
+                .ok();
             self.net = Ok(NetSnapshot {
+                unattributed,
                 maps: n.map_stats(&sockets, &health),
                 sockets,
                 groups: self

@@ -12,7 +12,7 @@ use monitor_common::{audit::SockOwner, maps, net::NetCounters};
 
 use crate::{
     bpf::{
-        attach::{Choice, Hook, Probe},
+        attach::{Attached, Choice, Hook, Probe},
         health::MapStat,
         take_map,
     },
@@ -78,6 +78,33 @@ pub const PROBES: &[Probe] = &[
         }],
     },
 ];
+
+/// Says in the log how exact the traffic figures are with the hooks that attached.
+pub fn log_exactness(hooks: &[(&'static str, Attached)]) {
+    for (_, a) in hooks.iter().filter(|(c, _)| *c == "network") {
+        match a.program {
+            "net_sock_send" | "net_sock_recv" => tracing::info!(
+                measure = a.measure,
+                hook = %a.hook,
+                "network bytes exact: the payload of each call"
+            ),
+            "net_dev_queue" => tracing::warn!(
+                measure = a.measure,
+                hook = %a.hook,
+                "network bytes sent without sock:sock_send_length (before 6.3): TCP counts \
+                 retransmitted payload again; sends from sockets opened before the daemon are \
+                 seen once they receive"
+            ),
+            "net_skb_copy" => tracing::warn!(
+                measure = a.measure,
+                hook = %a.hook,
+                "network bytes received without sock:sock_recv_length (before 6.3): TCP exact, \
+                 UDP not measured"
+            ),
+            _ => {}
+        }
+    }
+}
 
 pub struct NetMaps {
     stats: HashMap<MapData, u32, NetCounters>,
@@ -185,4 +212,7 @@ pub struct NetSnapshot {
     pub maps: Vec<MapStat>,
     /// Group of each live pid, for the per-group connection gauges.
     pub groups: StdHashMap<u32, std::sync::Arc<str>>,
+    /// (rx, tx) interface bytes no process was charged with (see `unattributed`); `None`
+    /// when the interfaces cannot be read.
+    pub unattributed: Option<(u64, u64)>,
 }

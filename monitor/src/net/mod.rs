@@ -5,3 +5,4 @@ pub mod counters;
 pub mod kernel;
 pub mod layout;
 pub mod netdev;
+pub mod unattributed;
