@@ -100,6 +100,8 @@ pub struct NetLayout {
     pub copy_len: u32,
     /// `net:net_dev_queue`.
     pub queue_skb: u32,
+    /// `skb:consume_skb`.
+    pub consume_skb: u32,
     /// `tcp:tcp_retransmit_skb`, `tcp:tcp_send_reset`, `tcp:tcp_receive_reset`.
     pub retransmit_sk: u32,
     pub send_reset_sk: u32,
@@ -107,7 +109,10 @@ pub struct NetLayout {
     /// `struct sk_buff`.
     pub skb_sk: u32,
     pub skb_head: u32,
+    pub skb_data: u32,
+    pub skb_len: u32,
     pub skb_transport_header: u32,
+    pub skb_network_header: u32,
     /// `struct sock`: `__sk_common.skc_family`, `__sk_common.skc_state` and `sk_protocol`
     /// (a plain u16 since 5.6).
     pub sk_family: u32,
@@ -121,7 +126,7 @@ pub struct NetLayout {
     pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<NetLayout>() == 88);
+const _: () = assert!(core::mem::size_of::<NetLayout>() == 104);
 
 /// Name of the `NetLayout` global in the kernel object.
 pub const GLOBAL_LAYOUT: &str = "NET_LAYOUT";

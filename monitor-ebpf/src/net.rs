@@ -5,7 +5,8 @@
 //! - 6.3+: `sock:sock_send_length` / `sock_recv_length`, in the caller's context with the
 //!   socket, its family and protocol and the bytes moved: exact payload bytes per call;
 //! - before 6.3: receive through `skb:skb_copy_datagram_iovec` (the reader's context, one
-//!   event per buffer copied to it), send through `net:net_dev_queue` (one event per buffer
+//!   event per buffer copied to it; TCP only: UDP copies a linear datagram without it) and,
+//!   for UDP, `skb:consume_skb` (a datagram freed by the reader once read), send through `net:net_dev_queue` (one event per buffer
 //!   handed to a device, in the sender's context for UDP, possibly in softirq for TCP, so TCP
 //!   is charged to the socket's owner from `TCP_SOCKS` and measured by `tcp_sock.bytes_sent`,
 //!   which includes retransmitted payload).
@@ -70,12 +71,16 @@ static NET_LAYOUT: NetLayout = NetLayout {
     copy_skb: 0,
     copy_len: 0,
     queue_skb: 0,
+    consume_skb: 0,
     retransmit_sk: 0,
     send_reset_sk: 0,
     receive_reset_sk: 0,
     skb_sk: 0,
     skb_head: 0,
+    skb_data: 0,
+    skb_len: 0,
     skb_transport_header: 0,
+    skb_network_header: 0,
     sk_family: 0,
     sk_state: 0,
     sk_protocol: 0,
@@ -194,6 +199,45 @@ pub fn net_dev_queue(ctx: TracePointContext) -> u32 {
     let ulen = u16::from_be_bytes(ulen);
     if ulen >= 8 {
         charge_current(TX, PROTO_UDP, u64::from(ulen - 8));
+    }
+    0
+}
+
+/// Before 6.3, UDP received: a datagram is freed by `recvmsg` once read (a peek keeps it), in
+/// the reader's context. Of every buffer freed, only those whose data starts right after an
+/// 8-byte transport header (the UDP receive path pulls the header; a sent buffer starts at
+/// its link header; TCP's header is 20 bytes or more) of an IP packet carrying UDP.
+#[tracepoint(category = "skb", name = "consume_skb")]
+pub fn net_udp_consume(ctx: TracePointContext) -> u32 {
+    let l = layout();
+    let Some(skb) = read::<u64>(&ctx, global(&l.consume_skb)) else {
+        return 0;
+    };
+    let (Some(head), Some(data), Some(th)) = (
+        read_field::<u64>(skb, global(&l.skb_head)),
+        read_field::<u64>(skb, global(&l.skb_data)),
+        read_field::<u16>(skb, global(&l.skb_transport_header)),
+    ) else {
+        return 0;
+    };
+    if head == 0 || th == u16::MAX || data != head + u64::from(th) + 8 {
+        return 0;
+    }
+    let Some(nh) = read_field::<u16>(skb, global(&l.skb_network_header)) else {
+        return 0;
+    };
+    let ip = head + u64::from(nh);
+    // SAFETY: probe reads; a bad address fails instead of faulting.
+    let proto = match unsafe { bpf_probe_read_kernel(ip as *const u8) }.map(|b| b >> 4) {
+        Ok(4) => unsafe { bpf_probe_read_kernel((ip + 9) as *const u8) },
+        Ok(6) => unsafe { bpf_probe_read_kernel((ip + 6) as *const u8) },
+        _ => return 0,
+    };
+    if proto != Ok(IPPROTO_UDP as u8) {
+        return 0;
+    }
+    if let Some(len) = read_field::<u32>(skb, global(&l.skb_len)) {
+        charge_current(RX, PROTO_UDP, u64::from(len));
     }
     0
 }

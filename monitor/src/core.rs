@@ -225,7 +225,7 @@ impl Kernel {
         };
         let net = if opts.net {
             attacher
-                .collector("network", |a| a.attach(crate::net::kernel::PROBES))?
+                .collector("network", |a| crate::net::kernel::attach(|p| a.attach(p)))?
                 .and_then(|()| {
                     crate::net::kernel::log_exactness(attacher.hooks);
                     NetMaps::take(attacher.ebpf).map_err(|e| format!("{e:#}"))

@@ -25,6 +25,34 @@ pub const TCP_STATE: Choice = Choice {
     hook: Hook::Tracepoint("sock", "inet_sock_set_state"),
 };
 
+/// With `skb_copy_datagram_iovec` only (before 6.3): UDP received, which it does not see.
+pub const UDP_RECEIVE: Probe = Probe {
+    measure: "net_receive_udp",
+    choices: &[Choice {
+        program: "net_udp_consume",
+        hook: Hook::Tracepoint("skb", "consume_skb"),
+    }],
+};
+
+/// Attaches the collector's probes through `attach`, adding the pre-6.3 UDP receive program
+/// where the receive measure fell back (optional: without it, UDP received is not measured).
+pub fn attach(
+    mut attach: impl FnMut(&[Probe]) -> anyhow::Result<Vec<Attached>>,
+) -> anyhow::Result<Vec<Attached>> {
+    let mut all = attach(PROBES)?;
+    if all.iter().any(|a| a.program == "net_skb_copy") {
+        match attach(std::slice::from_ref(&UDP_RECEIVE)) {
+            Ok(a) => all.extend(a),
+            Err(e) if crate::bpf::is_permission_error(e.as_ref()) => return Err(e),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "UDP received bytes are not measured on this kernel"
+            ),
+        }
+    }
+    Ok(all)
+}
+
 pub const PROBES: &[Probe] = &[
     Probe {
         measure: "net_send",
@@ -98,8 +126,13 @@ pub fn log_exactness(hooks: &[(&'static str, Attached)]) {
             "net_skb_copy" => tracing::warn!(
                 measure = a.measure,
                 hook = %a.hook,
-                "network bytes received without sock:sock_recv_length (before 6.3): TCP exact, \
-                 UDP not measured"
+                "network bytes received without sock:sock_recv_length (before 6.3): TCP exact"
+            ),
+            "net_udp_consume" => tracing::warn!(
+                measure = a.measure,
+                hook = %a.hook,
+                "UDP bytes received without sock:sock_recv_length (before 6.3): each datagram \
+                 whole when read, also the part a short read dropped"
             ),
             _ => {}
         }

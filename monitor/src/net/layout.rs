@@ -32,6 +32,7 @@ impl Layout {
             copy_skb: copy.offset("skbaddr"),
             copy_len: copy.offset("len"),
             queue_skb: queue.offset("skbaddr"),
+            consume_skb: fmt("skb", "consume_skb").offset("skbaddr"),
             retransmit_sk: fmt("tcp", "tcp_retransmit_skb").offset("skaddr"),
             send_reset_sk: fmt("tcp", "tcp_send_reset").offset("skaddr"),
             receive_reset_sk: fmt("tcp", "tcp_receive_reset").offset("skaddr"),
@@ -49,7 +50,10 @@ impl Layout {
                 };
                 l.skb_sk = get("sk_buff", "sk");
                 l.skb_head = get("sk_buff", "head");
+                l.skb_data = get("sk_buff", "data");
+                l.skb_len = get("sk_buff", "len");
                 l.skb_transport_header = get("sk_buff", "transport_header");
+                l.skb_network_header = get("sk_buff", "network_header");
                 l.sk_family = get("sock", "__sk_common.skc_family");
                 l.sk_state = get("sock", "__sk_common.skc_state");
                 l.sk_protocol = get("sock", "sk_protocol");

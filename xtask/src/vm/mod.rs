@@ -62,6 +62,7 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     if series == "6.1" || run == "classic" {
         hooks.push(("net_send", "tracepoint/net/net_dev_queue"));
         hooks.push(("net_receive", "tracepoint/skb/skb_copy_datagram_iovec"));
+        hooks.push(("net_receive_udp", "tracepoint/skb/consume_skb"));
     } else {
         hooks.push(("net_send", "tracepoint/sock/sock_send_length"));
         hooks.push(("net_receive", "tracepoint/sock/sock_recv_length"));
@@ -184,8 +185,7 @@ fn check_run(
         .collect())
 }
 
-/// The guest's network workload, per group: exact payload bytes on every path; UDP
-/// received bytes only where `sock_recv_length` serves (6.3+, not forced off).
+/// The guest's network workload, per group: exact payload bytes on every path.
 fn check_network(
     series: &str,
     run: &guest::GuestRun,
@@ -198,10 +198,11 @@ fn check_network(
     };
     let tcp = guest::NET_BYTES as f64;
     let udp = (guest::UDP_COUNT * guest::UDP_SIZE) as f64;
-    let mut want = vec![
+    let want = vec![
         (bytes("vmnetcli", "tx", "tcp"), tcp),
         (bytes("vmnetsrv", "rx", "tcp"), tcp),
         (bytes("vmudpcli", "tx", "udp"), udp),
+        (bytes("vmudpsrv", "rx", "udp"), udp),
         (
             r#"monitor_process_net_packets_total{group="vmudpcli",direction="tx",protocol="udp"}"#
                 .to_string(),
@@ -218,9 +219,6 @@ fn check_network(
             1.0,
         ),
     ];
-    if series != "6.1" && run.name != "classic" {
-        want.push((bytes("vmudpsrv", "rx", "udp"), udp));
-    }
     for (series, want) in want {
         let got = m.get(&series).copied();
         if got != Some(want) {
@@ -349,6 +347,7 @@ mod tests {
             ("disk_submitter_split", "tracepoint/block/block_split"),
             ("net_send", "tracepoint/net/net_dev_queue"),
             ("net_receive", "tracepoint/skb/skb_copy_datagram_iovec"),
+            ("net_receive_udp", "tracepoint/skb/consume_skb"),
             ("tcp_state", "tracepoint/sock/inet_sock_set_state"),
             ("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"),
             ("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"),
@@ -395,6 +394,10 @@ mod tests {
             (
                 r#"monitor_process_net_packets_total{group="vmudpcli",direction="tx",protocol="udp"}"#,
                 200.0,
+            ),
+            (
+                r#"monitor_process_net_bytes_total{group="vmudpsrv",direction="rx",protocol="udp"}"#,
+                200000.0,
             ),
             (
                 r#"monitor_process_tcp_connections_opened_total{group="vmnetcli",kind="active"}"#,
