@@ -155,7 +155,7 @@ fn check_run(
             bail!("run {}: {series} is {got:?}, expected {want}", run.name);
         }
     }
-    check_network(series, run, m)?;
+    check_network(run, m)?;
     let g = run.group;
     for what in ["starts", "exits"] {
         let v = m.get(&format!("monitor_process_{what}_total{{group=\"{g}\"}}"));
@@ -187,7 +187,6 @@ fn check_run(
 
 /// The guest's network workload, per group: exact payload bytes on every path.
 fn check_network(
-    series: &str,
     run: &guest::GuestRun,
     m: &std::collections::BTreeMap<String, f64>,
 ) -> anyhow::Result<()> {
