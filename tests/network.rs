@@ -334,6 +334,47 @@ fn udp_sends_through_the_pre_6_3_hooks() {
     udp_on_loopback(&d, false);
 }
 
+#[test]
+fn a_connection_closed_after_its_process_exited_counts_in_its_group() {
+    // More than the server's receive buffer, less than the client's send buffer: the client's
+    // write returns, and it exits with most of it still unsent.
+    const BYTES: u64 = 1 << 20;
+    let d = Daemon::start(&[]);
+    let (sb, cb) = (named("nxsrv"), named("nxcli"));
+    // The server reads only 3 s after accepting: the client has exited and been folded by
+    // then, and its socket sends the rest, its FIN and reaches CLOSE without it.
+    let mut server = Child::start(&sb, None, &["tcp-server", "127.0.0.1", "1", "3000"]);
+    let port = server.expect("port");
+    let client = Child::start(
+        &cb,
+        None,
+        &[
+            "tcp-abandon",
+            &format!("127.0.0.1:{port}"),
+            &BYTES.to_string(),
+        ],
+    );
+    assert_eq!(server.expect("got"), BYTES);
+    let mut guard = client.guard;
+    assert!(guard.0.wait().unwrap().success());
+    let closed = series(
+        "monitor_process_tcp_connections_closed_total",
+        &[("group", &client.group)],
+    );
+    eventually("the close after the exit", || {
+        (d.metrics().get(&closed)? == 1.0).then_some(())
+    });
+    let m = d.metrics();
+    assert_eq!(net_bytes(&m, &client.group, "tx", "tcp"), BYTES as f64);
+    assert_eq!(
+        m.value(&series(
+            "monitor_process_exits_total",
+            &[("group", &client.group)]
+        )),
+        1.0
+    );
+}
+
 /// Two network namespaces joined by a veth pair: the client's at 10.213.7.1, the server's
 /// at 10.213.7.2. Deleted (with the pair) when dropped.
 struct Link {

@@ -578,7 +578,7 @@ impl Core {
         self.sched = (|| -> anyhow::Result<SchedSnapshot> {
             let mut entries = maps.read_tasks()?;
             if let Ok(n) = net.as_mut() {
-                n.merge(&mut entries, &live)?;
+                n.merge(&mut entries, &live, |t| table.knows(t))?;
             }
             let task_entries = entries.len();
             let delete = table.update(entries, &live, now);

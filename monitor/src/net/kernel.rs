@@ -162,13 +162,15 @@ impl NetMaps {
         })
     }
 
-    /// Adds each thread group's network counters to its `TASK_STATS` entry. Entries of
-    /// groups without one and not alive are stale (charged after their process was folded):
-    /// they are removed.
+    /// Adds each thread group's network counters to its `TASK_STATS` entry. A group without
+    /// one is added on its own when the process table `knows` it (a socket of a process
+    /// that exited moments ago: its close, last segments and retransmits come after the
+    /// exit); otherwise, unless it is alive, its entry is stale and removed.
     pub fn merge(
         &mut self,
-        entries: &mut [KernelEntry],
+        entries: &mut Vec<KernelEntry>,
         live: &HashSet<u32>,
+        knows: impl Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
         let mut net: StdHashMap<u32, NetCounters> = StdHashMap::new();
         for kv in self.stats.iter() {
@@ -185,8 +187,19 @@ impl NetMaps {
                 e.counters.net = c;
             }
         }
-        for tgid in net.keys().filter(|t| !live.contains(t)) {
-            let _ = self.stats.remove(tgid);
+        for (tgid, c) in net {
+            if knows(tgid) {
+                entries.push(KernelEntry {
+                    tgid,
+                    counters: crate::process::counters::Counters {
+                        net: c,
+                        ..Default::default()
+                    },
+                    comm: String::new(),
+                });
+            } else if !live.contains(&tgid) {
+                let _ = self.stats.remove(&tgid);
+            }
         }
         Ok(())
     }
