@@ -407,8 +407,7 @@ fn batch_json_agrees_with_the_daemon_api() {
     }
     assert_eq!(ours["cpu_percent"].as_f64(), Some(0.0), "{ours}");
     assert_eq!(ours["user"], "root");
-    // Memory and disk come from the API (the child does no I/O); network figures the API
-    // does not have yet are null, not made up.
+    // Memory, disk and network come from the API (the child does no I/O).
     assert_eq!(
         ours["rss_bytes"].as_f64(),
         api["rss_bytes"].as_f64(),
@@ -419,7 +418,9 @@ fn batch_json_agrees_with_the_daemon_api() {
         Some(0.0),
         "{ours}"
     );
-    assert!(ours["net_rx_bytes_per_second"].is_null(), "{ours}");
+    for f in ["net_rx_bytes_per_second", "net_tx_bytes_per_second"] {
+        assert_eq!(ours[f].as_f64(), Some(0.0), "{f}: {ours}");
+    }
 }
 
 #[test]
@@ -447,9 +448,10 @@ fn batch_table_and_csv_list_the_child() {
     assert_eq!(f.len(), 12, "{row}");
     assert_eq!(f[10], bin.name, "{row}");
     assert!(f[2].parse::<f64>().unwrap() > 10.0, "{row}");
-    // Disk is measured (the child does none); network is not yet: empty, not zero.
+    // Disk and network are measured (the child does neither): zero.
     assert_eq!(f[5], "0", "{row}");
-    assert_eq!(f[8], "", "{row}");
+    assert_eq!(f[8], "0", "{row}");
+    assert_eq!(f[9], "0", "{row}");
 
     let out = top_once(
         &d.url(""),

@@ -234,7 +234,9 @@ const _: () = assert!(core::mem::size_of::<TraceFields>() == 88);
 pub struct AuditScope {
     pub cgroup_id: u64,
     pub cgroup_level: u32,
-    pub _pad: u32,
+    /// 1 when the audit log is on. The TCP state program runs for the network collector
+    /// too, and emits audit records only then.
+    pub enabled: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<AuditScope>() == 16);
@@ -259,15 +261,31 @@ pub struct SockOwner {
     pub cgroup_id: u64,
     /// When the connection reached ESTABLISHED; 0 before.
     pub established_ns: u64,
+    /// When connect() moved it to SYN_SENT (for the connect latency); 0 if not seen.
+    pub connect_ns: u64,
+    /// The TCP state last reported for it (`tcp_state`).
+    pub state: u32,
+    /// `tcp_sock` counters as far as they were charged to the owner (see `net`): the next
+    /// reading charges only what came since.
+    pub segs_out: u32,
+    pub segs_in: u32,
+    pub retrans: u32,
+    pub bytes_sent: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<SockOwner>() == 48);
+const _: () = assert!(core::mem::size_of::<SockOwner>() == 80);
 
 /// TCP states as `inet_sock_set_state` reports them (include/net/tcp_states.h).
 pub mod tcp_state {
     pub const ESTABLISHED: i32 = 1;
     pub const SYN_SENT: i32 = 2;
     pub const SYN_RECV: i32 = 3;
+    pub const FIN_WAIT1: i32 = 4;
+    pub const FIN_WAIT2: i32 = 5;
+    pub const TIME_WAIT: i32 = 6;
     pub const CLOSE: i32 = 7;
+    pub const CLOSE_WAIT: i32 = 8;
+    pub const LAST_ACK: i32 = 9;
     pub const LISTEN: i32 = 10;
+    pub const CLOSING: i32 = 11;
 }

@@ -13,4 +13,9 @@ pub const DISK_STATS_INSERT_FAILED: u32 = 3;
 /// An insert into `BLOCK_REQUESTS` failed: that request's latency and submitter are lost.
 pub const BLOCK_REQUESTS_INSERT_FAILED: u32 = 4;
 
-pub const HEALTH_COUNTERS: u32 = 5;
+/// An insert into `NET_STATS` failed (the map is full): that traffic is not counted.
+pub const NET_STATS_INSERT_FAILED: u32 = 5;
+/// An insert into `TCP_SOCKS` failed: that socket's segments and health go uncounted.
+pub const TCP_SOCKS_INSERT_FAILED: u32 = 6;
+
+pub const HEALTH_COUNTERS: u32 = 7;

@@ -11,6 +11,7 @@ pub mod event;
 pub mod health;
 pub mod hist;
 pub mod maps;
+pub mod net;
 pub mod sched;
 
 #[cfg(feature = "user")]
@@ -36,4 +37,10 @@ mod pod {
     unsafe impl aya::Pod for crate::audit::TraceFields {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::audit::AuditScope {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::audit::SockOwner {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::net::NetCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::net::NetLayout {}
 }

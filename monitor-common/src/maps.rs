@@ -36,3 +36,8 @@ pub const AUDIT_EVENTS_BYTES: u32 = 4 << 20;
 pub const TCP_SOCKS_CAPACITY: u32 = 65_536;
 /// Listening sockets whose owner is remembered, keyed by family and port.
 pub const TCP_LISTENERS_CAPACITY: u32 = 4_096;
+
+pub const NET_STATS: &str = "NET_STATS";
+/// Thread groups with network counters (those that used a TCP or UDP socket). Entries go
+/// with their `TASK_STATS` entry when the daemon folds an exited process.
+pub const NET_STATS_CAPACITY: u32 = 16_384;

@@ -72,7 +72,7 @@ static AUDIT_FIELDS: TraceFields = TraceFields {
 static AUDIT_SCOPE: AuditScope = AuditScope {
     cgroup_id: 0,
     cgroup_level: 0,
-    _pad: 0,
+    enabled: 0,
 };
 
 /// A global's field, read so the compiler cannot fold the compile-time zero.
@@ -90,6 +90,12 @@ pub fn offsets() -> &'static KernelOffsets {
 #[inline(always)]
 pub fn fields() -> &'static TraceFields {
     &AUDIT_FIELDS
+}
+
+/// Whether the audit log is on (the TCP state program also runs without it).
+#[inline(always)]
+pub fn audit_enabled() -> bool {
+    global(&AUDIT_SCOPE.enabled) != 0
 }
 
 /// Whether the current task is inside the configured cgroup scope.

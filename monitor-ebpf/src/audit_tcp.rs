@@ -9,7 +9,9 @@
 //! to the process that listens on its port). Byte counts at close come from `tcp_sock` at
 //! offsets found in the kernel's BTF.
 //!
-//! A later per-group TCP health measure can extend this same program and its maps.
+//! The same program counts per-group TCP health for the network collector (opens, closes,
+//! connect latency, the state each socket is in) and keeps the owners the network programs
+//! charge; it emits audit records only when the audit log is on (`AuditScope.enabled`).
 
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
@@ -19,19 +21,22 @@ use aya_ebpf::{
 };
 use monitor_common::{
     audit::{tcp_state, AuditHeader, AuditKind, SockOwner, TcpRecord},
+    health::TCP_SOCKS_INSERT_FAILED,
     maps::{TCP_LISTENERS_CAPACITY, TCP_SOCKS_CAPACITY},
+    net::connect_bucket,
 };
 
 use crate::{
+    atomic::add,
     audit::{
-        count_lost, current_header, current_in_scope, fields, global, offsets, read_field,
-        AUDIT_EVENTS,
+        audit_enabled, count_lost, current_header, current_in_scope, fields, global, offsets,
+        read_field, AUDIT_EVENTS,
     },
     audit_oom::read,
+    health::count_failure,
+    net::{net_stats, tcp_sync, AF_INET, AF_INET6},
 };
 
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 const IPPROTO_TCP: u16 = 6;
 
 /// Owner of each tracked socket, keyed by its kernel address.
@@ -53,7 +58,7 @@ struct Change {
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
-pub fn audit_tcp_state(ctx: TracePointContext) -> u32 {
+pub fn tcp_state(ctx: TracePointContext) -> u32 {
     let f = fields();
     if let Some(p) = read::<u16>(&ctx, global(&f.tcp_protocol)) {
         if p != IPPROTO_TCP {
@@ -79,10 +84,21 @@ pub fn audit_tcp_state(ctx: TracePointContext) -> u32 {
         sport,
         dport,
     };
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
     match (old, new) {
         // connect(): process context, the owner is current.
         (_, tcp_state::SYN_SENT) => {
-            let _ = TCP_SOCKS.insert(sk, current_owner(), 0);
+            let mut o = current_owner();
+            o.connect_ns = now;
+            o.state = new as u32;
+            if TCP_SOCKS.insert(sk, o, 0).is_err() {
+                count_failure(TCP_SOCKS_INSERT_FAILED);
+            }
+            if let Some(c) = net_stats(o.pid) {
+                // SAFETY: a map value valid during the program; other CPUs update it too.
+                unsafe { add(&raw mut (*c).tcp_active_opens, 1) };
+            }
         }
         // listen(): process context.
         (_, tcp_state::LISTEN) => {
@@ -92,9 +108,13 @@ pub fn audit_tcp_state(ctx: TracePointContext) -> u32 {
             if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
                 // SAFETY: a valid map value pointer for the duration of this program.
                 let owner = unsafe {
-                    (*o).established_ns = bpf_ktime_get_ns();
+                    (*o).established_ns = now;
+                    (*o).state = new as u32;
                     *o
                 };
+                if owner.connect_ns != 0 && now >= owner.connect_ns {
+                    observe_connect(owner.pid, now - owner.connect_ns);
+                }
                 emit(&ctx, AuditKind::TcpConnect, &owner, &c, 0);
             }
         }
@@ -102,9 +122,15 @@ pub fn audit_tcp_state(ctx: TracePointContext) -> u32 {
             // SAFETY: a valid map value pointer, copied at once.
             if let Some(l) = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) } {
                 let mut owner = *l;
-                // SAFETY: no preconditions.
-                owner.established_ns = unsafe { bpf_ktime_get_ns() };
-                let _ = TCP_SOCKS.insert(sk, owner, 0);
+                owner.established_ns = now;
+                owner.state = new as u32;
+                if TCP_SOCKS.insert(sk, owner, 0).is_err() {
+                    count_failure(TCP_SOCKS_INSERT_FAILED);
+                }
+                if let Some(c) = net_stats(owner.pid) {
+                    // SAFETY: as above.
+                    unsafe { add(&raw mut (*c).tcp_passive_opens, 1) };
+                }
                 emit(&ctx, AuditKind::TcpAccept, &owner, &c, 0);
             }
         }
@@ -112,18 +138,46 @@ pub fn audit_tcp_state(ctx: TracePointContext) -> u32 {
             let _ = TCP_LISTENERS.remove(listener_key(family, sport));
         }
         (_, tcp_state::CLOSE) => {
-            // SAFETY: a valid map value pointer, copied at once.
-            if let Some(o) = unsafe { TCP_SOCKS.get(sk) } {
-                let owner = *o;
+            if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
+                // The last segments and retransmits since the previous reading.
+                tcp_sync(sk, o, false);
+                // SAFETY: a valid map value pointer, copied before the entry goes.
+                let owner = unsafe { *o };
                 let _ = TCP_SOCKS.remove(sk);
                 if owner.established_ns != 0 {
+                    if let Some(c) = net_stats(owner.pid) {
+                        // SAFETY: as above.
+                        unsafe { add(&raw mut (*c).tcp_closes, 1) };
+                    }
                     emit(&ctx, AuditKind::TcpClose, &owner, &c, owner.established_ns);
                 }
             }
         }
-        _ => {}
+        (_, state) => {
+            if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
+                // SAFETY: a valid map value pointer for the duration of this program.
+                unsafe { (*o).state = state as u32 };
+            }
+        }
     }
     0
+}
+
+/// One connect latency (SYN sent to ESTABLISHED) for the owner's histogram.
+#[inline(always)]
+fn observe_connect(pid: u32, ns: u64) {
+    let Some(c) = net_stats(pid) else {
+        return;
+    };
+    let b = connect_bucket(ns);
+    // SAFETY: a map value valid during the program; `b` is in bounds (checked for the
+    // verifier too).
+    unsafe {
+        if b < monitor_common::net::CONNECT_BUCKETS {
+            add((&raw mut (*c).tcp_connect as *mut u64).add(b), 1);
+        }
+        add(&raw mut (*c).tcp_connect_ns, ns);
+    }
 }
 
 #[inline(always)]
@@ -132,7 +186,7 @@ fn listener_key(family: u16, port: u16) -> u32 {
 }
 
 #[inline(always)]
-fn current_owner() -> SockOwner {
+pub fn current_owner() -> SockOwner {
     let h = current_header(AuditKind::TcpConnect);
     SockOwner {
         pid: h.pid,
@@ -141,13 +195,13 @@ fn current_owner() -> SockOwner {
         in_scope: u32::from(current_in_scope()),
         comm: h.comm,
         cgroup_id: h.cgroup_id,
-        established_ns: 0,
+        ..SockOwner::default()
     }
 }
 
 #[inline(always)]
 fn emit(ctx: &TracePointContext, kind: AuditKind, owner: &SockOwner, c: &Change, since: u64) {
-    if owner.in_scope == 0 {
+    if !audit_enabled() || owner.in_scope == 0 {
         return;
     }
     let Some(mut entry) = AUDIT_EVENTS.reserve::<TcpRecord>(0) else {

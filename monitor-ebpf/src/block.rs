@@ -21,7 +21,6 @@
 #![allow(clippy::needless_borrows_for_generic_args)]
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
@@ -39,6 +38,7 @@ use monitor_common::{
 
 use crate::{
     atomic::add,
+    entry::get_or_insert_zero,
     health::count_failure,
     maps::{BLOCK_REQUESTS, DISK_STATS, DISK_ZERO, PART_DISK, TASK_STATS},
     task::task_stats,
@@ -289,18 +289,12 @@ fn op_at(ctx: &TracePointContext, off: u32) -> u32 {
 /// The `DISK_STATS` entry of `(dev, op)`, created on first use.
 #[inline(always)]
 fn disk_stats(dev: u32, op: u32) -> Option<*mut DiskStats> {
-    let key = DiskKey { dev, op };
-    if let Some(p) = DISK_STATS.get_ptr_mut(&key) {
-        return Some(p);
-    }
-    let zero = DISK_ZERO.get_ptr(0)?;
-    // SAFETY: a map value pointer, valid for the call; EEXIST (another CPU was first) is fine.
-    let _ = DISK_STATS.insert(&key, unsafe { &*zero }, BPF_NOEXIST as u64);
-    let p = DISK_STATS.get_ptr_mut(&key);
-    if p.is_none() {
-        count_failure(DISK_STATS_INSERT_FAILED);
-    }
-    p
+    get_or_insert_zero(
+        &DISK_STATS,
+        &DISK_ZERO,
+        &DiskKey { dev, op },
+        DISK_STATS_INSERT_FAILED,
+    )
 }
 
 /// Adds one observation of `ns` to a log2 histogram and its sum.

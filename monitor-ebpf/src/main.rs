@@ -12,12 +12,15 @@ mod audit_oom;
 mod audit_proc;
 mod audit_tcp;
 mod block;
+mod entry;
 mod health;
 mod maps;
+mod net;
 mod proc_lifecycle;
 mod sched_switch;
 mod sched_wakeup;
 mod task;
+mod tcp_health;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -44,6 +44,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
         load: needs_bpf || o.audit.is_some(),
         sched: o.enabled.contains(&"sched"),
         block: o.enabled.contains(&"block"),
+        net: o.enabled.contains(&"network"),
         sysfs: o.collectors.sysfs.clone(),
         bpf_stats: o.bpf_stats,
         attach: AttachOptions {

@@ -404,12 +404,23 @@ mod tests {
                 "filesystem",
                 "sched",
                 "block",
+                "network",
+                "netdev",
                 "bpf"
             ]
         );
         assert_eq!(
             run(&["--no-collector.sched"]).unwrap(),
-            vec!["cpu", "meminfo", "pressure", "filesystem", "block", "bpf"]
+            vec![
+                "cpu",
+                "meminfo",
+                "pressure",
+                "filesystem",
+                "block",
+                "network",
+                "netdev",
+                "bpf"
+            ]
         );
         assert_eq!(
             run(&["--no-collector.cpu", "--collector.cpu"]).unwrap(),
@@ -420,6 +431,8 @@ mod tests {
                 "filesystem",
                 "sched",
                 "block",
+                "network",
+                "netdev",
                 "bpf"
             ]
         );

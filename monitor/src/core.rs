@@ -35,6 +35,10 @@ use crate::{
     },
     collectors::{self, Collector, View},
     metrics::{family, gauge, ns_to_seconds},
+    net::{
+        kernel::{NetMaps, NetSnapshot},
+        layout::Layout as NetLayout,
+    },
     process::{
         budget::Export, counters::Counters, identity::comm_str, memory, table::ProcessTable,
     },
@@ -46,6 +50,7 @@ pub struct Kernel {
     pub ebpf: Option<Ebpf>,
     pub sched: Result<SchedMaps, String>,
     pub block: Result<BlockMaps, String>,
+    pub net: Result<NetMaps, String>,
     pub health: Option<HealthCounters>,
     pub hooks: Vec<(&'static str, Attached)>,
     /// Keeps the kernel counting program run time while held (`--bpf.stats`).
@@ -58,6 +63,7 @@ pub struct KernelOptions {
     pub load: bool,
     pub sched: bool,
     pub block: bool,
+    pub net: bool,
     /// sysfs mount point, where partitions are matched to their disks.
     pub sysfs: PathBuf,
     pub bpf_stats: bool,
@@ -84,6 +90,7 @@ impl Kernel {
                 ebpf: None,
                 sched: off("collector disabled"),
                 block: off("collector disabled"),
+                net: off("collector disabled"),
                 health: None,
                 hooks: Vec::new(),
                 stats: None,
@@ -112,6 +119,11 @@ impl Kernel {
         let mut loader = EbpfLoader::new();
         loader.btf(btf.as_ref());
         globals.apply(&mut loader);
+        let net_layout = NetLayout::read(
+            &tracefs_root,
+            std::path::Path::new("/sys/kernel/btf/vmlinux"),
+        );
+        net_layout.apply(&mut loader);
         let rwbs = opts
             .block
             .then(|| RwbsOffset::read(&tracefs_root).map_err(|e| format!("{e:#}")));
@@ -211,6 +223,16 @@ impl Kernel {
                     Ok(maps)
                 }),
         };
+        let net = if opts.net {
+            attacher
+                .collector("network", |a| crate::net::kernel::attach(|p| a.attach(p)))?
+                .and_then(|()| {
+                    crate::net::kernel::log_exactness(attacher.hooks);
+                    NetMaps::take(attacher.ebpf).map_err(|e| format!("{e:#}"))
+                })
+        } else {
+            off("collector disabled")
+        };
         let audit = match &opts.audit {
             None => None,
             Some(_) => {
@@ -235,6 +257,7 @@ impl Kernel {
             ebpf: Some(ebpf),
             sched,
             block,
+            net,
             health,
             hooks,
             stats,
@@ -393,6 +416,11 @@ pub struct ProcessJson<'a> {
     pub disk_reads_total: u64,
     pub disk_writes_total: u64,
     pub disk_latency_seconds_total: f64,
+    /// TCP and UDP payload bytes and packets (see the network collector).
+    pub net_tx_bytes_total: u64,
+    pub net_rx_bytes_total: u64,
+    pub net_tx_packets_total: u64,
+    pub net_rx_packets_total: u64,
 }
 
 #[derive(Serialize)]
@@ -412,6 +440,8 @@ pub struct Core {
     table: ProcessTable,
     sched: Result<SchedSnapshot, String>,
     block: Result<BlockSnapshot, String>,
+    net: Result<NetSnapshot, String>,
+    unattributed: crate::net::unattributed::Unattributed,
     collectors: Vec<Box<dyn Collector>>,
     last_refresh: Option<Instant>,
     /// `last_refresh` on CLOCK_MONOTONIC, in seconds, for readers in other processes.
@@ -442,6 +472,10 @@ impl Core {
             Ok(_) => Err("not read yet".to_string()),
             Err(e) => Err(e.clone()),
         };
+        let net = match &kernel.net {
+            Ok(_) => Err("not read yet".to_string()),
+            Err(e) => Err(e.clone()),
+        };
         Self {
             procfs,
             sysfs,
@@ -449,6 +483,8 @@ impl Core {
             table,
             sched,
             block,
+            net,
+            unattributed: Default::default(),
             collectors,
             last_refresh: None,
             read_at: 0.0,
@@ -527,6 +563,7 @@ impl Core {
             return;
         };
         let table = &mut self.table;
+        let net = &mut self.kernel.net;
         maps.drain_events(|ev| match ProcEventKind::from_u32(ev.kind) {
             Some(ProcEventKind::Exec) => table.on_exec(
                 ev.tgid,
@@ -542,10 +579,16 @@ impl Core {
         // listing /proc first can take a good part of a second on a busy host.
         self.read_at = monotonic_seconds();
         self.sched = (|| -> anyhow::Result<SchedSnapshot> {
-            let entries = maps.read_tasks()?;
+            let mut entries = maps.read_tasks()?;
+            if let Ok(n) = net.as_mut() {
+                n.merge(&mut entries, &live, |t| table.knows(t))?;
+            }
             let task_entries = entries.len();
             let delete = table.update(entries, &live, now);
             maps.remove_tasks(&delete);
+            if let Ok(n) = net.as_mut() {
+                n.remove(&delete);
+            }
             Ok(SchedSnapshot {
                 export: table.export(now),
                 hist: maps.histogram()?,
@@ -578,6 +621,30 @@ impl Core {
             tracing::warn!(collector = "sched", error = %why, "refresh failed");
             why
         });
+        if let (Ok(n), Ok(s)) = (&self.kernel.net, &self.sched) {
+            let sockets = n.sockets();
+            let unattributed = crate::net::netdev::read(&self.procfs)
+                .map(|ifaces| {
+                    let procs = s.export.rows().iter().fold((0, 0), |acc, (_, c)| {
+                        let (tx, rx) = crate::net::counters::bytes(&c.net);
+                        (acc.0 + rx, acc.1 + tx)
+                    });
+                    self.unattributed.observe(now, &ifaces, procs);
+                    self.unattributed.total()
+                })
+                .map_err(|e| tracing::debug!(error = format!("{e:#}"), "interfaces"))
+                .ok();
+            self.net = Ok(NetSnapshot {
+                unattributed,
+                maps: n.map_stats(&sockets, &health),
+                sockets,
+                groups: self
+                    .table
+                    .processes()
+                    .map(|p| (p.identity.pid, p.group.clone()))
+                    .collect(),
+            });
+        }
     }
 
     /// Every family for one scrape; a failing collector is reported, never fatal.
@@ -588,6 +655,7 @@ impl Core {
             kernel: &self.kernel,
             sched: &self.sched,
             block: &self.block,
+            net: &self.net,
         };
         let mut out = Vec::new();
         let mut success = Vec::new();
@@ -671,6 +739,10 @@ impl Core {
                     disk_latency_seconds_total: ns_to_seconds(
                         p.last.disk_read_ns + p.last.disk_write_ns,
                     ),
+                    net_tx_bytes_total: crate::net::counters::bytes(&p.last.net).0,
+                    net_rx_bytes_total: crate::net::counters::bytes(&p.last.net).1,
+                    net_tx_packets_total: crate::net::counters::packets(&p.last.net).0,
+                    net_rx_packets_total: crate::net::counters::packets(&p.last.net).1,
                 }
             })
             .collect();

@@ -12,6 +12,7 @@ mod http;
 mod log;
 mod logmatch;
 mod metrics;
+mod net;
 mod process;
 mod run;
 mod top;

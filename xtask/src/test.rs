@@ -18,6 +18,10 @@ const TEST_PACKAGES: &[&str] = &[
     // sfdisk, for the partition the disk tests make.
     "fdisk",
     "tmux",
+    // Network namespaces and a veth pair (ip), loss and a delay queue (iptables) for the
+    // network tests.
+    "iproute2",
+    "iptables",
 ];
 
 pub fn run(filter: Option<&str>) -> anyhow::Result<()> {

@@ -42,10 +42,8 @@ pub const PROBES: &[Probe] = &[
     },
     Probe {
         measure: "audit_tcp",
-        choices: &[Choice {
-            program: "audit_tcp_state",
-            hook: Hook::Tracepoint("sock", "inet_sock_set_state"),
-        }],
+        // Shared with the network collector, which may have attached it already.
+        choices: &[crate::net::kernel::TCP_STATE],
     },
 ];
 
@@ -91,7 +89,10 @@ impl Globals {
                         KernelOffsets::default()
                     });
                 let scope = match &setup.cgroup {
-                    None => AuditScope::default(),
+                    None => AuditScope {
+                        enabled: 1,
+                        ..Default::default()
+                    },
                     Some(dir) => super::scope::of(dir)?,
                 };
                 (offsets, scope)
@@ -126,6 +127,12 @@ pub fn attach(
 ) -> anyhow::Result<(AuditMaps, Vec<Attached>)> {
     let mut attached = Vec::new();
     for p in PROBES {
+        if p.choices.iter().any(|c| {
+            ebpf.program(c.program)
+                .is_some_and(|prog| prog.fd().is_ok())
+        }) {
+            continue;
+        }
         match attach_all(ebpf, btf, std::slice::from_ref(p), opts) {
             Ok(a) => attached.extend(a),
             Err(e) if crate::bpf::is_permission_error(e.as_ref()) => return Err(e),

@@ -13,12 +13,7 @@ use crate::bpf::tracefs::Format;
 /// Record layouts of the tracepoints the audit programs read. A tracepoint the kernel lacks
 /// leaves its fields at 0 (its program will not attach either).
 pub fn trace_fields(tracefs: &Path) -> TraceFields {
-    let read = |cat: &str, ev: &str| {
-        Format::read(tracefs, cat, ev).unwrap_or_else(|e| {
-            tracing::debug!(error = format!("{e:#}"), "tracepoint format unavailable");
-            Format::default()
-        })
-    };
+    let read = |cat: &str, ev: &str| Format::read_or_empty(tracefs, cat, ev);
     let exec = read("sched", "sched_process_exec");
     let oom = read("oom", "mark_victim");
     let tcp = read("sock", "inet_sock_set_state");
@@ -52,11 +47,7 @@ pub fn trace_fields(tracefs: &Path) -> TraceFields {
 /// cannot be found is left at 0 and named in one warning: its field is then missing from
 /// the records, the rest still work.
 pub fn kernel_offsets(vmlinux: &Path) -> anyhow::Result<KernelOffsets> {
-    // Mmap: the file is megabytes and only a few structs are needed; parsing it all would
-    // cost tens of MiB of peak memory.
-    let btf = Btf::from_file_with_backend(vmlinux, Backend::Mmap)
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("reading BTF from {}", vmlinux.display()))?;
+    let btf = open_btf(vmlinux)?;
     let mut missing = Vec::new();
     let mut get = |ty: &str, path: &str| match offset_of(&btf, ty, path) {
         Ok(o) => o,
@@ -87,6 +78,16 @@ pub fn kernel_offsets(vmlinux: &Path) -> anyhow::Result<KernelOffsets> {
         );
     }
     Ok(o)
+}
+
+/// The kernel's BTF. Mapped where the kernel allows it (6.16+): the file is megabytes and
+/// only a few structs are needed, and parsing it all costs tens of MiB of peak memory (given
+/// back after loading). Older kernels cannot map it (ENODEV): it is read.
+pub fn open_btf(vmlinux: &Path) -> anyhow::Result<Btf> {
+    Btf::from_file_with_backend(vmlinux, Backend::Mmap)
+        .or_else(|_| Btf::from_file_with_backend(vmlinux, Backend::Cache))
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("reading BTF from {}", vmlinux.display()))
 }
 
 /// Byte offset of the dotted member `path` inside struct `ty`, looking through anonymous

@@ -42,7 +42,7 @@ pub fn of(dir: &Path) -> anyhow::Result<AuditScope> {
     Ok(AuditScope {
         cgroup_id: meta.ino(),
         cgroup_level: rel.components().count() as u32,
-        _pad: 0,
+        enabled: 1,
     })
 }
 

@@ -89,6 +89,15 @@ impl Format {
         Ok(Self::parse(&text))
     }
 
+    /// As `read`, or no fields when the event cannot be read (a kernel without it: its
+    /// program will not attach either).
+    pub fn read_or_empty(tracefs: &Path, category: &str, event: &str) -> Self {
+        Self::read(tracefs, category, event).unwrap_or_else(|e| {
+            tracing::debug!(error = format!("{e:#}"), "tracepoint format unavailable");
+            Self::default()
+        })
+    }
+
     /// The field's offset, if the record has it.
     pub fn get(&self, name: &str) -> Option<u32> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, o)| *o)

@@ -97,6 +97,7 @@ impl Collector for Bpf {
             .iter()
             .flat_map(|s| &s.maps)
             .chain(view.block.iter().flat_map(|b| &b.maps))
+            .chain(view.net.iter().flat_map(|n| &n.maps))
             .collect();
         if !maps.is_empty() {
             out.push(family(

@@ -5,13 +5,18 @@ use std::path::Path;
 
 use prometheus::proto::MetricFamily;
 
-use crate::core::{BlockSnapshot, Kernel, SchedSnapshot};
+use crate::{
+    core::{BlockSnapshot, Kernel, SchedSnapshot},
+    net::kernel::NetSnapshot,
+};
 
 pub mod block;
 pub mod bpf;
 pub mod cpu;
 pub mod filesystem;
 pub mod meminfo;
+pub mod netdev;
+pub mod network;
 pub mod pressure;
 pub mod sched;
 
@@ -21,6 +26,7 @@ pub struct View<'a> {
     pub kernel: &'a Kernel,
     pub sched: &'a Result<SchedSnapshot, String>,
     pub block: &'a Result<BlockSnapshot, String>,
+    pub net: &'a Result<NetSnapshot, String>,
 }
 
 pub trait Collector: Send {
@@ -63,6 +69,8 @@ pub const ALL: &[Spec] = &[
     filesystem::SPEC,
     sched::SPEC,
     block::SPEC,
+    network::SPEC,
+    netdev::SPEC,
     bpf::SPEC,
 ];
 

@@ -2,7 +2,9 @@
 
 use std::ops::{Add, AddAssign};
 
-use monitor_common::sched::TaskCounters;
+use monitor_common::{net::NetCounters, sched::TaskCounters};
+
+use crate::net::counters as net;
 
 /// Totals of one process or group, as the kernel counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct Counters {
     pub disk_writes: u64,
     pub disk_read_ns: u64,
     pub disk_write_ns: u64,
+    /// Traffic and TCP health (`NET_STATS`, merged in by tgid).
+    pub net: NetCounters,
 }
 
 impl Counters {
@@ -50,6 +54,7 @@ impl Counters {
             disk_writes: self.disk_writes.saturating_sub(earlier.disk_writes),
             disk_read_ns: self.disk_read_ns.saturating_sub(earlier.disk_read_ns),
             disk_write_ns: self.disk_write_ns.saturating_sub(earlier.disk_write_ns),
+            net: net::since(&self.net, &earlier.net),
         }
     }
 
@@ -69,6 +74,7 @@ impl Counters {
             disk_writes: self.disk_writes.max(other.disk_writes),
             disk_read_ns: self.disk_read_ns.max(other.disk_read_ns),
             disk_write_ns: self.disk_write_ns.max(other.disk_write_ns),
+            net: net::max(&self.net, &other.net),
         }
     }
 }
@@ -90,6 +96,7 @@ impl Add for Counters {
             disk_writes: self.disk_writes + o.disk_writes,
             disk_read_ns: self.disk_read_ns + o.disk_read_ns,
             disk_write_ns: self.disk_write_ns + o.disk_write_ns,
+            net: net::add(&self.net, &o.net),
         }
     }
 }
@@ -116,6 +123,7 @@ impl From<TaskCounters> for Counters {
             disk_writes: c.disk_writes,
             disk_read_ns: c.disk_read_ns,
             disk_write_ns: c.disk_write_ns,
+            net: NetCounters::default(),
         }
     }
 }

@@ -249,6 +249,14 @@ impl ProcessTable {
         e
     }
 
+    /// Whether `tgid` is a process the table follows, or one that exited in the last few
+    /// seconds (whose late kernel counts still join its group).
+    pub fn knows(&self, tgid: u32) -> bool {
+        self.procs.contains_key(&tgid)
+            || self.exited.contains_key(&tgid)
+            || self.recently_exited.contains_key(&tgid)
+    }
+
     pub fn processes(&self) -> impl Iterator<Item = &Proc> {
         self.procs.values()
     }

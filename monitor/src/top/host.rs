@@ -144,22 +144,11 @@ pub fn parse_net_dev(text: &str, is_physical: impl Fn(&str) -> bool) -> anyhow::
         read: 0.0,
         write: 0.0,
     };
-    // Two header lines, then "  name: rx_bytes ... (8 receive columns) tx_bytes ...".
-    for (n, line) in text.lines().enumerate().skip(2) {
-        let (name, rest) = line
-            .split_once(':')
-            .with_context(|| format!("line {}: no interface name", n + 1))?;
-        if !is_physical(name.trim()) {
-            continue;
+    for i in crate::net::netdev::parse(text)? {
+        if is_physical(&i.name) {
+            io.read += i.bytes.0 as f64;
+            io.write += i.bytes.1 as f64;
         }
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let num = |i: usize| {
-            f.get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .with_context(|| format!("line {}: bad column {}", n + 1, i + 1))
-        };
-        io.read += num(0)?;
-        io.write += num(8)?;
     }
     Ok(io)
 }

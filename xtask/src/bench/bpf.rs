@@ -1,10 +1,17 @@
 //! The kernel's own per-program accounting: `kernel.bpf_stats_enabled`, `bpftool prog show
 //! --json`, and which programs a process holds (its fds' `prog_id` in `/proc/<pid>/fdinfo`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::File,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context as _};
 
+use super::procs::{self, Proc};
 use crate::cmd;
 
 const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
@@ -143,5 +150,48 @@ pub fn add_delta(
         let c = into.entry(a.name.clone()).or_default();
         c.runs += a.run_cnt.saturating_sub(b.run_cnt);
         c.ns += a.run_time_ns.saturating_sub(b.run_time_ns);
+    }
+}
+
+/// Starts `c` with its stdout and stderr in `log`, and returns once one of the programs it
+/// holds that `ready` names has run (so it is attached: run counts only move then), plus
+/// 300 ms for the rest of its start-up. `poke` makes the events that program waits for.
+pub fn start_attached(
+    c: &mut Command,
+    stop: libc::c_int,
+    what: &str,
+    log: &Path,
+    mut poke: impl FnMut() -> anyhow::Result<()>,
+    ready: impl Fn(&str) -> bool,
+) -> anyhow::Result<Proc> {
+    let f = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    c.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
+    let mut p = Proc::spawn(c, stop, what)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        procs::check_interrupted()?;
+        if let Some(s) = p.exited() {
+            bail!(
+                "{what} exited ({s}) before attaching; {}",
+                procs::tail(log, 20)
+            );
+        }
+        poke()?;
+        let snap = snapshot()?;
+        let running = owned_prog_ids(p.pid())
+            .iter()
+            .filter_map(|id| snap.get(id))
+            .any(|p| p.run_cnt > 0 && ready(&p.name));
+        if running {
+            procs::sleep(Duration::from_millis(300))?;
+            return Ok(p);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what} did not attach within 30 s; {}",
+                procs::tail(log, 20)
+            );
+        }
+        procs::sleep(Duration::from_millis(100))?;
     }
 }

@@ -9,7 +9,6 @@ use std::{
     fs::File,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _};
@@ -143,25 +142,13 @@ fn start(cfg: Config, env: &Env, lo: &Loop, tag: &str) -> anyhow::Result<Option<
         Config::Biolatency => Command::new(BIOLATENCY),
     };
     let log = env.dir.join(format!("disk-{}-{tag}.log", cfg.name()));
-    let f = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    c.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
     let stop = if cfg == Config::Biolatency {
         libc::SIGINT
     } else {
         libc::SIGTERM
     };
-    let mut p = Proc::spawn(&mut c, stop, cfg.name())?;
     // Attached once a completion program of its has run: poke the device until one does.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        procs::check_interrupted()?;
-        if let Some(s) = p.exited() {
-            bail!(
-                "{} exited ({s}) before attaching; {}",
-                cfg.name(),
-                procs::tail(&log, 20)
-            );
-        }
+    let poke = || {
         let _ = cmd::new("dd")
             .args([
                 &format!("if={}", lo.dev),
@@ -172,24 +159,12 @@ fn start(cfg: Config, env: &Env, lo: &Loop, tag: &str) -> anyhow::Result<Option<
             ])
             .stderr(Stdio::null())
             .status();
-        let snap = bpf::snapshot()?;
-        let running = bpf::owned_prog_ids(p.pid())
-            .iter()
-            .filter_map(|id| snap.get(id))
-            .any(|p| p.name.contains("rq_complete") && p.run_cnt > 0);
-        if running {
-            procs::sleep(Duration::from_millis(300))?;
-            return Ok(Some((p, log)));
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} did not attach within 30 s; {}",
-                cfg.name(),
-                procs::tail(&log, 20)
-            );
-        }
-        procs::sleep(Duration::from_millis(100))?;
-    }
+        Ok(())
+    };
+    let p = bpf::start_attached(&mut c, stop, cfg.name(), &log, poke, |n| {
+        n.contains("rq_complete")
+    })?;
+    Ok(Some((p, log)))
 }
 
 pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {

@@ -13,10 +13,13 @@
 //!    reading the daemon, with the same 1,000 idle processes listed.
 //! 5. Block I/O: fio on a loop device alone, under the daemon and under libbpf-tools
 //!    `biolatency`: IOPS and ns per event of each block program.
+//! 6. Network: iperf3 over loopback alone, under the daemon's network programs (both hook
+//!    paths) and under a bpftrace equivalent: throughput and ns per event of each program.
 
 mod bpf;
 mod daemon;
 mod disk;
+mod net;
 mod procs;
 mod report;
 mod tools;
@@ -34,7 +37,8 @@ use anyhow::{bail, Context as _};
 use crate::{cmd, setup};
 
 /// linux-perf: `perf bench`; libbpf-tools: `runqlat`, `biolatency`; bpftrace; bpftool:
-/// program stats; tmux: a terminal for `monitor top`; fio: the disk workload.
+/// program stats; tmux: a terminal for `monitor top`; fio: the disk workload; iperf3: the
+/// network workload.
 const PACKAGES: &[&str] = &[
     "linux-perf",
     "libbpf-tools",
@@ -42,6 +46,7 @@ const PACKAGES: &[&str] = &[
     "bpftool",
     "tmux",
     "fio",
+    "iperf3",
 ];
 
 #[derive(clap::Args)]
@@ -76,6 +81,15 @@ pub struct Options {
     /// Only the disk figure (5).
     #[arg(long)]
     pub disk_only: bool,
+    /// iperf3 runs per configuration in the network figure (the four are interleaved).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub net_runs: u32,
+    /// Seconds per iperf3 run.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub net_seconds: u64,
+    /// Only the network figure (6).
+    #[arg(long)]
+    pub net_only: bool,
     /// Port the daemon listens on, on 127.0.0.1 (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -129,7 +143,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
     perf_args.extend(["-g".into(), o.groups.to_string()]);
     perf_args.extend(["-l".into(), o.loops.to_string()]);
-    preflight()?;
+    if o.net_only {
+        net::preflight()?;
+    } else {
+        preflight()?;
+    }
     let env = Env {
         bin,
         dir,
@@ -142,6 +160,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         env.stats.old(),
         env.dir.display()
     );
+    if o.net_only {
+        let net = net::phase(o, &env)?;
+        net::print(o, &net);
+        return Ok(());
+    }
     if !o.disk_only {
         let work = workload::phase(o, &env)?;
         let daemon = daemon::phase(o, &env)?;
@@ -150,6 +173,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
     let disk = disk::phase(o, &env)?;
     disk::print(o, &disk);
+    if !o.disk_only {
+        net::preflight()?;
+        let net = net::phase(o, &env)?;
+        net::print(o, &net);
+    }
     // Dropping `env` restores kernel.bpf_stats_enabled (also on the error paths above).
     Ok(())
 }

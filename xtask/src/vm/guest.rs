@@ -21,6 +21,13 @@ pub const WORKLOAD_RUNS: u32 = 3;
 pub const DISK_READS: u32 = 32;
 pub const DISK_READ_BYTES: u64 = 32 * 64 * 1024;
 
+/// Network workload per daemon run (the tests' `net-child`, over the guest's loopback): one
+/// TCP connection carrying `NET_BYTES` from group "vmnetcli" to group "vmnetsrv", and
+/// `UDP_COUNT` datagrams of `UDP_SIZE` bytes from "vmudpcli" to "vmudpsrv".
+pub const NET_BYTES: u64 = 1 << 20;
+pub const UDP_COUNT: u64 = 200;
+pub const UDP_SIZE: u64 = 1000;
+
 /// One daemon configuration run in the guest.
 pub struct GuestRun {
     pub name: &'static str,
@@ -38,7 +45,8 @@ pub const RUNS: &[GuestRun] = &[
     GuestRun {
         name: "classic",
         group: "vmclassic",
-        args: "--debug.fail-attach sched_switch_btf --debug.fail-attach block_owner_io_start",
+        args: "--debug.fail-attach sched_switch_btf --debug.fail-attach block_owner_io_start \
+               --debug.fail-attach net_sock_send --debug.fail-attach net_sock_recv",
     },
 ];
 
@@ -70,6 +78,22 @@ fn init_script() -> String {
     s.push_str(&format!(
         "  dd if=/dev/loop0 of=/dev/null bs={} count={DISK_READS} iflag=direct 2>/dev/null\n",
         DISK_READ_BYTES / u64::from(DISK_READS)
+    ));
+    // A server in the background prints its port; the client talks to it; both exit when
+    // done (stdin is /dev/null).
+    s.push_str(&format!(
+        "  net() {{\n\
+             kind=$1; srv=$2; cli=$3; n=$4; shift 4\n\
+             cp /opt/net-child /tmp/$srv; cp /opt/net-child /tmp/$cli\n\
+             /tmp/$srv $kind-server 127.0.0.1 $n </dev/null >/tmp/$srv.out &\n\
+             spid=$!\n\
+             i=0; until grep -q port /tmp/$srv.out; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done\n\
+             port=$(sed -n 's/port //p' /tmp/$srv.out)\n\
+             /tmp/$cli $kind-client 127.0.0.1:$port \"$@\" </dev/null >/dev/null\n\
+             wait $spid\n\
+           }}\n\
+           net tcp vmnetsrv vmnetcli 1 {NET_BYTES} 1\n\
+           net udp vmudpsrv vmudpcli {UDP_COUNT} {UDP_COUNT} {UDP_SIZE}\n"
     ));
     s.push_str(
         "  sleep 1.5\n\
@@ -110,9 +134,14 @@ fn libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Builds `<work>/initramfs.gz` around `monitor` and the kernel's loop module, and returns
-/// its path.
-pub fn initramfs(monitor: &Path, loop_module: &Path, work: &Path) -> anyhow::Result<PathBuf> {
+/// Builds `<work>/initramfs.gz` around `monitor`, the network workload `net_child` and the
+/// kernel's loop module, and returns its path.
+pub fn initramfs(
+    monitor: &Path,
+    net_child: &Path,
+    loop_module: &Path,
+    work: &Path,
+) -> anyhow::Result<PathBuf> {
     let root = work.join("root");
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
@@ -124,10 +153,13 @@ pub fn initramfs(monitor: &Path, loop_module: &Path, work: &Path) -> anyhow::Res
         .context("copying /bin/busybox (Debian package busybox-static)")?;
     std::fs::copy(monitor, root.join("monitor"))?;
     std::fs::copy("/bin/dash", root.join("opt/dash"))?;
+    std::fs::copy(net_child, root.join("opt/net-child"))
+        .with_context(|| format!("copying {}", net_child.display()))?;
     std::fs::copy(loop_module, root.join("opt/loop.ko"))
         .with_context(|| format!("copying {}", loop_module.display()))?;
     let mut libs = libraries(monitor)?;
     libs.extend(libraries(Path::new("/bin/dash"))?);
+    libs.extend(libraries(net_child)?);
     libs.sort();
     libs.dedup();
     for l in &libs {

@@ -57,6 +57,20 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
         ("disk_issue", "tracepoint/block/block_rq_issue"),
         ("disk_completion", "tracepoint/block/block_rq_complete"),
     ];
+    // sock_send_length and sock_recv_length exist from 6.3; the classic run forces the older
+    // hooks everywhere.
+    if series == "6.1" || run == "classic" {
+        hooks.push(("net_send", "tracepoint/net/net_dev_queue"));
+        hooks.push(("net_receive", "tracepoint/skb/skb_copy_datagram_iovec"));
+        hooks.push(("net_receive_udp", "tracepoint/skb/consume_skb"));
+    } else {
+        hooks.push(("net_send", "tracepoint/sock/sock_send_length"));
+        hooks.push(("net_receive", "tracepoint/sock/sock_recv_length"));
+    }
+    hooks.push(("tcp_state", "tracepoint/sock/inet_sock_set_state"));
+    hooks.push(("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"));
+    hooks.push(("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"));
+    hooks.push(("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"));
     // block_io_start exists from 6.5; the classic run forces the older path everywhere.
     if series == "6.1" || run == "classic" {
         hooks.push(("disk_submitter", "tracepoint/block/block_bio_queue"));
@@ -86,7 +100,7 @@ fn check_run(
     if out.log.contains("panicked") || out.log.contains("ERROR") {
         bail!("run {}: the daemon logged an error:\n{}", run.name, out.log);
     }
-    for c in ["cpu", "sched", "block", "bpf"] {
+    for c in ["cpu", "sched", "block", "network", "netdev", "bpf"] {
         let v = m.get(&format!("monitor_collector_success{{collector=\"{c}\"}}"));
         if v != Some(&1.0) {
             bail!(
@@ -141,6 +155,7 @@ fn check_run(
             bail!("run {}: {series} is {got:?}, expected {want}", run.name);
         }
     }
+    check_network(run, m)?;
     let g = run.group;
     for what in ["starts", "exits"] {
         let v = m.get(&format!("monitor_process_{what}_total{{group=\"{g}\"}}"));
@@ -170,15 +185,58 @@ fn check_run(
         .collect())
 }
 
+/// The guest's network workload, per group: exact payload bytes on every path.
+fn check_network(
+    run: &guest::GuestRun,
+    m: &std::collections::BTreeMap<String, f64>,
+) -> anyhow::Result<()> {
+    let bytes = |g: &str, dir: &str, proto: &str| {
+        format!(
+            "monitor_process_net_bytes_total{{group=\"{g}\",direction=\"{dir}\",protocol=\"{proto}\"}}"
+        )
+    };
+    let tcp = guest::NET_BYTES as f64;
+    let udp = (guest::UDP_COUNT * guest::UDP_SIZE) as f64;
+    let want = vec![
+        (bytes("vmnetcli", "tx", "tcp"), tcp),
+        (bytes("vmnetsrv", "rx", "tcp"), tcp),
+        (bytes("vmudpcli", "tx", "udp"), udp),
+        (bytes("vmudpsrv", "rx", "udp"), udp),
+        (
+            r#"monitor_process_net_packets_total{group="vmudpcli",direction="tx",protocol="udp"}"#
+                .to_string(),
+            guest::UDP_COUNT as f64,
+        ),
+        (
+            r#"monitor_process_tcp_connections_opened_total{group="vmnetcli",kind="active"}"#
+                .to_string(),
+            1.0,
+        ),
+        (
+            r#"monitor_process_tcp_connections_opened_total{group="vmnetsrv",kind="passive"}"#
+                .to_string(),
+            1.0,
+        ),
+    ];
+    for (series, want) in want {
+        let got = m.get(&series).copied();
+        if got != Some(want) {
+            bail!("run {}: {series} is {got:?}, expected {want}", run.name);
+        }
+    }
+    Ok(())
+}
+
 /// Boots one kernel and checks it; `Ok` carries the report line's details.
 fn test_kernel(
     series: &str,
     monitor: &std::path::Path,
+    net_child: &std::path::Path,
     work: &std::path::Path,
 ) -> anyhow::Result<String> {
     let package = kernel::resolve(series)?;
     let files = kernel::fetch(&package, &work.join("kernels"))?;
-    let initrd = guest::initramfs(monitor, &files.loop_module, work)?;
+    let initrd = guest::initramfs(monitor, net_child, &files.loop_module, work)?;
     let log = work.join(format!("{package}.console.log"));
     let start = Instant::now();
     let console = qemu::boot(&files.vmlinuz, &initrd, &log, BOOT_LIMIT)?;
@@ -221,13 +279,22 @@ pub fn run_matrix(kernels: &[String], build: bool) -> anyhow::Result<(u64, u64)>
     }
     if build {
         cmd::run(cmd::new("cargo").args(["build", "--release", "-p", "monitor"]))?;
+        cmd::run(cmd::new("cargo").args([
+            "build",
+            "--release",
+            "-p",
+            "monitor-tests",
+            "--bin",
+            "net-child",
+        ]))?;
     }
     let work = cmd::root().join("target/vm");
     std::fs::create_dir_all(&work)?;
     let monitor = cmd::root().join("target/release/monitor");
+    let net_child = cmd::root().join("target/release/net-child");
     let (mut passed, mut failed) = (0, 0);
     for k in kernels {
-        match test_kernel(k, &monitor, &work) {
+        match test_kernel(k, &monitor, &net_child, &work) {
             Ok(line) => {
                 passed += 1;
                 println!("vm-test {k}: PASS {line}");
@@ -260,7 +327,7 @@ mod tests {
 
     fn output(hook: &str, starts: f64) -> guest::RunOutput {
         let mut o = guest::RunOutput::default();
-        for c in ["cpu", "sched", "block", "bpf"] {
+        for c in ["cpu", "sched", "block", "network", "netdev", "bpf"] {
             o.metrics.insert(
                 format!("monitor_collector_success{{collector=\"{c}\"}}"),
                 1.0,
@@ -277,6 +344,13 @@ mod tests {
             ("disk_completion", "tracepoint/block/block_rq_complete"),
             ("disk_submitter", "tracepoint/block/block_bio_queue"),
             ("disk_submitter_split", "tracepoint/block/block_split"),
+            ("net_send", "tracepoint/net/net_dev_queue"),
+            ("net_receive", "tracepoint/skb/skb_copy_datagram_iovec"),
+            ("net_receive_udp", "tracepoint/skb/consume_skb"),
+            ("tcp_state", "tracepoint/sock/inet_sock_set_state"),
+            ("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"),
+            ("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"),
+            ("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"),
         ] {
             o.metrics.insert(
                 format!("monitor_bpf_hook_info{{collector=\"sched\",measure=\"{m}\",program=\"p\",hook=\"{h}\"}}"),
@@ -303,6 +377,34 @@ mod tests {
             (
                 r#"monitor_process_disk_requests_total{group="dd",op="read"}"#,
                 32.0,
+            ),
+            (
+                r#"monitor_process_net_bytes_total{group="vmnetcli",direction="tx",protocol="tcp"}"#,
+                1048576.0,
+            ),
+            (
+                r#"monitor_process_net_bytes_total{group="vmnetsrv",direction="rx",protocol="tcp"}"#,
+                1048576.0,
+            ),
+            (
+                r#"monitor_process_net_bytes_total{group="vmudpcli",direction="tx",protocol="udp"}"#,
+                200000.0,
+            ),
+            (
+                r#"monitor_process_net_packets_total{group="vmudpcli",direction="tx",protocol="udp"}"#,
+                200.0,
+            ),
+            (
+                r#"monitor_process_net_bytes_total{group="vmudpsrv",direction="rx",protocol="udp"}"#,
+                200000.0,
+            ),
+            (
+                r#"monitor_process_tcp_connections_opened_total{group="vmnetcli",kind="active"}"#,
+                1.0,
+            ),
+            (
+                r#"monitor_process_tcp_connections_opened_total{group="vmnetsrv",kind="passive"}"#,
+                1.0,
             ),
         ] {
             o.metrics.insert(s.into(), v);

@@ -1,0 +1,34 @@
+//! Counter entries created on first use.
+
+// Keys and values by reference, as in `block` (large values must stay off the BPF stack).
+#![allow(clippy::needless_borrows_for_generic_args)]
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    maps::{HashMap, PerCpuArray},
+};
+
+use crate::health::count_failure;
+
+/// The entry of `key`, inserted from `zero` (a zeroed per-CPU value, so a large value is
+/// never built on the BPF stack) when missing; a failed insert (a full map) is counted as
+/// health index `fail`.
+#[inline(always)]
+pub fn get_or_insert_zero<K, V>(
+    map: &HashMap<K, V>,
+    zero: &PerCpuArray<V>,
+    key: &K,
+    fail: u32,
+) -> Option<*mut V> {
+    if let Some(p) = map.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let z = zero.get_ptr(0)?;
+    // SAFETY: a map value pointer, valid for the call; EEXIST (another CPU was first) is fine.
+    let _ = map.insert(key, unsafe { &*z }, BPF_NOEXIST as u64);
+    let p = map.get_ptr_mut(key);
+    if p.is_none() {
+        count_failure(fail);
+    }
+    p
+}

@@ -1,0 +1,394 @@
+//! Per-process network traffic: payload bytes and packets, TCP and UDP, charged to the
+//! process that sends or receives (`NET_STATS`, per thread group like `TASK_STATS`).
+//!
+//! Two hooks per direction, chosen by the daemon at attach time:
+//! - 6.3+: `sock:sock_send_length` / `sock_recv_length`, in the caller's context with the
+//!   socket, its family and protocol and the bytes moved: exact payload bytes per call;
+//! - before 6.3: receive through `skb:skb_copy_datagram_iovec` (the reader's context, one
+//!   event per buffer copied to it; TCP only: UDP copies a linear datagram without it) and,
+//!   for UDP, `skb:consume_skb` (a datagram freed by the reader once read), send through `net:net_dev_queue` (one event per buffer
+//!   handed to a device, in the sender's context for UDP, possibly in softirq for TCP, so TCP
+//!   is charged to the socket's owner from `TCP_SOCKS` and measured by `tcp_sock.bytes_sent`,
+//!   which includes retransmitted payload).
+//!
+//! TCP packets are the socket's own segment counters (`segs_out`, `segs_in`, as the kernel's
+//! `OutSegs`/`InSegs` count them) and retransmits its `total_retrans`, read at each event on
+//! the socket: what moved since the last reading is charged to the owner (see `tcp_sync`).
+//! UDP packets are datagrams: one per call or per buffer.
+
+// Map keys and values go by reference, as in `block` (a 200-byte value must not be copied
+// onto the BPF stack).
+#![allow(clippy::needless_borrows_for_generic_args)]
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    macros::{map, tracepoint},
+    maps::{HashMap, PerCpuArray},
+    programs::TracePointContext,
+};
+use monitor_common::{
+    audit::{tcp_state, SockOwner},
+    health::{NET_STATS_INSERT_FAILED, TCP_SOCKS_INSERT_FAILED},
+    maps::NET_STATS_CAPACITY,
+    net::{NetCounters, NetLayout, MSG_PEEK, PROTO_TCP, PROTO_UDP},
+};
+
+use crate::{
+    atomic::add,
+    audit::{global, read_field},
+    audit_oom::read,
+    audit_tcp::{current_owner, TCP_SOCKS},
+    entry::get_or_insert_zero,
+    health::count_failure,
+};
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+const IPPROTO_TCP: u16 = 6;
+const IPPROTO_UDP: u16 = 17;
+/// `skc_state` of the mini sockets a packet can carry instead of a full one.
+const TCP_NEW_SYN_RECV: u8 = 12;
+const TCP_TIME_WAIT: u8 = 6;
+
+/// Per thread group: traffic and TCP health. A plain hash, as `TASK_STATS` (an eviction
+/// would take a counter backwards); the daemon removes entries with their process.
+#[map(name = "NET_STATS")]
+pub static NET_STATS: HashMap<u32, NetCounters> = HashMap::with_max_entries(NET_STATS_CAPACITY, 0);
+
+/// A zeroed `NetCounters` to insert from (kept off the BPF stack).
+#[map(name = "NET_ZERO")]
+static NET_ZERO: PerCpuArray<NetCounters> = PerCpuArray::with_max_entries(1, 0);
+
+// Set by the daemon at load time; zero means unknown.
+#[unsafe(no_mangle)]
+static NET_LAYOUT: NetLayout = NetLayout {
+    len_sk: 0,
+    len_family: 0,
+    len_protocol: 0,
+    len_ret: 0,
+    len_flags: 0,
+    copy_skb: 0,
+    copy_len: 0,
+    queue_skb: 0,
+    consume_skb: 0,
+    retransmit_sk: 0,
+    send_reset_sk: 0,
+    receive_reset_sk: 0,
+    skb_sk: 0,
+    skb_head: 0,
+    skb_data: 0,
+    skb_len: 0,
+    skb_transport_header: 0,
+    skb_network_header: 0,
+    sk_family: 0,
+    sk_state: 0,
+    sk_protocol: 0,
+    tcp_segs_out: 0,
+    tcp_segs_in: 0,
+    tcp_total_retrans: 0,
+    tcp_bytes_sent: 0,
+    _pad: 0,
+};
+
+#[inline(always)]
+pub fn layout() -> &'static NetLayout {
+    &NET_LAYOUT
+}
+
+const TX: bool = true;
+const RX: bool = false;
+
+#[tracepoint(category = "sock", name = "sock_send_length")]
+pub fn net_sock_send(ctx: TracePointContext) -> u32 {
+    on_sock_length(&ctx, TX);
+    0
+}
+
+#[tracepoint(category = "sock", name = "sock_recv_length")]
+pub fn net_sock_recv(ctx: TracePointContext) -> u32 {
+    on_sock_length(&ctx, RX);
+    0
+}
+
+#[inline(always)]
+fn on_sock_length(ctx: &TracePointContext, tx: bool) {
+    let l = layout();
+    let (Some(sk), Some(family), Some(protocol), Some(ret)) = (
+        read::<u64>(ctx, global(&l.len_sk)),
+        read::<u16>(ctx, global(&l.len_family)),
+        read::<u16>(ctx, global(&l.len_protocol)),
+        read::<i32>(ctx, global(&l.len_ret)),
+    ) else {
+        return;
+    };
+    if ret <= 0 || (family != AF_INET && family != AF_INET6) {
+        return;
+    }
+    if !tx && read::<i32>(ctx, global(&l.len_flags)).unwrap_or(0) & MSG_PEEK != 0 {
+        return;
+    }
+    let proto = match protocol {
+        IPPROTO_TCP => PROTO_TCP,
+        IPPROTO_UDP => PROTO_UDP,
+        _ => return,
+    };
+    charge_current(tx, proto, ret as u64);
+    if proto == PROTO_TCP {
+        if let Some(o) = tcp_owner(sk, true) {
+            tcp_sync(sk, o, false);
+        }
+    }
+}
+
+#[tracepoint(category = "skb", name = "skb_copy_datagram_iovec")]
+pub fn net_skb_copy(ctx: TracePointContext) -> u32 {
+    let l = layout();
+    let (Some(skb), Some(len)) = (
+        read::<u64>(&ctx, global(&l.copy_skb)),
+        read::<i32>(&ctx, global(&l.copy_len)),
+    ) else {
+        return 0;
+    };
+    if len <= 0 {
+        return 0;
+    }
+    let Some((sk, proto)) = skb_socket(skb) else {
+        return 0;
+    };
+    charge_current(RX, proto, len as u64);
+    if proto == PROTO_TCP {
+        if let Some(o) = tcp_owner(sk, true) {
+            tcp_sync(sk, o, false);
+        }
+    }
+    0
+}
+
+#[tracepoint(category = "net", name = "net_dev_queue")]
+pub fn net_dev_queue(ctx: TracePointContext) -> u32 {
+    let l = layout();
+    let Some(skb) = read::<u64>(&ctx, global(&l.queue_skb)) else {
+        return 0;
+    };
+    let Some((sk, proto)) = skb_socket(skb) else {
+        return 0;
+    };
+    if proto == PROTO_TCP {
+        // Possibly softirq (ACK-clocked sends): only a socket whose owner is known.
+        if let Some(o) = tcp_owner(sk, false) {
+            tcp_sync(sk, o, true);
+        }
+        return 0;
+    }
+    // UDP is sent in the sender's context: the payload is the UDP length less its header.
+    let (Some(head), Some(th)) = (
+        read_field::<u64>(skb, global(&l.skb_head)),
+        read_field::<u16>(skb, global(&l.skb_transport_header)),
+    ) else {
+        return 0;
+    };
+    if th == u16::MAX || head == 0 {
+        return 0;
+    }
+    // SAFETY: a probe read; a bad address fails instead of faulting.
+    let Ok(ulen) = (unsafe { bpf_probe_read_kernel((head + u64::from(th) + 4) as *const [u8; 2]) })
+    else {
+        return 0;
+    };
+    let ulen = u16::from_be_bytes(ulen);
+    if ulen >= 8 {
+        charge_current(TX, PROTO_UDP, u64::from(ulen - 8));
+    }
+    0
+}
+
+/// Before 6.3, UDP received: a datagram is freed by `recvmsg` once read (a peek keeps it), in
+/// the reader's context. Of every buffer freed, only those whose data starts right after an
+/// 8-byte transport header (the UDP receive path pulls the header; a sent buffer starts at
+/// its link header; TCP's header is 20 bytes or more) of an IP packet carrying UDP.
+#[tracepoint(category = "skb", name = "consume_skb")]
+pub fn net_udp_consume(ctx: TracePointContext) -> u32 {
+    let l = layout();
+    let Some(skb) = read::<u64>(&ctx, global(&l.consume_skb)) else {
+        return 0;
+    };
+    let (Some(head), Some(data), Some(th)) = (
+        read_field::<u64>(skb, global(&l.skb_head)),
+        read_field::<u64>(skb, global(&l.skb_data)),
+        read_field::<u16>(skb, global(&l.skb_transport_header)),
+    ) else {
+        return 0;
+    };
+    if head == 0 || th == u16::MAX || data != head + u64::from(th) + 8 {
+        return 0;
+    }
+    let Some(nh) = read_field::<u16>(skb, global(&l.skb_network_header)) else {
+        return 0;
+    };
+    let ip = head + u64::from(nh);
+    // SAFETY: probe reads; a bad address fails instead of faulting.
+    let proto = match unsafe { bpf_probe_read_kernel(ip as *const u8) }.map(|b| b >> 4) {
+        Ok(4) => unsafe { bpf_probe_read_kernel((ip + 9) as *const u8) },
+        Ok(6) => unsafe { bpf_probe_read_kernel((ip + 6) as *const u8) },
+        _ => return 0,
+    };
+    if proto != Ok(IPPROTO_UDP as u8) {
+        return 0;
+    }
+    if let Some(len) = read_field::<u32>(skb, global(&l.skb_len)) {
+        charge_current(RX, PROTO_UDP, u64::from(len));
+    }
+    0
+}
+
+/// The full TCP or UDP socket a buffer belongs to, with its protocol index.
+#[inline(always)]
+fn skb_socket(skb: u64) -> Option<(u64, usize)> {
+    let l = layout();
+    let sk = read_field::<u64>(skb, global(&l.skb_sk))?;
+    let family = read_field::<u16>(sk, global(&l.sk_family))?;
+    if family != AF_INET && family != AF_INET6 {
+        return None;
+    }
+    // Mini sockets (a SYN-ACK's request, a TIME_WAIT ACK) end before `sk_protocol`.
+    let state = read_field::<u8>(sk, global(&l.sk_state))?;
+    if state == TCP_NEW_SYN_RECV || state == TCP_TIME_WAIT {
+        return None;
+    }
+    match read_field::<u16>(sk, global(&l.sk_protocol))? {
+        IPPROTO_TCP => Some((sk, PROTO_TCP)),
+        IPPROTO_UDP => Some((sk, PROTO_UDP)),
+        _ => None,
+    }
+}
+
+/// Bytes (and, for UDP, one datagram) moved by the current task.
+#[inline(always)]
+fn charge_current(tx: bool, proto: usize, bytes: u64) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(c) = net_stats(tgid) else {
+        return;
+    };
+    // SAFETY: a map value valid during the program; other CPUs update it too. `proto` is
+    // 0 or 1, checked again for the verifier.
+    unsafe {
+        if proto > PROTO_UDP {
+            return;
+        }
+        let (b, p) = if tx {
+            (
+                (&raw mut (*c).tx_bytes as *mut u64).add(proto),
+                (&raw mut (*c).tx_packets as *mut u64).add(proto),
+            )
+        } else {
+            (
+                (&raw mut (*c).rx_bytes as *mut u64).add(proto),
+                (&raw mut (*c).rx_packets as *mut u64).add(proto),
+            )
+        };
+        add(b, bytes);
+        if proto == PROTO_UDP {
+            add(p, 1);
+        }
+    }
+}
+
+/// The `NET_STATS` entry of `tgid`, created on first use.
+#[inline(always)]
+pub fn net_stats(tgid: u32) -> Option<*mut NetCounters> {
+    if tgid == 0 {
+        return None;
+    }
+    get_or_insert_zero(&NET_STATS, &NET_ZERO, &tgid, NET_STATS_INSERT_FAILED)
+}
+
+/// The `TCP_SOCKS` entry of a TCP socket. A socket first seen here (opened before the
+/// programs attached) is adopted by the current task when `create` (process context only),
+/// its counters taken as already charged.
+#[inline(always)]
+pub fn tcp_owner(sk: u64, create: bool) -> Option<*mut SockOwner> {
+    if let Some(o) = TCP_SOCKS.get_ptr_mut(&sk) {
+        return Some(o);
+    }
+    if !create {
+        return None;
+    }
+    let l = layout();
+    let mut o = current_owner();
+    o.state = tcp_state::ESTABLISHED as u32;
+    o.segs_out = read_field::<u32>(sk, global(&l.tcp_segs_out)).unwrap_or(0);
+    o.segs_in = read_field::<u32>(sk, global(&l.tcp_segs_in)).unwrap_or(0);
+    o.retrans = read_field::<u32>(sk, global(&l.tcp_total_retrans)).unwrap_or(0);
+    o.bytes_sent = read_field::<u64>(sk, global(&l.tcp_bytes_sent)).unwrap_or(0);
+    if TCP_SOCKS.insert(&sk, &o, BPF_NOEXIST as u64).is_err() {
+        // EEXIST: another CPU adopted it first.
+        if let Some(p) = TCP_SOCKS.get_ptr_mut(&sk) {
+            return Some(p);
+        }
+        count_failure(TCP_SOCKS_INSERT_FAILED);
+        return None;
+    }
+    TCP_SOCKS.get_ptr_mut(&sk)
+}
+
+/// `cur - seen` for a counter that only grows (0 if it seems to have gone back).
+#[inline(always)]
+fn since(cur: u32, seen: u32) -> u64 {
+    if cur >= seen {
+        u64::from(cur - seen)
+    } else {
+        0
+    }
+}
+
+/// Charges the socket's owner with what its `tcp_sock` counters moved since the last
+/// reading: segments out and in, retransmitted segments, and, when `sent_bytes` (the
+/// pre-6.3 send path), payload bytes sent.
+///
+/// Two CPUs syncing one socket at the same instant can both charge the same movement; the
+/// socket lock serialises almost every caller, so this is rare.
+#[inline(always)]
+pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) {
+    let l = layout();
+    let (Some(out), Some(inn), Some(retrans)) = (
+        read_field::<u32>(sk, global(&l.tcp_segs_out)),
+        read_field::<u32>(sk, global(&l.tcp_segs_in)),
+        read_field::<u32>(sk, global(&l.tcp_total_retrans)),
+    ) else {
+        return;
+    };
+    let bytes = read_field::<u64>(sk, global(&l.tcp_bytes_sent));
+    // SAFETY: `o` is a `TCP_SOCKS` value pointer, valid during the program.
+    let (pid, d_out, d_in, d_retrans, d_bytes) = unsafe {
+        let d_out = since(out, (*o).segs_out);
+        let d_in = since(inn, (*o).segs_in);
+        let d_retrans = since(retrans, (*o).retrans);
+        (*o).segs_out = out;
+        (*o).segs_in = inn;
+        (*o).retrans = retrans;
+        let mut d_bytes = 0;
+        if let Some(b) = bytes {
+            if b >= (*o).bytes_sent {
+                d_bytes = b - (*o).bytes_sent;
+            }
+            (*o).bytes_sent = b;
+        }
+        ((*o).pid, d_out, d_in, d_retrans, d_bytes)
+    };
+    if d_out == 0 && d_in == 0 && d_retrans == 0 && d_bytes == 0 {
+        return;
+    }
+    let Some(c) = net_stats(pid) else {
+        return;
+    };
+    // SAFETY: a map value valid during the program; other CPUs update it too.
+    unsafe {
+        add(&raw mut (*c).tx_packets[PROTO_TCP], d_out);
+        add(&raw mut (*c).rx_packets[PROTO_TCP], d_in);
+        add(&raw mut (*c).tcp_retransmits, d_retrans);
+        if sent_bytes {
+            add(&raw mut (*c).tx_bytes[PROTO_TCP], d_bytes);
+        }
+    }
+}
