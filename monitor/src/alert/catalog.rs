@@ -1,7 +1,7 @@
 //! The metric families the daemon can export, whether or not they have samples right now:
 //! what a rule may name. Each source declares its own; families that other collectors are
-//! adding (OOM, network: their names are fixed) are listed so rules over them are
-//! accepted now and fire once those collectors export samples. A test checks every family
+//! adding (OOM: its name is fixed) are listed so rules over them are accepted now and fire
+//! once those collectors export samples. A test checks every family
 //! the running daemon exports is listed here.
 
 /// Families by source. Histograms are listed by base name (`_bucket`, `_sum`, `_count` are
@@ -87,14 +87,8 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("oom (being added)", &["monitor_process_oom_kills_total"]),
-    (
-        "network (being added)",
-        &[
-            "monitor_process_net_bytes_total",
-            "monitor_process_net_packets_total",
-            "monitor_process_tcp_retransmits_total",
-        ],
-    ),
+    ("network", crate::collectors::network::FAMILIES),
+    ("netdev", crate::collectors::netdev::FAMILIES),
     ("alerts", crate::alert::metrics::FAMILIES),
     ("heartbeat", crate::alert::heartbeat::FAMILIES),
     ("services", crate::alert::services::FAMILIES),

@@ -23,6 +23,15 @@ pub const SPEC: Spec = Spec {
 
 pub struct NetDev;
 
+/// The families this collector exports (for the alert rules' catalog).
+pub const FAMILIES: &[&str] = &[
+    "monitor_network_bytes_total",
+    "monitor_network_packets_total",
+    "monitor_network_errors_total",
+    "monitor_network_drops_total",
+    "monitor_network_unattributed_bytes_total",
+];
+
 fn families(ifaces: &[Interface]) -> Vec<MetricFamily> {
     let per = |name: &str, help: &str, f: &dyn Fn(&Interface) -> (u64, u64)| {
         let mut m = Vec::with_capacity(ifaces.len() * 2);

@@ -27,6 +27,18 @@ pub const SPEC: Spec = Spec {
 
 pub struct Network;
 
+/// The families this collector exports (for the alert rules' catalog).
+pub const FAMILIES: &[&str] = &[
+    "monitor_process_net_bytes_total",
+    "monitor_process_net_packets_total",
+    "monitor_process_tcp_retransmits_total",
+    "monitor_process_tcp_resets_total",
+    "monitor_process_tcp_connections_opened_total",
+    "monitor_process_tcp_connections_closed_total",
+    "monitor_process_tcp_connect_latency_seconds",
+    "monitor_process_tcp_connections",
+];
+
 const DIRECTIONS: [&str; 2] = ["tx", "rx"];
 
 /// The name of TCP state `s` (include/net/tcp_states.h).
