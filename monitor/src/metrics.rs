@@ -70,6 +70,16 @@ pub fn histogram(labels: &[(&str, &str)], buckets: &[(Option<f64>, u64)], sum: f
     m
 }
 
+/// The kernel's log2 histogram buckets (`monitor_common::hist`) with their upper bounds, as
+/// [`histogram`] takes them.
+pub fn log2_buckets(counts: &[u64; monitor_common::hist::BUCKETS]) -> Vec<(Option<f64>, u64)> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (monitor_common::hist::upper_seconds(i), *n))
+        .collect()
+}
+
 pub fn ns_to_seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
 }

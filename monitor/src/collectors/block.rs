@@ -5,15 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use monitor_common::{
-    block::{DiskStats, OP_NAMES},
-    hist::{upper_seconds, BUCKETS},
-};
+use monitor_common::block::{DiskStats, OP_NAMES};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::{Collector, Spec, View};
 use crate::{
-    metrics::{counter, family, histogram, ns_to_seconds},
+    metrics::{counter, family, histogram, log2_buckets, ns_to_seconds},
     process::counters::Counters,
 };
 
@@ -43,10 +40,6 @@ pub fn device_name(sysfs: &Path, dev: u32) -> String {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or(id)
-}
-
-fn hist(h: &[u64; BUCKETS]) -> Vec<(Option<f64>, u64)> {
-    (0..BUCKETS).map(|i| (upper_seconds(i), h[i])).collect()
 }
 
 fn disk_families(rows: &[(String, &'static str, DiskStats)]) -> Vec<MetricFamily> {
@@ -84,7 +77,7 @@ fn disk_families(rows: &[(String, &'static str, DiskStats)]) -> Vec<MetricFamily
                 .map(|(d, op, s)| {
                     histogram(
                         &[("device", d), ("op", op)],
-                        &hist(&s.latency),
+                        &log2_buckets(&s.latency),
                         ns_to_seconds(s.latency_sum_ns),
                     )
                 })
@@ -99,7 +92,7 @@ fn disk_families(rows: &[(String, &'static str, DiskStats)]) -> Vec<MetricFamily
                 .map(|(d, op, s)| {
                     histogram(
                         &[("device", d), ("op", op)],
-                        &hist(&s.queue),
+                        &log2_buckets(&s.queue),
                         ns_to_seconds(s.queue_sum_ns),
                     )
                 })

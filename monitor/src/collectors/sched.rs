@@ -2,13 +2,12 @@
 //! and the host run-queue latency histogram, all measured in the kernel (eBPF).
 
 use anyhow::anyhow;
-use monitor_common::hist::{upper_seconds, BUCKETS};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::{Collector, Spec, View};
 use crate::{
     core::SchedSnapshot,
-    metrics::{counter, family, gauge, histogram, ns_to_seconds},
+    metrics::{counter, family, gauge, histogram, log2_buckets, ns_to_seconds},
     process::counters::Counters,
 };
 
@@ -79,9 +78,7 @@ pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
         MetricType::COUNTER,
         switches,
     ));
-    let buckets: Vec<(Option<f64>, u64)> = (0..BUCKETS)
-        .map(|i| (upper_seconds(i), s.hist.buckets[i]))
-        .collect();
+    let buckets = log2_buckets(&s.hist.buckets);
     out.push(family(
         "monitor_runqueue_latency_seconds",
         "Time from a thread becoming runnable to running, host-wide.",
