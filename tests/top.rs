@@ -362,14 +362,14 @@ fn batch_json_agrees_with_the_daemon_api() {
     let child = spin(&bin, None);
     std::thread::sleep(Duration::from_secs(1));
 
-    // Running: about one core (the machine has two), less when others compete; a little
-    // more is possible over one interval, as the kernel charges a slice when it ends.
+    // Running: about one core (the machine has two), less when others compete; never more
+    // than one core for one thread, as the slice in progress is counted at each read.
     let doc = json_once(&d.url(""), &["--interval", "1s", "--filter", &bin.name]);
     assert_eq!(doc["source"], "daemon", "{doc}");
     assert_eq!(doc["measured"], true, "{doc}");
     let p = find(&doc, child.id());
     let cpu = p["cpu_percent"].as_f64().unwrap();
-    assert!(cpu > 20.0 && cpu < 150.0, "cpu_percent {cpu}: {p}");
+    assert!(cpu > 20.0 && cpu <= 101.0, "cpu_percent {cpu}: {p}");
     assert!(
         doc["host"]["cpu_busy_percent"].as_f64().unwrap() > 0.0,
         "{doc}"
@@ -487,10 +487,10 @@ fn standalone_when_no_daemon_listens() {
     let p = find(&doc, child.id());
     assert_eq!(p["group"], bin.name.as_str());
     assert!(p["cpu_seconds_total"].as_f64().unwrap() > 0.0, "{p}");
-    // Measured, but not how much: CPU is charged when a task is switched out, and a lone
-    // spinning child on an otherwise idle CPU can run most of a 1 s interval without a
-    // switch (seen here: 12 %). The daemon-mode test checks the figure's range.
-    assert!(p["cpu_percent"].as_f64().unwrap() > 0.0, "{p}");
+    // The slice in progress counts at each read, so a lone spinner that runs a whole
+    // interval without a switch still reads busy.
+    let pct = p["cpu_percent"].as_f64().unwrap();
+    assert!(pct > 20.0 && pct <= 101.0, "{p}");
     assert!(
         doc["host"]["runqueue_waits_per_second"].is_number(),
         "{doc}"

@@ -40,14 +40,41 @@ pub struct TaskStats {
 
 const _: () = assert!(core::mem::size_of::<TaskStats>() == 96);
 
-/// Value of the `CPU_SLOT` per-CPU array: when the task now on this CPU started running.
+/// Value of the `CPU_SLOT` per-CPU array: the task now running on this CPU and when it was
+/// switched in. The daemon adds `now - switched_in_ns` to that thread group's CPU time when
+/// it reads the counters, so a task that runs for seconds without a switch is measured while
+/// it runs, not only when it is switched out.
+///
+/// `tgid` comes first: the daemon reads the slot front to back while the program writes
+/// `switched_in_ns` before `tgid`, so a torn read pairs an older task with a newer start
+/// (a slice read short), never a newer task with an older start (a slice counted twice).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuSlot {
+    /// The running thread group; 0 when not known (the classic tracepoint names only the
+    /// thread, see `tid`) or when the CPU is idle.
+    pub tgid: u32,
+    /// The running thread; 0 for the idle task.
+    pub tid: u32,
     pub switched_in_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<CpuSlot>() == 8);
+const _: () = assert!(core::mem::size_of::<CpuSlot>() == 16);
+
+/// Where the scheduler programs find `task_struct` members on the running kernel (from its
+/// BTF), set by the daemon before loading: the typed hooks hand over `task_struct` pointers.
+/// 0 means unknown; the daemon then attaches the classic tracepoints instead.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedLayout {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<SchedLayout>() == 8);
+
+/// Name of the `SchedLayout` global in the kernel object.
+pub const GLOBAL_LAYOUT: &str = "SCHED_LAYOUT";
 
 /// Value of the `RUNQ_HIST` per-CPU array.
 #[repr(C)]

@@ -21,12 +21,13 @@ use monitor_common::{
 #[map(name = "TASK_STATS")]
 pub static TASK_STATS: HashMap<u32, TaskStats> = HashMap::with_max_entries(TASK_STATS_CAPACITY, 0);
 
-/// Per thread: when it became runnable (woken, or switched out while still runnable). LRU
-/// because a thread that dies while queued would otherwise leave its entry behind forever.
+/// Per thread: when it became runnable (woken, or switched out while still runnable), 0
+/// while it is not queued. A plain hash, not LRU: LRU updates take a shared list lock on the
+/// hottest path, and every entry has a known end (the thread's death, see `sched_switch`).
 #[map(name = "RUNQ_START")]
-pub static RUNQ_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(RUNQ_START_CAPACITY, 0);
+pub static RUNQ_START: HashMap<u32, u64> = HashMap::with_max_entries(RUNQ_START_CAPACITY, 0);
 
-/// Per CPU: when the current task was switched in.
+/// Per CPU: the task now running and when it was switched in.
 #[map(name = "CPU_SLOT")]
 pub static CPU_SLOT: PerCpuArray<CpuSlot> = PerCpuArray::with_max_entries(1, 0);
 

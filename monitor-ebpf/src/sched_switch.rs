@@ -1,16 +1,23 @@
 //! `sched_switch`: on-CPU time, run-queue wait and context switches per thread group.
 //!
-//! Everything is charged at switch-out, when the outgoing task is `current`, so its tgid comes
-//! from `bpf_get_current_pid_tgid` and no `task_struct` field is ever read (no offsets that
-//! vary between kernels). The wait that preceded a slice is charged with the slice: the slice
-//! started at `CPU_SLOT.switched_in_ns`, the wait at the thread's `RUNQ_START` entry.
+//! The outgoing task is charged at switch-out, when it is `current`, so its tgid comes from
+//! `bpf_get_current_pid_tgid`. The wait that preceded a slice is charged with the slice: the
+//! slice started at `CPU_SLOT.switched_in_ns`, the wait at the thread's `RUNQ_START` entry.
+//! The incoming task is written into `CPU_SLOT`, so the daemon can add the slice in progress
+//! when it reads the counters (see `monitor_common::sched::CpuSlot`).
 //!
 //! Two entry points share the logic:
 //! - `tp_btf/sched_switch` (5.18+, where `prev_state` became an argument): the cheapest hook,
 //!   with the `preempt` flag, so switches are classified exactly as the kernel's
-//!   `nvcsw`/`nivcsw` are;
+//!   `nvcsw`/`nivcsw` are; `next->tgid` is read at its BTF offset;
 //! - the classic `sched:sched_switch` tracepoint, the fallback on older kernels. Its
-//!   `prev_state` (a `long` at offset 32) reads `TASK_REPORT_MAX` for a preempted task.
+//!   `prev_state` (a `long` at offset 32) reads `TASK_REPORT_MAX` for a preempted task; it
+//!   names the incoming task by thread id only (`next_pid` at 56), which the daemon resolves.
+//!
+//! `RUNQ_START` keeps one entry per thread once it has been runnable, 0 while it is not
+//! queued: rewriting a value in place costs a lookup, where deleting and re-inserting it at
+//! every sleep and wakeup costs two updates under the bucket lock. The entry goes when the
+//! thread dies (its last switch-out, and `sched_process_exit`).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
@@ -18,7 +25,11 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
-use monitor_common::{health::RUNQ_START_INSERT_FAILED, hist::bucket, sched::TASK_RUNNING};
+use monitor_common::{
+    health::RUNQ_START_INSERT_FAILED,
+    hist::bucket,
+    sched::{SchedLayout, TASK_RUNNING},
+};
 
 use crate::{
     atomic::add,
@@ -31,40 +42,98 @@ use crate::{
 /// `prev_state` for a preempted task.
 const TASK_REPORT_MAX: u64 = 0x100;
 const CLASSIC_PREV_STATE_OFFSET: usize = 32;
+const CLASSIC_NEXT_PID_OFFSET: usize = 56;
+/// A task's last switch: `TASK_DEAD` in the raw state (tp_btf); `EXIT_ZOMBIE` or `EXIT_DEAD`
+/// in the classic tracepoint's report, which folds in `exit_state` (and reports `TASK_IDLE`
+/// as 0x80).
+const BTF_DEAD: u64 = 0x80;
+const CLASSIC_DEAD: u64 = 0x20 | 0x10;
+
+// Set by the daemon at load time from the kernel's BTF; zero means unknown (the daemon then
+// attaches the classic tracepoints, which do not need it).
+#[unsafe(no_mangle)]
+static SCHED_LAYOUT: SchedLayout = SchedLayout {
+    task_pid: 0,
+    task_tgid: 0,
+};
+
+/// A `u32` member of a `task_struct` the typed hook handed over, at a load-time offset.
+///
+/// A direct load: the offset is a constant of the frozen read-only data, so the verifier
+/// knows it and checks the access against the kernel's `task_struct` (no probe-read helper
+/// call on the hottest path).
+#[inline(always)]
+fn task_u32(task: *const u8, off: &'static u32) -> u32 {
+    // SAFETY: a volatile read of a static, so the compiler does not fold the default in.
+    let off = unsafe { core::ptr::read_volatile(off) } as usize;
+    // SAFETY: `task` is a `task_struct *` argument of a tp_btf hook and `off` the offset of a
+    // 4-byte member of it; the verifier checks both.
+    unsafe { task.add(off).cast::<u32>().read() }
+}
+
+/// `p->pid` of a `task_struct` handed to a typed hook (the wakeup programs use it).
+#[inline(always)]
+pub fn task_pid(task: *const u8) -> u32 {
+    task_u32(task, &SCHED_LAYOUT.task_pid)
+}
 
 #[btf_tracepoint(function = "sched_switch")]
 pub fn sched_switch_btf(ctx: BtfTracePointContext) -> u32 {
     // Arguments: (bool preempt, task_struct *prev, task_struct *next, unsigned int prev_state).
     let preempt: u64 = ctx.arg(0);
+    let next: *const u8 = ctx.arg(2);
     let prev_state: u64 = ctx.arg(3);
-    on_switch(preempt & 0xff != 0, prev_state & 0xffff_ffff);
+    let next_tgid = task_u32(next, &SCHED_LAYOUT.task_tgid);
+    let next_tid = task_pid(next);
+    let prev_state = prev_state & 0xffff_ffff;
+    on_switch(
+        preempt & 0xff != 0,
+        prev_state,
+        prev_state & BTF_DEAD != 0,
+        next_tgid,
+        next_tid,
+    );
     0
 }
 
 #[tracepoint(category = "sched", name = "sched_switch")]
 pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
-    // SAFETY: a direct, aligned load inside the record (see the module comment); the verifier
-    // checks it against the record size.
-    let state = unsafe {
-        (ctx.as_ptr() as *const u8)
-            .add(CLASSIC_PREV_STATE_OFFSET)
-            .cast::<u64>()
-            .read()
+    // SAFETY: direct, aligned loads inside the record (see the module comment); the verifier
+    // checks them against the record size.
+    let (state, next_tid) = unsafe {
+        let rec = ctx.as_ptr() as *const u8;
+        (
+            rec.add(CLASSIC_PREV_STATE_OFFSET).cast::<u64>().read(),
+            rec.add(CLASSIC_NEXT_PID_OFFSET).cast::<u32>().read(),
+        )
     };
     let preempt = state & TASK_REPORT_MAX != 0;
-    on_switch(preempt, if preempt { TASK_RUNNING } else { state });
+    let prev_state = if preempt { TASK_RUNNING } else { state };
+    on_switch(
+        preempt,
+        prev_state,
+        prev_state & CLASSIC_DEAD != 0,
+        0,
+        next_tid,
+    );
     0
 }
 
 #[inline(always)]
-fn on_switch(preempt: bool, prev_state: u64) {
+fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_tid: u32) {
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(slot) = CPU_SLOT.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: this CPU's own slot; tracepoint programs do not nest on one CPU.
-    let started = unsafe { core::mem::replace(&mut (*slot).switched_in_ns, now) };
+    // SAFETY: this CPU's own slot; tracepoint programs do not nest on one CPU. The start is
+    // written before the task (see `CpuSlot` for why the order matters to the reader).
+    let started = unsafe {
+        let started = core::mem::replace(&mut (*slot).switched_in_ns, now);
+        (*slot).tid = next_tid;
+        (*slot).tgid = next_tgid;
+        started
+    };
 
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
@@ -76,25 +145,32 @@ fn on_switch(preempt: bool, prev_state: u64) {
     // `started == 0`: the first switch seen on this CPU, the slice's start is unknown.
     let on_cpu = if started != 0 { now - started } else { 0 };
 
-    let mut wait = 0;
-    let queued = RUNQ_START.get_ptr(tid);
-    if let Some(q) = queued {
-        // SAFETY: a valid map value pointer for the duration of this program.
-        let q = unsafe { *q };
-        // An entry newer than the slice start is a wakeup that raced with the slice
-        // (woken while still running): not a wait.
-        if started != 0 && q <= started {
-            wait = started - q;
-        }
-    }
-
     let runnable = preempt || prev_state == TASK_RUNNING;
-    if runnable {
-        if RUNQ_START.insert(tid, now, 0).is_err() {
+    let mut wait = 0;
+    match RUNQ_START.get_ptr_mut(tid) {
+        Some(q) => {
+            // SAFETY: a valid map value pointer for the duration of this program; only
+            // programs about this thread write it, and it is not running anywhere else.
+            let queued = unsafe { *q };
+            // An entry newer than the slice start is a wakeup that raced with the slice
+            // (woken while still running): not a wait.
+            if started != 0 && queued != 0 && queued <= started {
+                wait = started - queued;
+            }
+            if runnable {
+                // SAFETY: as above.
+                unsafe { *q = now };
+            } else if dead {
+                let _ = RUNQ_START.remove(tid);
+            } else {
+                // SAFETY: as above.
+                unsafe { *q = 0 };
+            }
+        }
+        None if runnable && RUNQ_START.insert(tid, now, 0).is_err() => {
             count_failure(RUNQ_START_INSERT_FAILED);
         }
-    } else if queued.is_some() {
-        let _ = RUNQ_START.remove(tid);
+        None => {}
     }
 
     if wait != 0 {

@@ -124,6 +124,19 @@ impl Kernel {
             std::path::Path::new("/sys/kernel/btf/vmlinux"),
         );
         net_layout.apply(&mut loader);
+        let sched_layout =
+            crate::bpf::sched::Layout::read(std::path::Path::new("/sys/kernel/btf/vmlinux"));
+        sched_layout.apply(&mut loader);
+        // Without the offsets the typed scheduler programs cannot name tasks: their classic
+        // fallbacks serve instead.
+        let mut attach_opts = opts.attach.clone();
+        if !sched_layout.complete() {
+            attach_opts.fail.extend(
+                crate::bpf::sched::TYPED_PROGRAMS
+                    .iter()
+                    .map(|p| p.to_string()),
+            );
+        }
         let rwbs = opts
             .block
             .then(|| RwbsOffset::read(&tracefs_root).map_err(|e| format!("{e:#}")));
@@ -166,7 +179,7 @@ impl Kernel {
         let mut attacher = Attacher {
             ebpf: &mut ebpf,
             btf: btf.as_ref(),
-            opts: &opts.attach,
+            opts: &attach_opts,
             hooks: &mut hooks,
         };
         let sched = if opts.sched {
@@ -575,11 +588,21 @@ impl Core {
             Some(ProcEventKind::OomKill) => table.on_oom_kill(ev.tgid, &comm_str(&ev.comm)),
             None => tracing::debug!(kind = ev.kind, "unknown process event"),
         });
-        // The time base of rates is when the counters are read, not when the refresh began:
-        // listing /proc first can take a good part of a second on a busy host.
-        self.read_at = monotonic_seconds();
+        let procfs = &self.procfs;
+        let read_at = &mut self.read_at;
         self.sched = (|| -> anyhow::Result<SchedSnapshot> {
             let mut entries = maps.read_tasks()?;
+            // The time base of rates is when the counters are read, not when the refresh
+            // began: listing /proc first can take a good part of a second on a busy host.
+            let now_ns = monotonic_ns();
+            *read_at = now_ns as f64 / 1e9;
+            let running = maps.running(now_ns)?;
+            crate::process::running::add_slices(
+                &mut entries,
+                &running,
+                |tid| crate::process::running::tgid_of(procfs, tid),
+                |t| live.contains(&t) && table.may_run(t),
+            );
             if let Ok(n) = net.as_mut() {
                 n.merge(&mut entries, &live, |t| table.knows(t))?;
             }
@@ -759,13 +782,18 @@ impl Core {
 /// CLOCK_MONOTONIC in seconds: the clock of `bpf_ktime_get_ns`, shared by every process on
 /// the host and immune to wall-clock steps.
 pub fn monotonic_seconds() -> f64 {
+    monotonic_ns() as f64 / 1e9
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: a valid timespec for the duration of the call; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 pub fn build_collectors(

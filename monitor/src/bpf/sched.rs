@@ -1,14 +1,16 @@
 //! The scheduler collector's kernel side: which programs it attaches, and reading its maps.
 
+use std::path::Path;
+
 use anyhow::Context as _;
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    Ebpf,
+    Ebpf, EbpfLoader,
 };
 use monitor_common::{
     event::ProcEvent,
     maps,
-    sched::{RunqHist, TaskStats},
+    sched::{CpuSlot, RunqHist, SchedLayout, TaskStats, GLOBAL_LAYOUT},
 };
 
 use super::{
@@ -33,17 +35,29 @@ pub const PROBES: &[Probe] = &[
     },
     Probe {
         measure: "runqueue_wakeup",
-        choices: &[Choice {
-            program: "sched_wakeup",
-            hook: Hook::Tracepoint("sched", "sched_wakeup"),
-        }],
+        choices: &[
+            Choice {
+                program: "sched_wakeup_btf",
+                hook: Hook::Btf("sched_wakeup"),
+            },
+            Choice {
+                program: "sched_wakeup",
+                hook: Hook::Tracepoint("sched", "sched_wakeup"),
+            },
+        ],
     },
     Probe {
         measure: "runqueue_wakeup_new",
-        choices: &[Choice {
-            program: "sched_wakeup_new",
-            hook: Hook::Tracepoint("sched", "sched_wakeup_new"),
-        }],
+        choices: &[
+            Choice {
+                program: "sched_wakeup_new_btf",
+                hook: Hook::Btf("sched_wakeup_new"),
+            },
+            Choice {
+                program: "sched_wakeup_new",
+                hook: Hook::Tracepoint("sched", "sched_wakeup_new"),
+            },
+        ],
     },
     Probe {
         measure: "process_exec",
@@ -61,10 +75,71 @@ pub const PROBES: &[Probe] = &[
     },
 ];
 
+/// The programs that read `task_struct` members at BTF offsets (`SchedLayout`).
+pub const TYPED_PROGRAMS: &[&str] = &[
+    "sched_switch_btf",
+    "sched_wakeup_btf",
+    "sched_wakeup_new_btf",
+];
+
+/// The `task_struct` offsets the typed programs need, owned for as long as the loader
+/// borrows them.
+pub struct Layout(SchedLayout);
+
+impl Layout {
+    /// Reads them from the kernel's BTF; what cannot be found stays 0 (and `complete` says
+    /// the typed programs cannot run).
+    pub fn read(vmlinux: &Path) -> Self {
+        use crate::audit::layout::{offset_of, open_btf};
+        let l = match open_btf(vmlinux) {
+            Ok(btf) => {
+                let get = |path: &str| match offset_of(&btf, "task_struct", path) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::warn!(btf = %vmlinux.display(), member = path, error = format!("{e:#}"), "task_struct member not found; the scheduler uses the classic tracepoints");
+                        0
+                    }
+                };
+                SchedLayout {
+                    task_pid: get("pid"),
+                    task_tgid: get("tgid"),
+                }
+            }
+            Err(e) => {
+                tracing::debug!(
+                    error = format!("{e:#}"),
+                    "no BTF for the scheduler's typed hooks"
+                );
+                SchedLayout::default()
+            }
+        };
+        Self(l)
+    }
+
+    pub fn complete(&self) -> bool {
+        self.0.task_pid != 0 && self.0.task_tgid != 0
+    }
+
+    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
+        loader.override_global(GLOBAL_LAYOUT, &self.0, true);
+    }
+}
+
+/// A thread on a CPU when the counters were read, with the part of its slice not yet
+/// charged (charged at its switch-out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Running {
+    /// 0: not known (the classic hook names only the thread).
+    pub tgid: u32,
+    pub tid: u32,
+    pub ns: u64,
+}
+
 pub struct SchedMaps {
     task_stats: HashMap<MapData, u32, TaskStats>,
     runq_start: HashMap<MapData, u32, u64>,
     runq_hist: PerCpuArray<MapData, RunqHist>,
+    cpu_slot: PerCpuArray<MapData, CpuSlot>,
     events: RingBuf<MapData>,
 }
 
@@ -74,6 +149,7 @@ impl SchedMaps {
             task_stats: take_map(ebpf, maps::TASK_STATS)?,
             runq_start: take_map(ebpf, maps::RUNQ_START)?,
             runq_hist: take_map(ebpf, maps::RUNQ_HIST)?,
+            cpu_slot: take_map(ebpf, maps::CPU_SLOT)?,
             events: take_map(ebpf, maps::PROC_EVENTS)?,
         })
     }
@@ -130,6 +206,22 @@ impl SchedMaps {
             sum.sum_ns += h.sum_ns;
         }
         Ok(sum)
+    }
+
+    /// The thread on each CPU and its slice so far, as of `now_ns` (CLOCK_MONOTONIC, the
+    /// programs' clock), read after `read_tasks` so a slice is never in both: a switch
+    /// between the two reads leaves a slice short for one reading, never counted twice.
+    pub fn running(&self, now_ns: u64) -> anyhow::Result<Vec<Running>> {
+        let per_cpu = self.cpu_slot.get(&0, 0).context("reading map CPU_SLOT")?;
+        Ok(per_cpu
+            .iter()
+            .filter(|s| s.tid != 0 && s.switched_in_ns != 0 && s.switched_in_ns < now_ns)
+            .map(|s| Running {
+                tgid: s.tgid,
+                tid: s.tid,
+                ns: now_ns - s.switched_in_ns,
+            })
+            .collect())
     }
 
     pub fn runq_start_entries(&self) -> usize {

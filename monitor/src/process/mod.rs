@@ -6,4 +6,5 @@ pub mod counters;
 pub mod group;
 pub mod identity;
 pub mod memory;
+pub mod running;
 pub mod table;

@@ -82,7 +82,11 @@ impl ProcessTable {
 
     /// A thread group replaced its image. `counters` are its kernel totals just before.
     pub fn on_exec(&mut self, tgid: u32, comm: &str, prev_comm: &str, counters: Counters) {
+        let mut counters = counters;
         if let Some(p) = self.procs.remove(&tgid) {
+            // The last reading may hold a running slice the kernel had not charged yet at
+            // the exec: it stays with the old image, and the new one starts above it.
+            counters = counters.max(p.last);
             let g = p.group.clone();
             self.group_mut(&g).retired += counters.since(p.base);
         } else if !prev_comm.is_empty() {
@@ -179,7 +183,9 @@ impl ProcessTable {
                 delete.push(tgid);
             } else if let Some(p) = self.procs.get_mut(&tgid) {
                 if live.contains(&tgid) {
-                    p.last = counters;
+                    // A reading with a running slice can be ahead of the next one when a
+                    // switch fell between its two map reads: never go back.
+                    p.last = p.last.max(counters);
                 } else {
                     let group = p.group.clone();
                     self.retire_without_event(tgid, group, counters, now);
@@ -255,6 +261,12 @@ impl ProcessTable {
         self.procs.contains_key(&tgid)
             || self.exited.contains_key(&tgid)
             || self.recently_exited.contains_key(&tgid)
+    }
+
+    /// Whether a running slice of `tgid` may be added to its reading: a live process whose
+    /// exit has not been seen (an exited one gets its last slice from the kernel).
+    pub fn may_run(&self, tgid: u32) -> bool {
+        !self.exited.contains_key(&tgid) && !self.recently_exited.contains_key(&tgid)
     }
 
     pub fn processes(&self) -> impl Iterator<Item = &Proc> {

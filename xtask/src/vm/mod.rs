@@ -42,15 +42,23 @@ pub struct Options {
 /// matrix has `prev_state` as a tp_btf argument (5.18+), so the switch program uses tp_btf
 /// unless the run forces the classic fallback.
 fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> {
-    let switch = if run == "classic" {
-        "tracepoint/sched/sched_switch"
+    let (switch, wakeup, wakeup_new) = if run == "classic" {
+        (
+            "tracepoint/sched/sched_switch",
+            "tracepoint/sched/sched_wakeup",
+            "tracepoint/sched/sched_wakeup_new",
+        )
     } else {
-        "tp_btf/sched_switch"
+        (
+            "tp_btf/sched_switch",
+            "tp_btf/sched_wakeup",
+            "tp_btf/sched_wakeup_new",
+        )
     };
     let mut hooks = vec![
         ("cpu_time_and_switches", switch),
-        ("runqueue_wakeup", "tracepoint/sched/sched_wakeup"),
-        ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
+        ("runqueue_wakeup", wakeup),
+        ("runqueue_wakeup_new", wakeup_new),
         ("process_exec", "tracepoint/sched/sched_process_exec"),
         ("process_exit", "tracepoint/sched/sched_process_exit"),
         ("process_oom_kill", "tracepoint/oom/mark_victim"),
@@ -333,10 +341,18 @@ mod tests {
                 1.0,
             );
         }
+        let (wakeup, wakeup_new) = if hook.starts_with("tp_btf") {
+            ("tp_btf/sched_wakeup", "tp_btf/sched_wakeup_new")
+        } else {
+            (
+                "tracepoint/sched/sched_wakeup",
+                "tracepoint/sched/sched_wakeup_new",
+            )
+        };
         for (m, h) in [
             ("cpu_time_and_switches", hook),
-            ("runqueue_wakeup", "tracepoint/sched/sched_wakeup"),
-            ("runqueue_wakeup_new", "tracepoint/sched/sched_wakeup_new"),
+            ("runqueue_wakeup", wakeup),
+            ("runqueue_wakeup_new", wakeup_new),
             ("process_exec", "tracepoint/sched/sched_process_exec"),
             ("process_exit", "tracepoint/sched/sched_process_exit"),
             ("process_oom_kill", "tracepoint/oom/mark_victim"),
