@@ -283,6 +283,31 @@ fn tcp_bytes_between_two_children_on_loopback() {
     assert_hook(
         &d,
         "net_send",
+        "net_sock_send_btf",
+        "tp_btf/sock_send_length",
+    );
+    assert_hook(
+        &d,
+        "net_receive",
+        "net_sock_recv_btf",
+        "tp_btf/sock_recv_length",
+    );
+    tcp_on_loopback(&d);
+}
+
+/// The 6.3 tracepoints through their classic hooks, as on a kernel without BTF: the typed
+/// programs fail to attach.
+#[test]
+fn tcp_bytes_through_the_classic_sock_length_hooks() {
+    let d = Daemon::start(&[
+        "--debug.fail-attach",
+        "net_sock_send_btf",
+        "--debug.fail-attach",
+        "net_sock_recv_btf",
+    ]);
+    assert_hook(
+        &d,
+        "net_send",
         "net_sock_send",
         "tracepoint/sock/sock_send_length",
     );

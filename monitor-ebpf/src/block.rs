@@ -140,7 +140,7 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
             field::<i32>(&ctx, ERROR_OFFSET),
         )
     };
-    let op = op_at(&ctx, rodata(&BLOCK_RQ_COMPLETE_RWBS));
+    let op = complete_op(&ctx);
     if op == OP_OTHER {
         return 0;
     }
@@ -273,6 +273,37 @@ unsafe fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
 fn rodata(v: &'static u32) -> u32 {
     // SAFETY: a valid, aligned static.
     unsafe { core::ptr::read_volatile(v) }
+}
+
+/// The operation of a `block_rq_complete` record. `rwbs` sits at one of the two offsets
+/// kernels have used: read with direct loads there (the verifier only takes constant
+/// offsets for those, so one per candidate), with a probe read for any other.
+#[inline(always)]
+fn complete_op(ctx: &TracePointContext) -> u32 {
+    let off = rodata(&BLOCK_RQ_COMPLETE_RWBS);
+    if off != 32 && off != 34 {
+        return op_at(ctx, off);
+    }
+    // Both candidates are loaded, volatile, and the value chosen after: the compiler would
+    // otherwise fold the two loads into one at a computed offset, which the verifier
+    // refuses for the context. Byte loads inside every block_rq_complete record (`rwbs` is
+    // `char[8]` at 32 or 34); its first two bytes decide the operation.
+    // SAFETY: see above; the verifier checks the offsets against the record size.
+    let (old, new) = unsafe {
+        let rec = ctx.as_ptr() as *const u8;
+        (
+            [
+                core::ptr::read_volatile(rec.add(32)),
+                core::ptr::read_volatile(rec.add(33)),
+            ],
+            [
+                core::ptr::read_volatile(rec.add(34)),
+                core::ptr::read_volatile(rec.add(35)),
+            ],
+        )
+    };
+    let b = if off == 32 { old } else { new };
+    op_of_rwbs([b[0], b[1], 0, 0])
 }
 
 /// The operation of the record's `rwbs` at a load-time offset (a helper read: the verifier

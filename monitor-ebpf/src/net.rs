@@ -3,7 +3,10 @@
 //!
 //! Two hooks per direction, chosen by the daemon at attach time:
 //! - 6.3+: `sock:sock_send_length` / `sock_recv_length`, in the caller's context with the
-//!   socket, its family and protocol and the bytes moved: exact payload bytes per call;
+//!   socket and the bytes moved: exact payload bytes per call. Typed (`tp_btf`) first: no
+//!   trace record is built, the socket's family and protocol and its `tcp_sock` counters
+//!   are direct loads the verifier checks against the kernel's BTF, where the classic hook
+//!   pays a probe-read helper call for each;
 //! - before 6.3: receive through `skb:skb_copy_datagram_iovec` (the reader's context, one
 //!   event per buffer copied to it; TCP only: UDP copies a linear datagram without it) and,
 //!   for UDP, `skb:consume_skb` (a datagram freed by the reader once read), send through `net:net_dev_queue` (one event per buffer
@@ -22,10 +25,10 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
-    macros::{map, tracepoint},
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_skc_to_tcp_sock},
+    macros::{btf_tracepoint, map, tracepoint},
     maps::{HashMap, PerCpuArray},
-    programs::TracePointContext,
+    programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
     audit::{tcp_state, SockOwner},
@@ -98,6 +101,92 @@ pub fn layout() -> &'static NetLayout {
 
 const TX: bool = true;
 const RX: bool = false;
+
+/// A member of a kernel struct the typed hook (or a helper) handed over as a BTF pointer, at
+/// a load-time offset: a direct load, which the verifier checks against the struct (the
+/// offset is a constant of the frozen read-only data). `None` when the offset is unknown.
+#[inline(always)]
+fn member<T: Copy>(base: *const u8, off: &'static u32) -> Option<T> {
+    let off = global(off);
+    if off == 0 {
+        return None;
+    }
+    // SAFETY: `base` is a BTF-typed kernel pointer and `off` the offset of a `T` member in
+    // it, from the same BTF; the verifier checks the access.
+    Some(unsafe { base.add(off as usize).cast::<T>().read() })
+}
+
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn net_sock_send_btf(ctx: BtfTracePointContext) -> u32 {
+    on_sock_length_btf(&ctx, TX);
+    0
+}
+
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn net_sock_recv_btf(ctx: BtfTracePointContext) -> u32 {
+    on_sock_length_btf(&ctx, RX);
+    0
+}
+
+/// Arguments: `(struct sock *sk, int ret, int flags)`.
+#[inline(always)]
+fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) {
+    let sk: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let ret = ret as i32;
+    if ret <= 0 || sk.is_null() {
+        return;
+    }
+    if !tx {
+        let flags: i64 = ctx.arg(2);
+        if flags as i32 & MSG_PEEK != 0 {
+            return;
+        }
+    }
+    let l = layout();
+    let (Some(family), Some(protocol)) = (
+        member::<u16>(sk, &l.sk_family),
+        member::<u16>(sk, &l.sk_protocol),
+    ) else {
+        return;
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return;
+    }
+    let proto = match protocol {
+        IPPROTO_TCP => PROTO_TCP,
+        IPPROTO_UDP => PROTO_UDP,
+        _ => return,
+    };
+    let charged = charge_current(tx, proto, ret as u64);
+    if proto == PROTO_TCP {
+        if let Some(o) = tcp_owner(sk as u64, true) {
+            // SAFETY: `sk` is the hook's socket; the helper returns it as a `tcp_sock` or
+            // null when it is not one.
+            let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut _) } as *const u8;
+            if tp.is_null() {
+                return;
+            }
+            let (Some(out), Some(inn), Some(retrans)) = (
+                member::<u32>(tp, &l.tcp_segs_out),
+                member::<u32>(tp, &l.tcp_segs_in),
+                member::<u32>(tp, &l.tcp_total_retrans),
+            ) else {
+                return;
+            };
+            charge_tcp(
+                o,
+                TcpReading {
+                    out,
+                    inn,
+                    retrans,
+                    bytes_sent: None,
+                },
+                charged,
+            );
+        }
+    }
+}
 
 #[tracepoint(category = "sock", name = "sock_send_length")]
 pub fn net_sock_send(ctx: TracePointContext) -> u32 {
@@ -263,18 +352,17 @@ fn skb_socket(skb: u64) -> Option<(u64, usize)> {
     }
 }
 
-/// Bytes (and, for UDP, one datagram) moved by the current task.
+/// Bytes (and, for UDP, one datagram) moved by the current task; returns its entry, for the
+/// TCP counters that usually follow on the same group.
 #[inline(always)]
-fn charge_current(tx: bool, proto: usize, bytes: u64) {
+fn charge_current(tx: bool, proto: usize, bytes: u64) -> Option<(u32, *mut NetCounters)> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(c) = net_stats(tgid) else {
-        return;
-    };
+    let c = net_stats(tgid)?;
     // SAFETY: a map value valid during the program; other CPUs update it too. `proto` is
     // 0 or 1, checked again for the verifier.
     unsafe {
         if proto > PROTO_UDP {
-            return;
+            return None;
         }
         let (b, p) = if tx {
             (
@@ -292,6 +380,7 @@ fn charge_current(tx: bool, proto: usize, bytes: u64) {
             add(p, 1);
         }
     }
+    Some((tgid, c))
 }
 
 /// The `NET_STATS` entry of `tgid`, created on first use.
@@ -342,12 +431,19 @@ fn since(cur: u32, seen: u32) -> u64 {
     }
 }
 
+/// A socket's `tcp_sock` counters as read now.
+pub struct TcpReading {
+    pub out: u32,
+    pub inn: u32,
+    pub retrans: u32,
+    /// Payload bytes sent (read only on the pre-6.3 send path, which charges bytes by it).
+    pub bytes_sent: Option<u64>,
+}
+
 /// Charges the socket's owner with what its `tcp_sock` counters moved since the last
 /// reading: segments out and in, retransmitted segments, and, when `sent_bytes` (the
-/// pre-6.3 send path), payload bytes sent.
-///
-/// Two CPUs syncing one socket at the same instant can both charge the same movement; the
-/// socket lock serialises almost every caller, so this is rare.
+/// pre-6.3 send path), payload bytes sent. Reads through probe reads (the socket is an
+/// address from a classic tracepoint's record).
 #[inline(always)]
 pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) {
     let l = layout();
@@ -358,17 +454,40 @@ pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) {
     ) else {
         return;
     };
-    let bytes = read_field::<u64>(sk, global(&l.tcp_bytes_sent));
+    let bytes_sent = if sent_bytes {
+        read_field::<u64>(sk, global(&l.tcp_bytes_sent))
+    } else {
+        None
+    };
+    charge_tcp(
+        o,
+        TcpReading {
+            out,
+            inn,
+            retrans,
+            bytes_sent,
+        },
+        None,
+    );
+}
+
+/// Charges the owner `o` with what moved since its last reading. `hint` is an entry already
+/// looked up (the current task's), used when the owner is that group.
+///
+/// Two CPUs syncing one socket at the same instant can both charge the same movement; the
+/// socket lock serialises almost every caller, so this is rare.
+#[inline(always)]
+fn charge_tcp(o: *mut SockOwner, r: TcpReading, hint: Option<(u32, *mut NetCounters)>) {
     // SAFETY: `o` is a `TCP_SOCKS` value pointer, valid during the program.
     let (pid, d_out, d_in, d_retrans, d_bytes) = unsafe {
-        let d_out = since(out, (*o).segs_out);
-        let d_in = since(inn, (*o).segs_in);
-        let d_retrans = since(retrans, (*o).retrans);
-        (*o).segs_out = out;
-        (*o).segs_in = inn;
-        (*o).retrans = retrans;
+        let d_out = since(r.out, (*o).segs_out);
+        let d_in = since(r.inn, (*o).segs_in);
+        let d_retrans = since(r.retrans, (*o).retrans);
+        (*o).segs_out = r.out;
+        (*o).segs_in = r.inn;
+        (*o).retrans = r.retrans;
         let mut d_bytes = 0;
-        if let Some(b) = bytes {
+        if let Some(b) = r.bytes_sent {
             if b >= (*o).bytes_sent {
                 d_bytes = b - (*o).bytes_sent;
             }
@@ -379,16 +498,18 @@ pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) {
     if d_out == 0 && d_in == 0 && d_retrans == 0 && d_bytes == 0 {
         return;
     }
-    let Some(c) = net_stats(pid) else {
-        return;
+    let c = match hint {
+        Some((tgid, c)) if tgid == pid => c,
+        _ => match net_stats(pid) {
+            Some(c) => c,
+            None => return,
+        },
     };
     // SAFETY: a map value valid during the program; other CPUs update it too.
     unsafe {
         add(&raw mut (*c).tx_packets[PROTO_TCP], d_out);
         add(&raw mut (*c).rx_packets[PROTO_TCP], d_in);
         add(&raw mut (*c).tcp_retransmits, d_retrans);
-        if sent_bytes {
-            add(&raw mut (*c).tx_bytes[PROTO_TCP], d_bytes);
-        }
+        add(&raw mut (*c).tx_bytes[PROTO_TCP], d_bytes);
     }
 }

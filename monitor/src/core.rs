@@ -266,6 +266,12 @@ impl Kernel {
                 None
             }
         };
+        // The kernel's BTF (megabytes, parsed into tens of MiB) is freed by now; hand the
+        // freed heap back to the system, or the start-up peak stays resident for good.
+        drop(btf);
+        // SAFETY: no preconditions; it only releases free memory at the top of the heap and
+        // in free pages.
+        unsafe { libc::malloc_trim(0) };
         Ok(Self {
             ebpf: Some(ebpf),
             sched,

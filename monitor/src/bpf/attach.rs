@@ -54,9 +54,12 @@ pub struct AttachOptions {
 }
 
 /// The hook name to use: a name no kernel has when `program` is listed in
-/// `--debug.fail-attach`, so the real failure (and fallback) path runs.
+/// `--debug.fail-attach`, so the real failure (and fallback) path runs. Naming a classic
+/// program fails its typed twin (`<name>_btf`) too: a kernel without a tracepoint has
+/// neither.
 fn fault_or<'a>(opts: &AttachOptions, program: &str, name: &'a str) -> &'a str {
-    if opts.fail.iter().any(|f| f == program) {
+    let listed = |f: &String| f == program || program.strip_suffix("_btf") == Some(f.as_str());
+    if opts.fail.iter().any(listed) {
         "monitor_fault_injected"
     } else {
         name

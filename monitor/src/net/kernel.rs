@@ -58,6 +58,10 @@ pub const PROBES: &[Probe] = &[
         measure: "net_send",
         choices: &[
             Choice {
+                program: "net_sock_send_btf",
+                hook: Hook::Btf("sock_send_length"),
+            },
+            Choice {
                 program: "net_sock_send",
                 hook: Hook::Tracepoint("sock", "sock_send_length"),
             },
@@ -70,6 +74,10 @@ pub const PROBES: &[Probe] = &[
     Probe {
         measure: "net_receive",
         choices: &[
+            Choice {
+                program: "net_sock_recv_btf",
+                hook: Hook::Btf("sock_recv_length"),
+            },
             Choice {
                 program: "net_sock_recv",
                 hook: Hook::Tracepoint("sock", "sock_recv_length"),
@@ -111,11 +119,13 @@ pub const PROBES: &[Probe] = &[
 pub fn log_exactness(hooks: &[(&'static str, Attached)]) {
     for (_, a) in hooks.iter().filter(|(c, _)| *c == "network") {
         match a.program {
-            "net_sock_send" | "net_sock_recv" => tracing::info!(
-                measure = a.measure,
-                hook = %a.hook,
-                "network bytes exact: the payload of each call"
-            ),
+            "net_sock_send" | "net_sock_recv" | "net_sock_send_btf" | "net_sock_recv_btf" => {
+                tracing::info!(
+                    measure = a.measure,
+                    hook = %a.hook,
+                    "network bytes exact: the payload of each call"
+                )
+            }
             "net_dev_queue" => tracing::warn!(
                 measure = a.measure,
                 hook = %a.hook,

@@ -72,8 +72,8 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
         hooks.push(("net_receive", "tracepoint/skb/skb_copy_datagram_iovec"));
         hooks.push(("net_receive_udp", "tracepoint/skb/consume_skb"));
     } else {
-        hooks.push(("net_send", "tracepoint/sock/sock_send_length"));
-        hooks.push(("net_receive", "tracepoint/sock/sock_recv_length"));
+        hooks.push(("net_send", "tp_btf/sock_send_length"));
+        hooks.push(("net_receive", "tp_btf/sock_recv_length"));
     }
     hooks.push(("tcp_state", "tracepoint/sock/inet_sock_set_state"));
     hooks.push(("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"));
