@@ -33,9 +33,9 @@ pub const UNPRIVILEGED: &[&str] = &[
 
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+        euid, 0,
         "integration tests load eBPF programs: run them as root (cargo xtask test)"
     );
 }

@@ -15,10 +15,13 @@
 //! delete at completion, plus the two counter entries: the fewest that carry a submitter
 //! from process context to the interrupt that completes its I/O.
 
-// Map keys and values go by reference: passed by value (as clippy suggests), the program
-// built here was rejected by the verifier (a register read before it was written in
-// `block_rq_complete`), and a 500-byte `DiskStats` would be copied onto the BPF stack.
-#![allow(clippy::needless_borrows_for_generic_args)]
+#![expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "Map keys and values go by reference: passed by value (as clippy suggests), the \
+              program built here was rejected by the verifier (a register read before it was \
+              written in `block_rq_complete`), and a 500-byte `DiskStats` would be copied onto \
+              the BPF stack."
+)]
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},

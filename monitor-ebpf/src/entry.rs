@@ -1,7 +1,6 @@
 //! Counter entries created on first use.
 
 // Keys and values by reference, as in `block` (large values must stay off the BPF stack).
-#![allow(clippy::needless_borrows_for_generic_args)]
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -25,7 +24,7 @@ pub fn get_or_insert_zero<K, V>(
     }
     let z = zero.get_ptr(0)?;
     // SAFETY: a map value pointer, valid for the call; EEXIST (another CPU was first) is fine.
-    let _ = map.insert(key, unsafe { &*z }, BPF_NOEXIST as u64);
+    let _ = map.insert(key, unsafe { &*z }, u64::from(BPF_NOEXIST));
     let p = map.get_ptr_mut(key);
     if p.is_none() {
         count_failure(fail);

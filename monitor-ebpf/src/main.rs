@@ -24,7 +24,7 @@ mod tcp_health;
 
 #[cfg(not(test))]
 #[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     // SAFETY: the verifier rejects any program with a reachable panic path, so this is never
     // reached at run time.
     unsafe { core::hint::unreachable_unchecked() }

@@ -19,9 +19,11 @@
 //! the socket: what moved since the last reading is charged to the owner (see `tcp_sync`).
 //! UDP packets are datagrams: one per call or per buffer.
 
-// Map keys and values go by reference, as in `block` (a 200-byte value must not be copied
-// onto the BPF stack).
-#![allow(clippy::needless_borrows_for_generic_args)]
+#![expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "Map keys and values go by reference, as in `block` (a 200-byte value must not be \
+              copied onto the BPF stack)."
+)]
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -318,7 +320,9 @@ pub fn net_udp_consume(ctx: TracePointContext) -> u32 {
     let ip = head + u64::from(nh);
     // SAFETY: probe reads; a bad address fails instead of faulting.
     let proto = match unsafe { bpf_probe_read_kernel(ip as *const u8) }.map(|b| b >> 4) {
+        // SAFETY: as above.
         Ok(4) => unsafe { bpf_probe_read_kernel((ip + 9) as *const u8) },
+        // SAFETY: as above.
         Ok(6) => unsafe { bpf_probe_read_kernel((ip + 6) as *const u8) },
         _ => return 0,
     };
@@ -410,7 +414,7 @@ pub fn tcp_owner(sk: u64, create: bool) -> Option<*mut SockOwner> {
     o.segs_in = read_field::<u32>(sk, global(&l.tcp_segs_in)).unwrap_or(0);
     o.retrans = read_field::<u32>(sk, global(&l.tcp_total_retrans)).unwrap_or(0);
     o.bytes_sent = read_field::<u64>(sk, global(&l.tcp_bytes_sent)).unwrap_or(0);
-    if TCP_SOCKS.insert(&sk, &o, BPF_NOEXIST as u64).is_err() {
+    if TCP_SOCKS.insert(&sk, &o, u64::from(BPF_NOEXIST)).is_err() {
         // EEXIST: another CPU adopted it first.
         if let Some(p) = TCP_SOCKS.get_ptr_mut(&sk) {
             return Some(p);

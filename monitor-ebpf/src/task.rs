@@ -20,7 +20,7 @@ pub fn task_stats(tgid: u32) -> Option<*mut TaskStats> {
         comm: bpf_get_current_comm().unwrap_or_default(),
     };
     // EEXIST means another CPU created it first, which is fine: look it up again.
-    let _ = TASK_STATS.insert(tgid, init, BPF_NOEXIST as u64);
+    let _ = TASK_STATS.insert(tgid, init, u64::from(BPF_NOEXIST));
     let p = TASK_STATS.get_ptr_mut(tgid);
     if p.is_none() {
         count_failure(TASK_STATS_INSERT_FAILED);

@@ -21,9 +21,9 @@ use monitor_common::{
     sched::RunqHist,
 };
 use prometheus::proto::{MetricFamily, MetricType};
-use serde::Serialize;
 
 use crate::{
+    api::processes::{ProcessList, ProcessRow},
     audit::kernel::{self as audit_kernel, AuditMaps, Globals, KernelSetup, OOM_PROBE},
     bpf::{
         attach::{attach_all, detach_all, AttachOptions, Attached, Probe},
@@ -414,44 +414,6 @@ pub struct SchedSnapshot {
     pub exits_without_event: u64,
 }
 
-#[derive(Serialize)]
-pub struct ProcessJson<'a> {
-    pub pid: u32,
-    pub ppid: u32,
-    pub comm: &'a str,
-    pub exe: &'a str,
-    pub cmdline: &'a str,
-    pub uid: u32,
-    pub group: &'a str,
-    pub cpu_seconds_total: f64,
-    pub runqueue_wait_seconds_total: f64,
-    pub voluntary_switches_total: u64,
-    pub involuntary_switches_total: u64,
-    /// From /proc/<pid>/status when the list is asked for; null if the process just went.
-    pub rss_bytes: Option<u64>,
-    pub swap_bytes: Option<u64>,
-    pub disk_read_bytes_total: u64,
-    pub disk_write_bytes_total: u64,
-    pub disk_reads_total: u64,
-    pub disk_writes_total: u64,
-    pub disk_latency_seconds_total: f64,
-    /// TCP and UDP payload bytes and packets (see the network collector).
-    pub net_tx_bytes_total: u64,
-    pub net_rx_bytes_total: u64,
-    pub net_tx_packets_total: u64,
-    pub net_rx_packets_total: u64,
-}
-
-#[derive(Serialize)]
-pub struct ProcessesJson<'a> {
-    /// Whether the per-process kernel figures are being measured (the `sched` collector).
-    pub measured: bool,
-    /// When the figures were read, on the kernel's monotonic clock (seconds since boot): the
-    /// time base for rates, as a response can be up to one refresh older than the request.
-    pub read_at_monotonic_seconds: f64,
-    pub processes: Vec<ProcessJson<'a>>,
-}
-
 pub struct Core {
     procfs: PathBuf,
     sysfs: PathBuf,
@@ -740,48 +702,47 @@ impl Core {
     }
 
     /// The process list for `/api/v1/processes`, sorted by pid.
-    pub fn processes_json(&mut self) -> anyhow::Result<String> {
+    pub fn process_list(&mut self) -> ProcessList {
         self.refresh_if_stale();
-        let mut processes: Vec<ProcessJson<'_>> = self
+        let mut processes: Vec<ProcessRow> = self
             .table
             .processes()
             .map(|p| {
                 let mem = memory::read(&self.procfs, p.identity.pid);
-                ProcessJson {
+                ProcessRow {
                     pid: p.identity.pid,
                     ppid: p.identity.ppid,
-                    comm: &p.identity.comm,
-                    exe: &p.identity.exe,
-                    cmdline: &p.identity.cmdline,
+                    comm: p.identity.comm.clone(),
+                    exe: p.identity.exe.clone(),
+                    cmdline: p.identity.cmdline.clone(),
                     uid: p.identity.uid,
-                    group: &p.group,
+                    group: p.group.to_string(),
                     cpu_seconds_total: ns_to_seconds(p.last.cpu_ns),
                     runqueue_wait_seconds_total: ns_to_seconds(p.last.runq_wait_ns),
                     voluntary_switches_total: p.last.voluntary_switches,
                     involuntary_switches_total: p.last.involuntary_switches,
                     rss_bytes: mem.map(|m| m.rss_bytes),
                     swap_bytes: mem.map(|m| m.swap_bytes),
-                    disk_read_bytes_total: p.last.disk_read_bytes,
-                    disk_write_bytes_total: p.last.disk_write_bytes,
-                    disk_reads_total: p.last.disk_reads,
-                    disk_writes_total: p.last.disk_writes,
-                    disk_latency_seconds_total: ns_to_seconds(
+                    disk_read_bytes_total: Some(p.last.disk_read_bytes),
+                    disk_write_bytes_total: Some(p.last.disk_write_bytes),
+                    disk_reads_total: Some(p.last.disk_reads),
+                    disk_writes_total: Some(p.last.disk_writes),
+                    disk_latency_seconds_total: Some(ns_to_seconds(
                         p.last.disk_read_ns + p.last.disk_write_ns,
-                    ),
-                    net_tx_bytes_total: crate::net::counters::bytes(&p.last.net).0,
-                    net_rx_bytes_total: crate::net::counters::bytes(&p.last.net).1,
-                    net_tx_packets_total: crate::net::counters::packets(&p.last.net).0,
-                    net_rx_packets_total: crate::net::counters::packets(&p.last.net).1,
+                    )),
+                    net_tx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).0),
+                    net_rx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).1),
+                    net_tx_packets_total: Some(crate::net::counters::packets(&p.last.net).0),
+                    net_rx_packets_total: Some(crate::net::counters::packets(&p.last.net).1),
                 }
             })
             .collect();
         processes.sort_by_key(|p| p.pid);
-        serde_json::to_string(&ProcessesJson {
+        ProcessList {
             measured: self.kernel.sched.is_ok(),
-            read_at_monotonic_seconds: self.read_at,
+            read_at_monotonic_seconds: Some(self.read_at),
             processes,
-        })
-        .context("encoding the process list")
+        }
     }
 }
 

@@ -7,10 +7,10 @@ use axum::{
     http::{header, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
-    Router,
+    Json, Router,
 };
 
-use crate::core::Core;
+use crate::{api::processes::ProcessList, core::Core};
 
 pub type Shared = Arc<Mutex<Core>>;
 
@@ -54,12 +54,8 @@ async fn metrics(State(core): State<Shared>) -> Response {
     }
 }
 
-async fn processes(State(core): State<Shared>) -> Response {
-    match lock(&core).processes_json() {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "listing processes");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")).into_response()
-        }
-    }
+async fn processes(State(core): State<Shared>) -> Json<ProcessList> {
+    // Encoded once the lock is released.
+    let list = lock(&core).process_list();
+    Json(list)
 }

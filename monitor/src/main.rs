@@ -1,6 +1,7 @@
 //! `monitor`: wiring only. See `run.rs` for the daemon, `top/` for the live view.
 
 mod alert;
+mod api;
 mod assemble;
 mod audit;
 mod bpf;

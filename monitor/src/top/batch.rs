@@ -107,7 +107,7 @@ fn table(out: &mut impl Write, r: &Report<'_>) -> std::io::Result<()> {
             let w = usize::from(c.width());
             match c {
                 Column::Name => s.push_str(&text),
-                Column::User => s.push_str(&format!("{:<w$.w$} ", text)),
+                Column::User => s.push_str(&format!("{text:<w$.w$} ")),
                 _ => s.push_str(&format!("{text:>w$} ")),
             }
         }

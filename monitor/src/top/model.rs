@@ -9,9 +9,9 @@ use std::{
 use super::{
     columns::{Column, SortSpec},
     rates::{busy_percent, counter_delta, histogram_delta, per_second, quantile, rate},
-    sample::{ProcSample, Sample},
+    sample::Sample,
 };
-use crate::process::group::users_from_passwd;
+use crate::{api::processes::ProcessRow, process::group::users_from_passwd};
 
 /// User names by uid; a uid without a name shows as its number.
 #[derive(Default)]
@@ -79,7 +79,7 @@ impl Row {
 /// One row per process of `cur`, with rates since `prev` (none without it).
 pub fn process_rows(prev: Option<&Sample>, cur: &Sample, users: &Users) -> Vec<Row> {
     let seconds = prev.map(|p| cur.seconds_since(p));
-    let before: HashMap<u32, &ProcSample> = prev
+    let before: HashMap<u32, &ProcessRow> = prev
         .map(|p| p.procs.iter().map(|x| (x.pid, x)).collect())
         .unwrap_or_default();
     cur.procs
@@ -89,15 +89,16 @@ pub fn process_rows(prev: Option<&Sample>, cur: &Sample, users: &Users) -> Vec<R
             let old = before.get(&p.pid).copied();
             // A pid missing from the previous sample started since: all of its counts are
             // new. No previous sample at all: no rate yet.
-            let earlier = |f: fn(&ProcSample) -> Option<f64>| match old {
+            let earlier = |f: fn(&ProcessRow) -> Option<f64>| match old {
                 Some(o) => f(o),
                 None => Some(0.0),
             };
-            let r = |f: fn(&ProcSample) -> Option<f64>| rate(earlier(f), f(p), seconds?);
+            let r = |f: fn(&ProcessRow) -> Option<f64>| rate(earlier(f), f(p), seconds?);
             let disk_latency = (|| {
                 seconds?;
-                let ios = |x: &ProcSample| Some(x.disk_reads_total? + x.disk_writes_total?);
-                let lat = |x: &ProcSample| x.disk_latency_seconds_total;
+                let ios =
+                    |x: &ProcessRow| Some(float(x.disk_reads_total)? + float(x.disk_writes_total)?);
+                let lat = |x: &ProcessRow| x.disk_latency_seconds_total;
                 let d_ios = counter_delta(earlier(ios)?, ios(p)?);
                 let d_lat = counter_delta(earlier(lat)?, lat(p)?);
                 Some((d_lat, d_ios))
@@ -111,15 +112,20 @@ pub fn process_rows(prev: Option<&Sample>, cur: &Sample, users: &Users) -> Vec<R
                 index: Some(i),
                 cpu_percent: r(|x| Some(x.cpu_seconds_total)).map(|v| 100.0 * v),
                 wait_ms_per_second: r(|x| Some(x.runqueue_wait_seconds_total)).map(|v| 1e3 * v),
-                rss_bytes: p.rss_bytes,
-                read_bytes_per_second: r(|x| x.disk_read_bytes_total),
-                write_bytes_per_second: r(|x| x.disk_write_bytes_total),
+                rss_bytes: float(p.rss_bytes),
+                read_bytes_per_second: r(|x| float(x.disk_read_bytes_total)),
+                write_bytes_per_second: r(|x| float(x.disk_write_bytes_total)),
                 disk_latency,
-                rx_bytes_per_second: r(|x| x.net_rx_bytes_total),
-                tx_bytes_per_second: r(|x| x.net_tx_bytes_total),
+                rx_bytes_per_second: r(|x| float(x.net_rx_bytes_total)),
+                tx_bytes_per_second: r(|x| float(x.net_tx_bytes_total)),
             }
         })
         .collect()
+}
+
+/// A byte or request count as a figure (exact below 2^53, far above any real count).
+fn float(v: Option<u64>) -> Option<f64> {
+    v.map(|v| v as f64)
 }
 
 fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -252,8 +258,8 @@ mod tests {
     use super::*;
     use crate::top::sample::{CpuTimes, HostSample, Io};
 
-    fn proc(pid: u32, comm: &str, cpu: f64) -> ProcSample {
-        ProcSample {
+    fn proc(pid: u32, comm: &str, cpu: f64) -> ProcessRow {
+        ProcessRow {
             pid,
             comm: comm.into(),
             group: comm.into(),
@@ -263,7 +269,7 @@ mod tests {
         }
     }
 
-    fn sample(at: Instant, read_at: f64, procs: Vec<ProcSample>) -> Sample {
+    fn sample(at: Instant, read_at: f64, procs: Vec<ProcessRow>) -> Sample {
         Sample {
             at,
             read_at: Some(read_at),
@@ -279,7 +285,7 @@ mod tests {
         let t = Instant::now();
         let a = sample(t, 100.0, vec![proc(1, "init", 1.0), proc(7, "old", 5.0)]);
         let mut p2 = proc(2, "new", 0.5);
-        p2.disk_read_bytes_total = Some(4096.0);
+        p2.disk_read_bytes_total = Some(4096);
         let b = sample(
             t + Duration::from_secs(3),
             // The source's own clock says 2 s passed: that is the time base.
@@ -311,14 +317,14 @@ mod tests {
     #[test]
     fn disk_latency_is_time_over_ios() {
         let t = Instant::now();
-        let with = |lat: f64, reads: f64| ProcSample {
+        let with = |lat: f64, reads: u64| ProcessRow {
             disk_latency_seconds_total: Some(lat),
             disk_reads_total: Some(reads),
-            disk_writes_total: Some(0.0),
+            disk_writes_total: Some(0),
             ..proc(3, "db", 0.0)
         };
-        let a = sample(t, 0.0, vec![with(1.0, 100.0)]);
-        let b = sample(t, 1.0, vec![with(1.5, 200.0)]);
+        let a = sample(t, 0.0, vec![with(1.0, 100)]);
+        let b = sample(t, 1.0, vec![with(1.5, 200)]);
         let r = &process_rows(Some(&a), &b, &Users::default())[0];
         assert_eq!(r.latency_ms(), Some(5.0));
         let idle = &process_rows(Some(&b), &b, &Users::default())[0];

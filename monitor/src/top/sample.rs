@@ -4,56 +4,8 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 
-/// One process, as the daemon's `/api/v1/processes` lists it. Figures that later collectors
-/// add (memory, disk, network) are optional: absent today, read as soon as the API has them.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct ProcSample {
-    pub pid: u32,
-    #[serde(default)]
-    pub ppid: u32,
-    pub comm: String,
-    #[serde(default)]
-    pub exe: String,
-    #[serde(default)]
-    pub cmdline: String,
-    #[serde(default)]
-    pub uid: u32,
-    pub group: String,
-    pub cpu_seconds_total: f64,
-    pub runqueue_wait_seconds_total: f64,
-    #[serde(default)]
-    pub voluntary_switches_total: u64,
-    #[serde(default)]
-    pub involuntary_switches_total: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rss_bytes: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_read_bytes_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_write_bytes_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_reads_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_writes_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_latency_seconds_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_rx_bytes_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_tx_bytes_total: Option<f64>,
-}
-
-/// The body of `/api/v1/processes`.
-#[derive(Deserialize)]
-struct ProcessList {
-    measured: bool,
-    /// Absent from daemons older than `monitor top`.
-    #[serde(default)]
-    read_at_monotonic_seconds: Option<f64>,
-    processes: Vec<ProcSample>,
-}
+use crate::api::processes::{ProcessList, ProcessRow};
 
 /// Host CPU time summed over CPUs, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -110,13 +62,25 @@ pub struct Sample {
     pub read_at: Option<f64>,
     /// Whether the kernel figures are measured (the daemon's `sched` collector is on).
     pub measured: bool,
-    pub procs: Vec<ProcSample>,
+    pub procs: Vec<ProcessRow>,
     pub host: HostSample,
     /// Something the source could not read, for the header (the sample is still usable).
     pub warning: Option<String>,
 }
 
 impl Sample {
+    /// A sample of the daemon's process list, received at `at` (host figures left empty).
+    pub fn from_list(list: ProcessList, at: Instant) -> Self {
+        Self {
+            at,
+            read_at: list.read_at_monotonic_seconds,
+            measured: list.measured,
+            procs: list.processes,
+            host: HostSample::default(),
+            warning: None,
+        }
+    }
+
     /// Seconds between `earlier` and this sample, on the source's clock when both carry it.
     pub fn seconds_since(&self, earlier: &Sample) -> f64 {
         match (self.read_at, earlier.read_at) {
@@ -131,14 +95,7 @@ pub fn parse_processes(body: &[u8], at: Instant) -> anyhow::Result<Sample> {
     let list: ProcessList = serde_json::from_slice(body).context(
         "not a monitor process list (expected {\"measured\": ..., \"processes\": [...]})",
     )?;
-    Ok(Sample {
-        at,
-        read_at: list.read_at_monotonic_seconds,
-        measured: list.measured,
-        procs: list.processes,
-        host: HostSample::default(),
-        warning: None,
-    })
+    Ok(Sample::from_list(list, at))
 }
 
 #[cfg(test)]
@@ -160,12 +117,14 @@ mod tests {
         assert_eq!(s.procs[0].comm, "init");
         assert_eq!(s.procs[0].cpu_seconds_total, 1.5);
         assert_eq!(s.procs[0].rss_bytes, None);
-        assert_eq!(s.procs[1].rss_bytes, Some(4096.0));
-        assert_eq!(s.procs[1].disk_read_bytes_total, Some(100.0));
-        assert_eq!(s.procs[1].net_tx_bytes_total, Some(7.0));
-        // Absent optional figures stay absent when written back.
+        assert_eq!(s.procs[1].rss_bytes, Some(4096));
+        assert_eq!(s.procs[1].disk_read_bytes_total, Some(100));
+        assert_eq!(s.procs[1].net_tx_bytes_total, Some(7));
+        // Absent optional figures stay absent when written back; memory is `null`, as the
+        // daemon writes it for a process that just went.
         let json = serde_json::to_string(&s.procs[0]).unwrap();
-        assert!(!json.contains("rss_bytes"), "{json}");
+        assert!(!json.contains("disk_read_bytes_total"), "{json}");
+        assert!(json.contains(r#""rss_bytes":null"#), "{json}");
     }
 
     #[test]

@@ -62,7 +62,7 @@ mod tests {
         assert_eq!(h.seconds_to_full(), None);
         // 1000 bytes left, shrinking 10 bytes a second.
         for i in 0..10 {
-            h.push(i as f64, 1090.0 - 10.0 * i as f64);
+            h.push(f64::from(i), 1090.0 - 10.0 * f64::from(i));
         }
         let s = h.seconds_to_full().unwrap();
         assert!((s - 100.0).abs() < 1e-6, "{s}");

@@ -1,6 +1,7 @@
 //! Where the figures come from: the daemon at `--url`, or, when nothing listens there, the
-//! daemon's own code run in this process. Either way a sample is the `/api/v1/processes`
-//! list plus host figures, parsed by the same code.
+//! daemon's own code run in this process. Either way a sample is the daemon's process list
+//! (`api::processes::ProcessList`, decoded from `/api/v1/processes` or built in-process)
+//! plus host figures.
 
 mod http;
 mod standalone;
@@ -31,7 +32,7 @@ impl Source {
                     .with_context(|| {
                         format!("no daemon at {url} ({why}), and top cannot run without one")
                     })?;
-                let first = s.sample()?;
+                let first = s.sample();
                 Ok((Source::Standalone(s), first))
             }
             Err(e) => Err(e.into()),
@@ -41,7 +42,7 @@ impl Source {
     pub fn sample(&mut self) -> anyhow::Result<Sample> {
         match self {
             Source::Daemon(d) => Ok(d.sample()?),
-            Source::Standalone(s) => s.sample(),
+            Source::Standalone(s) => Ok(s.sample()),
         }
     }
 

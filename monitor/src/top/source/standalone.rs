@@ -1,5 +1,6 @@
 //! No daemon: the daemon's own state (kernel programs, process table) built and read in this
-//! process, so the figures are the ones the daemon would serve, encoded and parsed the same.
+//! process, so the figures are the ones the daemon would serve: the same process list, handed
+//! over without the JSON in between.
 
 use std::time::{Duration, Instant};
 
@@ -7,11 +8,7 @@ use crate::{
     assemble::{self, CoreOptions},
     core::Core,
     process::group::GroupBy,
-    top::{
-        exposition,
-        host::HostReader,
-        sample::{parse_processes, Sample},
-    },
+    top::{exposition, host::HostReader, sample::Sample},
 };
 
 pub struct Standalone {
@@ -42,11 +39,10 @@ impl Standalone {
         })
     }
 
-    pub fn sample(&mut self) -> anyhow::Result<Sample> {
-        let body = self.core.processes_json()?;
-        let mut s = parse_processes(body.as_bytes(), Instant::now())?;
+    pub fn sample(&mut self) -> Sample {
+        let mut s = Sample::from_list(self.core.process_list(), Instant::now());
         s.host.runq = self.core.runq_hist().map(exposition::from_runq);
         self.host.fill(&mut s.host, true);
-        Ok(s)
+        s
     }
 }
