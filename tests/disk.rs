@@ -156,6 +156,18 @@ fn direct_io(lo: &Loop, target: &str, extra: &[&str], submitter: (&str, &str)) {
         submitter.0, submitter.1
     );
     assert_eq!(m0.get(&hook), Some(1.0), "{hook} missing:\n{}", m0.0);
+    // What the block programs drop is counted by reason from the start.
+    for (program, reason) in [
+        ("block_submit", "map_full"),
+        ("block_rq_issue", "map_full"),
+        ("block_rq_complete", "map_full"),
+        ("block_rq_complete", "no_submitter"),
+        ("block_rq_complete", "no_entry"),
+    ] {
+        let series =
+            format!("monitor_bpf_misses_total{{program=\"{program}\",reason=\"{reason}\"}}");
+        assert!(m0.get(&series).is_some(), "{series} missing:\n{}", m0.0);
+    }
     let ds0 = diskstats(dev);
 
     let bin = NamedBinary::new(env!("CARGO_BIN_EXE_io-child"), "dio");

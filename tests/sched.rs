@@ -38,6 +38,15 @@ fn process_cpu_matches_proc_stat() {
         bin.name
     ));
     assert_close("group CPU vs process CPU", group, ours, 0.01);
+    // Nothing was dropped, and the programs say so by reason.
+    for program in ["sched_switch", "sched_wakeup"] {
+        assert_eq!(
+            m.value(&format!(
+                "monitor_bpf_misses_total{{program=\"{program}\",reason=\"map_full\"}}"
+            )),
+            0.0
+        );
+    }
 }
 
 /// CLOCK_MONOTONIC in seconds: the clock of the API's `read_at_monotonic_seconds`.

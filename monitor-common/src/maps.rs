@@ -6,6 +6,7 @@ pub const RUNQ_START: &str = "RUNQ_START";
 pub const CPU_SLOT: &str = "CPU_SLOT";
 pub const RUNQ_HIST: &str = "RUNQ_HIST";
 pub const HEALTH: &str = "HEALTH";
+pub const MISSES: &str = "MISSES";
 pub const PROC_EVENTS: &str = "PROC_EVENTS";
 pub const DISK_STATS: &str = "DISK_STATS";
 pub const BLOCK_REQUESTS: &str = "BLOCK_REQUESTS";

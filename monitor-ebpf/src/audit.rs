@@ -1,5 +1,5 @@
 //! What the audit programs share: their ring buffer, the per-kind count of records the ring
-//! buffer had no room for, the load-time globals (offsets and scope) and small readers.
+//! buffer had no room for, and the load-time globals (offsets and scope).
 //!
 //! Nothing here runs per scheduler event: exec, exit, OOM kills and TCP state changes are
 //! rare, so each becomes one whole record.
@@ -7,7 +7,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_comm,
-        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
     },
     macros::map,
     maps::{PerCpuArray, RingBuf},
@@ -16,6 +16,8 @@ use monitor_common::{
     audit::{AuditHeader, AuditKind, AuditScope, KernelOffsets, TraceFields, AUDIT_KIND_SLOTS},
     maps::AUDIT_EVENTS_BYTES,
 };
+
+use crate::read::global;
 
 /// Audit records for the daemon.
 #[map(name = "AUDIT_EVENTS")]
@@ -75,13 +77,6 @@ static AUDIT_SCOPE: AuditScope = AuditScope {
     enabled: 0,
 };
 
-/// A global's field, read so the compiler cannot fold the compile-time zero.
-#[inline(always)]
-pub fn global<T: Copy>(f: &T) -> T {
-    // SAFETY: a valid reference to a static.
-    unsafe { core::ptr::read_volatile(f) }
-}
-
 #[inline(always)]
 pub fn offsets() -> &'static KernelOffsets {
     &AUDIT_OFFSETS
@@ -134,15 +129,4 @@ pub fn current_header(kind: AuditKind) -> AuditHeader {
         // SAFETY: no preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     }
-}
-
-/// Reads a `T` at `base + off` in kernel memory; `None` when the offset is unknown (0), the
-/// base is null or the read fails.
-#[inline(always)]
-pub fn read_field<T>(base: u64, off: u32) -> Option<T> {
-    if off == 0 || base == 0 {
-        return None;
-    }
-    // SAFETY: a probe read: the helper checks the address and fails instead of faulting.
-    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T).ok() }
 }

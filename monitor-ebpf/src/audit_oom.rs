@@ -11,7 +11,10 @@ use monitor_common::audit::{
     OOM_HAS_UID,
 };
 
-use crate::audit::{count_lost, current_header, fields, global, AUDIT_EVENTS};
+use crate::{
+    audit::{count_lost, current_header, fields, AUDIT_EVENTS},
+    read::{global, read},
+};
 
 #[tracepoint(category = "oom", name = "mark_victim")]
 pub fn audit_oom(ctx: TracePointContext) -> u32 {
@@ -47,16 +50,6 @@ pub fn audit_oom(ctx: TracePointContext) -> u32 {
         count_lost(AuditKind::OomKill);
     }
     0
-}
-
-/// A field of the record at `off`; `None` when the kernel's record has no such field.
-#[inline(always)]
-pub fn read<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
-    if off == 0 {
-        return None;
-    }
-    // SAFETY: a probe read inside the tracepoint record.
-    unsafe { ctx.read_at::<T>(off as usize).ok() }
 }
 
 /// The victim's name from the record's `__data_loc char[] comm`, when the kernel has it.

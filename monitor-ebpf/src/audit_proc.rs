@@ -18,8 +18,9 @@ use monitor_common::audit::{
     EXIT_HAS_START,
 };
 
-use crate::audit::{
-    count_lost, current_header, current_in_scope, fields, global, offsets, read_field, AUDIT_EVENTS,
+use crate::{
+    audit::{count_lost, current_header, current_in_scope, fields, offsets, AUDIT_EVENTS},
+    read::{global, read_field},
 };
 
 #[tracepoint(category = "sched", name = "sched_process_exec")]

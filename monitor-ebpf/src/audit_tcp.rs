@@ -13,41 +13,27 @@
 //! connect latency, the state each socket is in) and keeps the owners the network programs
 //! charge; it emits audit records only when the audit log is on (`AuditScope.enabled`).
 
-use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
-    macros::{map, tracepoint},
-    maps::LruHashMap,
-    programs::TracePointContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext};
 use monitor_common::{
     audit::{tcp_state, AuditHeader, AuditKind, SockOwner, TcpRecord},
-    health::TCP_SOCKS_INSERT_FAILED,
-    maps::{TCP_LISTENERS_CAPACITY, TCP_SOCKS_CAPACITY},
+    health::{
+        program::TCP_STATE,
+        reason::{MAP_FULL, NO_OWNER, READ_FAILED, RING_FULL},
+        TCP_SOCKS_INSERT_FAILED,
+    },
     net::connect_bucket,
 };
 
 use crate::{
     atomic::add,
-    audit::{
-        audit_enabled, count_lost, current_header, current_in_scope, fields, global, offsets,
-        read_field, AUDIT_EVENTS,
-    },
-    audit_oom::read,
-    health::count_failure,
+    audit::{audit_enabled, count_lost, fields, offsets, AUDIT_EVENTS},
+    health::{count_failure, finish, Outcome},
     net::{net_stats, tcp_sync, AF_INET, AF_INET6},
+    read::{global, read, read_field},
+    sock::{current_owner, listener_key, TCP_LISTENERS, TCP_SOCKS},
 };
 
 const IPPROTO_TCP: u16 = 6;
-
-/// Owner of each tracked socket, keyed by its kernel address.
-#[map(name = "TCP_SOCKS")]
-pub static TCP_SOCKS: LruHashMap<u64, SockOwner> =
-    LruHashMap::with_max_entries(TCP_SOCKS_CAPACITY, 0);
-
-/// Owner of each listening socket, keyed by `family << 16 | port`.
-#[map(name = "TCP_LISTENERS")]
-pub static TCP_LISTENERS: LruHashMap<u32, SockOwner> =
-    LruHashMap::with_max_entries(TCP_LISTENERS_CAPACITY, 0);
 
 /// One state change, as read from the record.
 struct Change {
@@ -59,24 +45,29 @@ struct Change {
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
 pub fn tcp_state(ctx: TracePointContext) -> u32 {
+    finish(TCP_STATE, try_tcp_state(&ctx))
+}
+
+#[inline(always)]
+fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
     let f = fields();
-    if let Some(p) = read::<u16>(&ctx, global(&f.tcp_protocol)) {
+    if let Some(p) = read::<u16>(ctx, global(&f.tcp_protocol)) {
         if p != IPPROTO_TCP {
-            return 0;
+            return Ok(());
         }
     }
     let (Some(sk), Some(old), Some(new), Some(family), Some(sport), Some(dport)) = (
-        read::<u64>(&ctx, global(&f.tcp_skaddr)),
-        read::<i32>(&ctx, global(&f.tcp_oldstate)),
-        read::<i32>(&ctx, global(&f.tcp_newstate)),
-        read::<u16>(&ctx, global(&f.tcp_family)),
-        read::<u16>(&ctx, global(&f.tcp_sport)),
-        read::<u16>(&ctx, global(&f.tcp_dport)),
+        read::<u64>(ctx, global(&f.tcp_skaddr)),
+        read::<i32>(ctx, global(&f.tcp_oldstate)),
+        read::<i32>(ctx, global(&f.tcp_newstate)),
+        read::<u16>(ctx, global(&f.tcp_family)),
+        read::<u16>(ctx, global(&f.tcp_sport)),
+        read::<u16>(ctx, global(&f.tcp_dport)),
     ) else {
-        return 0;
+        return Err(READ_FAILED);
     };
     if family != AF_INET && family != AF_INET6 {
-        return 0;
+        return Ok(());
     }
     let c = Change {
         sk,
@@ -92,65 +83,67 @@ pub fn tcp_state(ctx: TracePointContext) -> u32 {
             let mut o = current_owner();
             o.connect_ns = now;
             o.state = new as u32;
-            if TCP_SOCKS.insert(sk, o, 0).is_err() {
+            let owned = TCP_SOCKS.insert(sk, o, 0);
+            if owned.is_err() {
                 count_failure(TCP_SOCKS_INSERT_FAILED);
             }
-            if let Some(c) = net_stats(o.pid) {
-                // SAFETY: a map value valid during the program; other CPUs update it too.
-                unsafe { add(&raw mut (*c).tcp_active_opens, 1) };
-            }
+            let n = net_stats(o.pid).ok_or(MAP_FULL)?;
+            // SAFETY: a map value valid during the program; other CPUs update it too.
+            unsafe { add(&raw mut (*n).tcp_active_opens, 1) };
+            owned.map_err(|_| MAP_FULL)?;
         }
         // listen(): process context.
         (_, tcp_state::LISTEN) => {
             let _ = TCP_LISTENERS.insert(listener_key(family, sport), current_owner(), 0);
         }
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
-            if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
-                // SAFETY: a valid map value pointer for the duration of this program.
-                let owner = unsafe {
-                    (*o).established_ns = now;
-                    (*o).state = new as u32;
-                    *o
-                };
-                if owner.connect_ns != 0 && now >= owner.connect_ns {
-                    observe_connect(owner.pid, now - owner.connect_ns);
-                }
-                emit(&ctx, AuditKind::TcpConnect, &owner, &c, 0);
+            let o = TCP_SOCKS.get_ptr_mut(sk).ok_or(NO_OWNER)?;
+            // SAFETY: a valid map value pointer for the duration of this program.
+            let owner = unsafe {
+                (*o).established_ns = now;
+                (*o).state = new as u32;
+                *o
+            };
+            if owner.connect_ns != 0 && now >= owner.connect_ns {
+                observe_connect(owner.pid, now - owner.connect_ns)?;
             }
+            emit(ctx, AuditKind::TcpConnect, &owner, &c, 0)?;
         }
         (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
             // SAFETY: a valid map value pointer, copied at once.
-            if let Some(l) = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) } {
-                let mut owner = *l;
-                owner.established_ns = now;
-                owner.state = new as u32;
-                if TCP_SOCKS.insert(sk, owner, 0).is_err() {
-                    count_failure(TCP_SOCKS_INSERT_FAILED);
-                }
-                if let Some(c) = net_stats(owner.pid) {
-                    // SAFETY: as above.
-                    unsafe { add(&raw mut (*c).tcp_passive_opens, 1) };
-                }
-                emit(&ctx, AuditKind::TcpAccept, &owner, &c, 0);
+            let l = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) }.ok_or(NO_OWNER)?;
+            let mut owner = *l;
+            owner.established_ns = now;
+            owner.state = new as u32;
+            let owned = TCP_SOCKS.insert(sk, owner, 0);
+            if owned.is_err() {
+                count_failure(TCP_SOCKS_INSERT_FAILED);
             }
+            let n = net_stats(owner.pid).ok_or(MAP_FULL)?;
+            // SAFETY: as above.
+            unsafe { add(&raw mut (*n).tcp_passive_opens, 1) };
+            emit(ctx, AuditKind::TcpAccept, &owner, &c, 0)?;
+            owned.map_err(|_| MAP_FULL)?;
         }
         (tcp_state::LISTEN, tcp_state::CLOSE) => {
             let _ = TCP_LISTENERS.remove(listener_key(family, sport));
         }
         (_, tcp_state::CLOSE) => {
+            // A socket never owned (opened before the programs attached, never used since)
+            // closes unseen: nothing of it was counted.
             if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
                 // The last segments and retransmits since the previous reading.
-                tcp_sync(sk, o, false);
+                let synced = tcp_sync(sk, o, false);
                 // SAFETY: a valid map value pointer, copied before the entry goes.
                 let owner = unsafe { *o };
                 let _ = TCP_SOCKS.remove(sk);
                 if owner.established_ns != 0 {
-                    if let Some(c) = net_stats(owner.pid) {
-                        // SAFETY: as above.
-                        unsafe { add(&raw mut (*c).tcp_closes, 1) };
-                    }
-                    emit(&ctx, AuditKind::TcpClose, &owner, &c, owner.established_ns);
+                    let n = net_stats(owner.pid).ok_or(MAP_FULL)?;
+                    // SAFETY: as above.
+                    unsafe { add(&raw mut (*n).tcp_closes, 1) };
+                    emit(ctx, AuditKind::TcpClose, &owner, &c, owner.established_ns)?;
                 }
+                synced?;
             }
         }
         (_, state) => {
@@ -160,15 +153,13 @@ pub fn tcp_state(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    0
+    Ok(())
 }
 
 /// One connect latency (SYN sent to ESTABLISHED) for the owner's histogram.
 #[inline(always)]
-fn observe_connect(pid: u32, ns: u64) {
-    let Some(c) = net_stats(pid) else {
-        return;
-    };
+fn observe_connect(pid: u32, ns: u64) -> Outcome {
+    let c = net_stats(pid).ok_or(MAP_FULL)?;
     let b = connect_bucket(ns);
     // SAFETY: a map value valid during the program; `b` is in bounds (checked for the
     // verifier too).
@@ -178,35 +169,23 @@ fn observe_connect(pid: u32, ns: u64) {
         }
         add(&raw mut (*c).tcp_connect_ns, ns);
     }
+    Ok(())
 }
 
 #[inline(always)]
-fn listener_key(family: u16, port: u16) -> u32 {
-    (u32::from(family) << 16) | u32::from(port)
-}
-
-#[inline(always)]
-pub fn current_owner() -> SockOwner {
-    let h = current_header(AuditKind::TcpConnect);
-    SockOwner {
-        pid: h.pid,
-        uid: h.uid,
-        gid: h.gid,
-        in_scope: u32::from(current_in_scope()),
-        comm: h.comm,
-        cgroup_id: h.cgroup_id,
-        ..SockOwner::default()
-    }
-}
-
-#[inline(always)]
-fn emit(ctx: &TracePointContext, kind: AuditKind, owner: &SockOwner, c: &Change, since: u64) {
+fn emit(
+    ctx: &TracePointContext,
+    kind: AuditKind,
+    owner: &SockOwner,
+    c: &Change,
+    since: u64,
+) -> Outcome {
     if !audit_enabled() || owner.in_scope == 0 {
-        return;
+        return Ok(());
     }
     let Some(mut entry) = AUDIT_EVENTS.reserve::<TcpRecord>(0) else {
         count_lost(kind);
-        return;
+        return Err(RING_FULL);
     };
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -249,4 +228,5 @@ fn emit(ctx: &TracePointContext, kind: AuditKind, owner: &SockOwner, c: &Change,
     }
     entry.write(rec);
     entry.submit(0);
+    Ok(())
 }

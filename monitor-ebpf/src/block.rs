@@ -35,14 +35,18 @@ use monitor_common::{
         NEW_SECTOR_OFFSET, NO_DATA_SECTOR, NR_SECTOR_OFFSET, OP_OTHER, OP_READ, OP_WRITE,
         SECTOR_OFFSET,
     },
-    health::{BLOCK_REQUESTS_INSERT_FAILED, DISK_STATS_INSERT_FAILED},
+    health::{
+        program::{BLOCK_RQ_COMPLETE, BLOCK_RQ_ISSUE, BLOCK_SUBMIT},
+        reason::{MAP_FULL, NO_ENTRY, NO_SUBMITTER},
+        BLOCK_REQUESTS_INSERT_FAILED, DISK_STATS_INSERT_FAILED,
+    },
     hist::{bucket, BUCKETS},
 };
 
 use crate::{
     atomic::add,
     entry::get_or_insert_zero,
-    health::count_failure,
+    health::{count_failure, finish, miss, Outcome},
     maps::{BLOCK_REQUESTS, DISK_STATS, DISK_ZERO, PART_DISK, TASK_STATS},
     task::task_stats,
 };
@@ -62,8 +66,7 @@ pub fn block_owner_io_start(ctx: TracePointContext) -> u32 {
             field::<u64>(&ctx, SECTOR_OFFSET),
         )
     };
-    submitted(dev, sector);
-    0
+    finish(BLOCK_SUBMIT, submitted(dev, sector))
 }
 
 #[tracepoint(category = "block", name = "block_bio_queue")]
@@ -75,8 +78,7 @@ pub fn block_owner_bio_queue(ctx: TracePointContext) -> u32 {
             field::<u64>(&ctx, SECTOR_OFFSET),
         )
     };
-    submitted(disk_of(dev), sector);
-    0
+    finish(BLOCK_SUBMIT, submitted(disk_of(dev), sector))
 }
 
 /// A bio split before it becomes requests: the remainder starts at `new_sector` and gets no
@@ -90,8 +92,7 @@ pub fn block_owner_split(ctx: TracePointContext) -> u32 {
             field::<u64>(&ctx, NEW_SECTOR_OFFSET),
         )
     };
-    submitted(disk_of(dev), sector);
-    0
+    finish(BLOCK_SUBMIT, submitted(disk_of(dev), sector))
 }
 
 #[tracepoint(category = "block", name = "block_rq_issue")]
@@ -128,24 +129,30 @@ pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
     };
     if BLOCK_REQUESTS.insert(&key, &v, 0).is_err() {
         count_failure(BLOCK_REQUESTS_INSERT_FAILED);
+        miss(BLOCK_RQ_ISSUE, MAP_FULL);
     }
     0
 }
 
 #[tracepoint(category = "block", name = "block_rq_complete")]
 pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
+    finish(BLOCK_RQ_COMPLETE, try_block_rq_complete(&ctx))
+}
+
+#[inline(always)]
+fn try_block_rq_complete(ctx: &TracePointContext) -> Outcome {
     // SAFETY: offsets inside every block_rq_complete record (see `monitor_common::block`).
     let (dev, sector, nr_sector, error) = unsafe {
         (
-            field::<u32>(&ctx, DEV_OFFSET),
-            field::<u64>(&ctx, SECTOR_OFFSET),
-            field::<u32>(&ctx, NR_SECTOR_OFFSET),
-            field::<i32>(&ctx, ERROR_OFFSET),
+            field::<u32>(ctx, DEV_OFFSET),
+            field::<u64>(ctx, SECTOR_OFFSET),
+            field::<u32>(ctx, NR_SECTOR_OFFSET),
+            field::<i32>(ctx, ERROR_OFFSET),
         )
     };
-    let op = complete_op(&ctx);
+    let op = complete_op(ctx);
     if op == OP_OTHER {
-        return 0;
+        return Ok(());
     }
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -182,7 +189,11 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
         }
     }
 
-    if let Some(s) = disk_stats(dev, op) {
+    let stats = disk_stats(dev, op);
+    if stats.is_none() {
+        miss(BLOCK_RQ_COMPLETE, MAP_FULL);
+    }
+    if let Some(s) = stats {
         // SAFETY: a map value valid during the program; other CPUs update it too.
         unsafe {
             add(&raw mut (*s).requests, 1);
@@ -199,16 +210,17 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
         }
     }
 
-    let Some(r) = req else { return 0 };
+    // Neither submitted nor issued while the programs ran (in flight at attach, or its
+    // entry evicted): counted for the disk, charged to nobody.
+    let r = req.ok_or(NO_SUBMITTER)?;
+    // No submitter: the flush machinery's own requests.
     if r.tgid == 0 || (op != OP_READ && op != OP_WRITE) {
-        return 0;
+        return Ok(());
     }
     // Only an existing entry: here `current` is whoever the interrupt landed on, so a new
     // entry could not be named. Submission made it; it is missing only if the process
     // exited and was folded, or the map was full.
-    let Some(t) = TASK_STATS.get_ptr_mut(&r.tgid) else {
-        return 0;
-    };
+    let t = TASK_STATS.get_ptr_mut(&r.tgid).ok_or(NO_ENTRY)?;
     let l = latency.unwrap_or(0);
     // SAFETY: a map value valid during the program; other CPUs update it too.
     unsafe {
@@ -223,7 +235,7 @@ pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
             add(&raw mut (*c).disk_write_ns, l);
         }
     }
-    0
+    Ok(())
 }
 
 /// The disk of a bio's device (a partition's disk, or itself).
@@ -237,7 +249,7 @@ fn disk_of(dev: u32) -> u32 {
 }
 
 #[inline(always)]
-fn submitted(dev: u32, sector: u64) {
+fn submitted(dev: u32, sector: u64) -> Outcome {
     let key = RequestKey {
         dev,
         _pad: 0,
@@ -247,7 +259,10 @@ fn submitted(dev: u32, sector: u64) {
     // The completion can only charge an existing entry, and a process that has just
     // started may see its first I/O complete before it is ever switched out (which is
     // where entries are otherwise made): make it here, where its name is known.
-    let _ = task_stats(tgid);
+    if task_stats(tgid).is_none() {
+        // Its I/O is still counted for the disk; the completion will say it had no entry.
+        miss(BLOCK_SUBMIT, MAP_FULL);
+    }
     let v = RequestState {
         // SAFETY: no preconditions.
         submitted_ns: unsafe { bpf_ktime_get_ns() },
@@ -257,7 +272,9 @@ fn submitted(dev: u32, sector: u64) {
     };
     if BLOCK_REQUESTS.insert(&key, &v, 0).is_err() {
         count_failure(BLOCK_REQUESTS_INSERT_FAILED);
+        return Err(MAP_FULL);
     }
+    Ok(())
 }
 
 /// A fixed-offset field of the tracepoint record.

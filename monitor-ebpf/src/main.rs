@@ -17,8 +17,10 @@ mod health;
 mod maps;
 mod net;
 mod proc_lifecycle;
+mod read;
 mod sched_switch;
 mod sched_wakeup;
+mod sock;
 mod task;
 mod tcp_health;
 

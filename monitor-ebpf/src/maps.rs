@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     block::{DiskKey, DiskStats, RequestKey, RequestState},
-    health::HEALTH_COUNTERS,
+    health::{HEALTH_COUNTERS, MISS_SLOTS},
     maps::{
         BLOCK_REQUESTS_CAPACITY, DISK_STATS_CAPACITY, PART_DISK_CAPACITY, PROC_EVENTS_BYTES,
         RUNQ_START_CAPACITY, TASK_STATS_CAPACITY,
@@ -38,6 +38,10 @@ pub static RUNQ_HIST: PerCpuArray<RunqHist> = PerCpuArray::with_max_entries(1, 0
 /// Per CPU: counts of what could not be recorded (see `monitor_common::health`).
 #[map(name = "HEALTH")]
 pub static HEALTH: PerCpuArray<u64> = PerCpuArray::with_max_entries(HEALTH_COUNTERS, 0);
+
+/// Per CPU: what each program dropped, by reason (see `monitor_common::health::program`).
+#[map(name = "MISSES")]
+pub static MISSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(MISS_SLOTS, 0);
 
 /// Process exec and exit records for the daemon.
 #[map(name = "PROC_EVENTS")]

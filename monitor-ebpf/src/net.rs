@@ -34,18 +34,21 @@ use aya_ebpf::{
 };
 use monitor_common::{
     audit::{tcp_state, SockOwner},
-    health::{NET_STATS_INSERT_FAILED, TCP_SOCKS_INSERT_FAILED},
+    health::{
+        program::{NET_DEV_QUEUE, NET_SKB_COPY, NET_SOCK_RECV, NET_SOCK_SEND, NET_UDP_CONSUME},
+        reason::{MAP_FULL, NO_OWNER, READ_FAILED},
+        NET_STATS_INSERT_FAILED, TCP_SOCKS_INSERT_FAILED,
+    },
     maps::NET_STATS_CAPACITY,
     net::{NetCounters, NetLayout, MSG_PEEK, PROTO_TCP, PROTO_UDP},
 };
 
 use crate::{
     atomic::add,
-    audit::{global, read_field},
-    audit_oom::read,
-    audit_tcp::{current_owner, TCP_SOCKS},
     entry::get_or_insert_zero,
-    health::count_failure,
+    health::{count_failure, finish, Outcome},
+    read::{global, read, read_field},
+    sock::{current_owner, TCP_SOCKS},
 };
 
 pub const AF_INET: u16 = 2;
@@ -120,90 +123,73 @@ fn member<T: Copy>(base: *const u8, off: &'static u32) -> Option<T> {
 
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn net_sock_send_btf(ctx: BtfTracePointContext) -> u32 {
-    on_sock_length_btf(&ctx, TX);
-    0
+    finish(NET_SOCK_SEND, on_sock_length_btf(&ctx, TX))
 }
 
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn net_sock_recv_btf(ctx: BtfTracePointContext) -> u32 {
-    on_sock_length_btf(&ctx, RX);
-    0
+    finish(NET_SOCK_RECV, on_sock_length_btf(&ctx, RX))
 }
 
 /// Arguments: `(struct sock *sk, int ret, int flags)`.
 #[inline(always)]
-fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) {
+fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
     let sk: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let ret = ret as i32;
     if ret <= 0 || sk.is_null() {
-        return;
+        return Ok(());
     }
     if !tx {
         let flags: i64 = ctx.arg(2);
         if flags as i32 & MSG_PEEK != 0 {
-            return;
+            return Ok(());
         }
     }
     let l = layout();
-    let (Some(family), Some(protocol)) = (
-        member::<u16>(sk, &l.sk_family),
-        member::<u16>(sk, &l.sk_protocol),
-    ) else {
-        return;
-    };
+    let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
+    let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;
     if family != AF_INET && family != AF_INET6 {
-        return;
+        return Ok(());
     }
     let proto = match protocol {
         IPPROTO_TCP => PROTO_TCP,
         IPPROTO_UDP => PROTO_UDP,
-        _ => return,
+        _ => return Ok(()),
     };
     let charged = charge_current(tx, proto, ret as u64);
-    if proto == PROTO_TCP {
-        if let Some(o) = tcp_owner(sk as u64, true) {
-            // SAFETY: `sk` is the hook's socket; the helper returns it as a `tcp_sock` or
-            // null when it is not one.
-            let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut _) } as *const u8;
-            if tp.is_null() {
-                return;
-            }
-            let (Some(out), Some(inn), Some(retrans)) = (
-                member::<u32>(tp, &l.tcp_segs_out),
-                member::<u32>(tp, &l.tcp_segs_in),
-                member::<u32>(tp, &l.tcp_total_retrans),
-            ) else {
-                return;
-            };
-            charge_tcp(
-                o,
-                TcpReading {
-                    out,
-                    inn,
-                    retrans,
-                    bytes_sent: None,
-                },
-                charged,
-            );
-        }
+    if proto != PROTO_TCP {
+        return charged.map(|_| ());
     }
+    let o = tcp_owner(sk as u64, true).ok_or(MAP_FULL)?;
+    // SAFETY: `sk` is the hook's socket; the helper returns it as a `tcp_sock`, or null
+    // when it is not one.
+    let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut _) } as *const u8;
+    if tp.is_null() {
+        return Err(READ_FAILED);
+    }
+    let reading = TcpReading {
+        out: member::<u32>(tp, &l.tcp_segs_out).ok_or(READ_FAILED)?,
+        inn: member::<u32>(tp, &l.tcp_segs_in).ok_or(READ_FAILED)?,
+        retrans: member::<u32>(tp, &l.tcp_total_retrans).ok_or(READ_FAILED)?,
+        bytes_sent: None,
+    };
+    charge_tcp(o, reading, charged.ok())?;
+    charged.map(|_| ())
 }
 
 #[tracepoint(category = "sock", name = "sock_send_length")]
 pub fn net_sock_send(ctx: TracePointContext) -> u32 {
-    on_sock_length(&ctx, TX);
-    0
+    finish(NET_SOCK_SEND, on_sock_length(&ctx, TX))
 }
 
 #[tracepoint(category = "sock", name = "sock_recv_length")]
 pub fn net_sock_recv(ctx: TracePointContext) -> u32 {
-    on_sock_length(&ctx, RX);
-    0
+    finish(NET_SOCK_RECV, on_sock_length(&ctx, RX))
 }
 
 #[inline(always)]
-fn on_sock_length(ctx: &TracePointContext, tx: bool) {
+fn on_sock_length(ctx: &TracePointContext, tx: bool) -> Outcome {
     let l = layout();
     let (Some(sk), Some(family), Some(protocol), Some(ret)) = (
         read::<u64>(ctx, global(&l.len_sk)),
@@ -211,87 +197,82 @@ fn on_sock_length(ctx: &TracePointContext, tx: bool) {
         read::<u16>(ctx, global(&l.len_protocol)),
         read::<i32>(ctx, global(&l.len_ret)),
     ) else {
-        return;
+        return Err(READ_FAILED);
     };
     if ret <= 0 || (family != AF_INET && family != AF_INET6) {
-        return;
+        return Ok(());
     }
-    if !tx && read::<i32>(ctx, global(&l.len_flags)).unwrap_or(0) & MSG_PEEK != 0 {
-        return;
+    if !tx && read::<i32>(ctx, global(&l.len_flags)).ok_or(READ_FAILED)? & MSG_PEEK != 0 {
+        return Ok(());
     }
     let proto = match protocol {
         IPPROTO_TCP => PROTO_TCP,
         IPPROTO_UDP => PROTO_UDP,
-        _ => return,
+        _ => return Ok(()),
     };
-    charge_current(tx, proto, ret as u64);
+    let charged = charge_current(tx, proto, ret as u64);
     if proto == PROTO_TCP {
-        if let Some(o) = tcp_owner(sk, true) {
-            tcp_sync(sk, o, false);
-        }
+        let o = tcp_owner(sk, true).ok_or(MAP_FULL)?;
+        tcp_sync(sk, o, false)?;
     }
+    charged.map(|_| ())
 }
 
 #[tracepoint(category = "skb", name = "skb_copy_datagram_iovec")]
 pub fn net_skb_copy(ctx: TracePointContext) -> u32 {
+    finish(NET_SKB_COPY, try_net_skb_copy(&ctx))
+}
+
+#[inline(always)]
+fn try_net_skb_copy(ctx: &TracePointContext) -> Outcome {
     let l = layout();
-    let (Some(skb), Some(len)) = (
-        read::<u64>(&ctx, global(&l.copy_skb)),
-        read::<i32>(&ctx, global(&l.copy_len)),
-    ) else {
-        return 0;
-    };
+    let skb = read::<u64>(ctx, global(&l.copy_skb)).ok_or(READ_FAILED)?;
+    let len = read::<i32>(ctx, global(&l.copy_len)).ok_or(READ_FAILED)?;
     if len <= 0 {
-        return 0;
+        return Ok(());
     }
-    let Some((sk, proto)) = skb_socket(skb) else {
-        return 0;
+    let Some((sk, proto)) = skb_socket(skb)? else {
+        return Ok(());
     };
-    charge_current(RX, proto, len as u64);
+    let charged = charge_current(RX, proto, len as u64);
     if proto == PROTO_TCP {
-        if let Some(o) = tcp_owner(sk, true) {
-            tcp_sync(sk, o, false);
-        }
+        let o = tcp_owner(sk, true).ok_or(MAP_FULL)?;
+        tcp_sync(sk, o, false)?;
     }
-    0
+    charged.map(|_| ())
 }
 
 #[tracepoint(category = "net", name = "net_dev_queue")]
 pub fn net_dev_queue(ctx: TracePointContext) -> u32 {
+    finish(NET_DEV_QUEUE, try_net_dev_queue(&ctx))
+}
+
+#[inline(always)]
+fn try_net_dev_queue(ctx: &TracePointContext) -> Outcome {
     let l = layout();
-    let Some(skb) = read::<u64>(&ctx, global(&l.queue_skb)) else {
-        return 0;
-    };
-    let Some((sk, proto)) = skb_socket(skb) else {
-        return 0;
+    let skb = read::<u64>(ctx, global(&l.queue_skb)).ok_or(READ_FAILED)?;
+    let Some((sk, proto)) = skb_socket(skb)? else {
+        return Ok(());
     };
     if proto == PROTO_TCP {
         // Possibly softirq (ACK-clocked sends): only a socket whose owner is known.
-        if let Some(o) = tcp_owner(sk, false) {
-            tcp_sync(sk, o, true);
-        }
-        return 0;
+        let o = tcp_owner(sk, false).ok_or(NO_OWNER)?;
+        return tcp_sync(sk, o, true);
     }
     // UDP is sent in the sender's context: the payload is the UDP length less its header.
-    let (Some(head), Some(th)) = (
-        read_field::<u64>(skb, global(&l.skb_head)),
-        read_field::<u16>(skb, global(&l.skb_transport_header)),
-    ) else {
-        return 0;
-    };
+    let head = read_field::<u64>(skb, global(&l.skb_head)).ok_or(READ_FAILED)?;
+    let th = read_field::<u16>(skb, global(&l.skb_transport_header)).ok_or(READ_FAILED)?;
     if th == u16::MAX || head == 0 {
-        return 0;
+        return Err(READ_FAILED);
     }
     // SAFETY: a probe read; a bad address fails instead of faulting.
-    let Ok(ulen) = (unsafe { bpf_probe_read_kernel((head + u64::from(th) + 4) as *const [u8; 2]) })
-    else {
-        return 0;
-    };
+    let ulen = unsafe { bpf_probe_read_kernel((head + u64::from(th) + 4) as *const [u8; 2]) }
+        .map_err(|_| READ_FAILED)?;
     let ulen = u16::from_be_bytes(ulen);
     if ulen >= 8 {
-        charge_current(TX, PROTO_UDP, u64::from(ulen - 8));
+        charge_current(TX, PROTO_UDP, u64::from(ulen - 8))?;
     }
-    0
+    Ok(())
 }
 
 /// Before 6.3, UDP received: a datagram is freed by `recvmsg` once read (a peek keeps it), in
@@ -300,23 +281,26 @@ pub fn net_dev_queue(ctx: TracePointContext) -> u32 {
 /// its link header; TCP's header is 20 bytes or more) of an IP packet carrying UDP.
 #[tracepoint(category = "skb", name = "consume_skb")]
 pub fn net_udp_consume(ctx: TracePointContext) -> u32 {
+    finish(NET_UDP_CONSUME, try_net_udp_consume(&ctx))
+}
+
+#[inline(always)]
+fn try_net_udp_consume(ctx: &TracePointContext) -> Outcome {
     let l = layout();
-    let Some(skb) = read::<u64>(&ctx, global(&l.consume_skb)) else {
-        return 0;
-    };
+    let skb = read::<u64>(ctx, global(&l.consume_skb)).ok_or(READ_FAILED)?;
+    // Every buffer the kernel frees passes here: one whose fields cannot be read is not
+    // known to be a datagram, so it is no miss.
     let (Some(head), Some(data), Some(th)) = (
         read_field::<u64>(skb, global(&l.skb_head)),
         read_field::<u64>(skb, global(&l.skb_data)),
         read_field::<u16>(skb, global(&l.skb_transport_header)),
     ) else {
-        return 0;
+        return Ok(());
     };
     if head == 0 || th == u16::MAX || data != head + u64::from(th) + 8 {
-        return 0;
+        return Ok(());
     }
-    let Some(nh) = read_field::<u16>(skb, global(&l.skb_network_header)) else {
-        return 0;
-    };
+    let nh = read_field::<u16>(skb, global(&l.skb_network_header)).ok_or(READ_FAILED)?;
     let ip = head + u64::from(nh);
     // SAFETY: probe reads; a bad address fails instead of faulting.
     let proto = match unsafe { bpf_probe_read_kernel(ip as *const u8) }.map(|b| b >> 4) {
@@ -324,49 +308,55 @@ pub fn net_udp_consume(ctx: TracePointContext) -> u32 {
         Ok(4) => unsafe { bpf_probe_read_kernel((ip + 9) as *const u8) },
         // SAFETY: as above.
         Ok(6) => unsafe { bpf_probe_read_kernel((ip + 6) as *const u8) },
-        _ => return 0,
+        _ => return Ok(()),
     };
     if proto != Ok(IPPROTO_UDP as u8) {
-        return 0;
+        return Ok(());
     }
-    if let Some(len) = read_field::<u32>(skb, global(&l.skb_len)) {
-        charge_current(RX, PROTO_UDP, u64::from(len));
-    }
-    0
+    let len = read_field::<u32>(skb, global(&l.skb_len)).ok_or(READ_FAILED)?;
+    charge_current(RX, PROTO_UDP, u64::from(len))?;
+    Ok(())
 }
 
-/// The full TCP or UDP socket a buffer belongs to, with its protocol index.
+/// The full TCP or UDP socket a buffer belongs to, with its protocol index; `None` for any
+/// other (or none), `Err` when it could not be told.
 #[inline(always)]
-fn skb_socket(skb: u64) -> Option<(u64, usize)> {
+fn skb_socket(skb: u64) -> Result<Option<(u64, usize)>, u32> {
     let l = layout();
-    let sk = read_field::<u64>(skb, global(&l.skb_sk))?;
-    let family = read_field::<u16>(sk, global(&l.sk_family))?;
+    // A buffer without a socket (forwarded, kernel-made) is no one's traffic.
+    let sk = read_field::<u64>(skb, global(&l.skb_sk)).ok_or(READ_FAILED)?;
+    if sk == 0 {
+        return Ok(None);
+    }
+    let family = read_field::<u16>(sk, global(&l.sk_family)).ok_or(READ_FAILED)?;
     if family != AF_INET && family != AF_INET6 {
-        return None;
+        return Ok(None);
     }
     // Mini sockets (a SYN-ACK's request, a TIME_WAIT ACK) end before `sk_protocol`.
-    let state = read_field::<u8>(sk, global(&l.sk_state))?;
+    let state = read_field::<u8>(sk, global(&l.sk_state)).ok_or(READ_FAILED)?;
     if state == TCP_NEW_SYN_RECV || state == TCP_TIME_WAIT {
-        return None;
+        return Ok(None);
     }
-    match read_field::<u16>(sk, global(&l.sk_protocol))? {
-        IPPROTO_TCP => Some((sk, PROTO_TCP)),
-        IPPROTO_UDP => Some((sk, PROTO_UDP)),
-        _ => None,
-    }
+    Ok(
+        match read_field::<u16>(sk, global(&l.sk_protocol)).ok_or(READ_FAILED)? {
+            IPPROTO_TCP => Some((sk, PROTO_TCP)),
+            IPPROTO_UDP => Some((sk, PROTO_UDP)),
+            _ => None,
+        },
+    )
 }
 
 /// Bytes (and, for UDP, one datagram) moved by the current task; returns its entry, for the
 /// TCP counters that usually follow on the same group.
 #[inline(always)]
-fn charge_current(tx: bool, proto: usize, bytes: u64) -> Option<(u32, *mut NetCounters)> {
+fn charge_current(tx: bool, proto: usize, bytes: u64) -> Result<(u32, *mut NetCounters), u32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let c = net_stats(tgid)?;
+    let c = net_stats(tgid).ok_or(MAP_FULL)?;
     // SAFETY: a map value valid during the program; other CPUs update it too. `proto` is
     // 0 or 1, checked again for the verifier.
     unsafe {
         if proto > PROTO_UDP {
-            return None;
+            return Ok((tgid, c));
         }
         let (b, p) = if tx {
             (
@@ -384,7 +374,7 @@ fn charge_current(tx: bool, proto: usize, bytes: u64) -> Option<(u32, *mut NetCo
             add(p, 1);
         }
     }
-    Some((tgid, c))
+    Ok((tgid, c))
 }
 
 /// The `NET_STATS` entry of `tgid`, created on first use.
@@ -449,14 +439,14 @@ pub struct TcpReading {
 /// pre-6.3 send path), payload bytes sent. Reads through probe reads (the socket is an
 /// address from a classic tracepoint's record).
 #[inline(always)]
-pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) {
+pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) -> Outcome {
     let l = layout();
     let (Some(out), Some(inn), Some(retrans)) = (
         read_field::<u32>(sk, global(&l.tcp_segs_out)),
         read_field::<u32>(sk, global(&l.tcp_segs_in)),
         read_field::<u32>(sk, global(&l.tcp_total_retrans)),
     ) else {
-        return;
+        return Err(READ_FAILED);
     };
     let bytes_sent = if sent_bytes {
         read_field::<u64>(sk, global(&l.tcp_bytes_sent))
@@ -472,7 +462,7 @@ pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) {
             bytes_sent,
         },
         None,
-    );
+    )
 }
 
 /// Charges the owner `o` with what moved since its last reading. `hint` is an entry already
@@ -481,7 +471,7 @@ pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) {
 /// Two CPUs syncing one socket at the same instant can both charge the same movement; the
 /// socket lock serialises almost every caller, so this is rare.
 #[inline(always)]
-fn charge_tcp(o: *mut SockOwner, r: TcpReading, hint: Option<(u32, *mut NetCounters)>) {
+fn charge_tcp(o: *mut SockOwner, r: TcpReading, hint: Option<(u32, *mut NetCounters)>) -> Outcome {
     // SAFETY: `o` is a `TCP_SOCKS` value pointer, valid during the program.
     let (pid, d_out, d_in, d_retrans, d_bytes) = unsafe {
         let d_out = since(r.out, (*o).segs_out);
@@ -500,14 +490,11 @@ fn charge_tcp(o: *mut SockOwner, r: TcpReading, hint: Option<(u32, *mut NetCount
         ((*o).pid, d_out, d_in, d_retrans, d_bytes)
     };
     if d_out == 0 && d_in == 0 && d_retrans == 0 && d_bytes == 0 {
-        return;
+        return Ok(());
     }
     let c = match hint {
         Some((tgid, c)) if tgid == pid => c,
-        _ => match net_stats(pid) {
-            Some(c) => c,
-            None => return,
-        },
+        _ => net_stats(pid).ok_or(MAP_FULL)?,
     };
     // SAFETY: a map value valid during the program; other CPUs update it too.
     unsafe {
@@ -516,4 +503,5 @@ fn charge_tcp(o: *mut SockOwner, r: TcpReading, hint: Option<(u32, *mut NetCount
         add(&raw mut (*c).tcp_retransmits, d_retrans);
         add(&raw mut (*c).tx_bytes[PROTO_TCP], d_bytes);
     }
+    Ok(())
 }

@@ -12,14 +12,19 @@ use aya_ebpf::{
 };
 use monitor_common::{
     event::{ProcEvent, ProcEventKind},
-    health::PROC_EVENTS_LOST,
+    health::{
+        program::{OOM_MARK_VICTIM, SCHED_PROCESS_EXEC, SCHED_PROCESS_EXIT},
+        reason::{READ_FAILED, RING_FULL},
+        PROC_EVENTS_LOST,
+    },
     sched::TaskCounters,
 };
 
 use crate::{
     audit, audit_oom,
-    health::count_failure,
+    health::{count_failure, finish, miss, Outcome},
     maps::{PROC_EVENTS, RUNQ_START, TASK_STATS},
+    read::{global, read},
 };
 
 #[tracepoint(category = "sched", name = "sched_process_exec")]
@@ -34,8 +39,10 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
         }
         None => (TaskCounters::default(), [0; 16]),
     };
-    emit(ProcEventKind::Exec, tgid, comm, prev_comm, counters);
-    0
+    finish(
+        SCHED_PROCESS_EXEC,
+        emit(ProcEventKind::Exec, tgid, comm, prev_comm, counters),
+    )
 }
 
 #[tracepoint(category = "sched", name = "sched_process_exit")]
@@ -55,34 +62,47 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
         None => TaskCounters::default(),
     };
     let comm = bpf_get_current_comm().unwrap_or_default();
-    emit(ProcEventKind::Exit, tgid, comm, [0; 16], counters);
-    0
+    finish(
+        SCHED_PROCESS_EXIT,
+        emit(ProcEventKind::Exit, tgid, comm, [0; 16], counters),
+    )
 }
 
 /// `oom:mark_victim`: the OOM killer chose a process; the daemon counts it in the victim's
 /// group. The victim is named by the record's fields (see `audit_oom`), not by `current`.
 #[tracepoint(category = "oom", name = "mark_victim")]
 pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
-    let pid = audit_oom::read::<i32>(&ctx, audit::global(&audit::fields().oom_pid)).unwrap_or(0);
+    let Some(pid) = read::<i32>(&ctx, global(&audit::fields().oom_pid)) else {
+        miss(OOM_MARK_VICTIM, READ_FAILED);
+        return 0;
+    };
     let mut comm = [0u8; 16];
     audit_oom::victim_comm(&ctx, &mut comm);
     // Rare and worth a line in the daemon's log (forwarded by aya-log).
     aya_log_ebpf::warn!(&ctx, "OOM killer chose pid {}", pid);
-    emit(
-        ProcEventKind::OomKill,
-        pid as u32,
-        comm,
-        [0; 16],
-        TaskCounters::default(),
-    );
-    0
+    finish(
+        OOM_MARK_VICTIM,
+        emit(
+            ProcEventKind::OomKill,
+            pid as u32,
+            comm,
+            [0; 16],
+            TaskCounters::default(),
+        ),
+    )
 }
 
 #[inline(always)]
-fn emit(kind: ProcEventKind, tgid: u32, comm: [u8; 16], prev_comm: [u8; 16], c: TaskCounters) {
+fn emit(
+    kind: ProcEventKind,
+    tgid: u32,
+    comm: [u8; 16],
+    prev_comm: [u8; 16],
+    c: TaskCounters,
+) -> Outcome {
     let Some(mut entry) = PROC_EVENTS.reserve::<ProcEvent>(0) else {
         count_failure(PROC_EVENTS_LOST);
-        return;
+        return Err(RING_FULL);
     };
     entry.write(ProcEvent {
         kind: kind as u32,
@@ -94,4 +114,5 @@ fn emit(kind: ProcEventKind, tgid: u32, comm: [u8; 16], prev_comm: [u8; 16], c: 
         counters: c,
     });
     entry.submit(0);
+    Ok(())
 }

@@ -26,14 +26,14 @@ use aya_ebpf::{
     EbpfContext,
 };
 use monitor_common::{
-    health::RUNQ_START_INSERT_FAILED,
+    health::{program::SCHED_SWITCH, reason::MAP_FULL, RUNQ_START_INSERT_FAILED},
     hist::bucket,
     sched::{SchedLayout, TASK_RUNNING},
 };
 
 use crate::{
     atomic::add,
-    health::count_failure,
+    health::{count_failure, finish, miss, Outcome},
     maps::{CPU_SLOT, RUNQ_HIST, RUNQ_START},
     task::task_stats,
 };
@@ -86,14 +86,16 @@ pub fn sched_switch_btf(ctx: BtfTracePointContext) -> u32 {
     let next_tgid = task_u32(next, &SCHED_LAYOUT.task_tgid);
     let next_tid = task_pid(next);
     let prev_state = prev_state & 0xffff_ffff;
-    on_switch(
-        preempt & 0xff != 0,
-        prev_state,
-        prev_state & BTF_DEAD != 0,
-        next_tgid,
-        next_tid,
-    );
-    0
+    finish(
+        SCHED_SWITCH,
+        on_switch(
+            preempt & 0xff != 0,
+            prev_state,
+            prev_state & BTF_DEAD != 0,
+            next_tgid,
+            next_tid,
+        ),
+    )
 }
 
 #[tracepoint(category = "sched", name = "sched_switch")]
@@ -109,22 +111,24 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
     };
     let preempt = state & TASK_REPORT_MAX != 0;
     let prev_state = if preempt { TASK_RUNNING } else { state };
-    on_switch(
-        preempt,
-        prev_state,
-        prev_state & CLASSIC_DEAD != 0,
-        0,
-        next_tid,
-    );
-    0
+    finish(
+        SCHED_SWITCH,
+        on_switch(
+            preempt,
+            prev_state,
+            prev_state & CLASSIC_DEAD != 0,
+            0,
+            next_tid,
+        ),
+    )
 }
 
 #[inline(always)]
-fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_tid: u32) {
+fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_tid: u32) -> Outcome {
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(slot) = CPU_SLOT.get_ptr_mut(0) else {
-        return;
+        return Ok(());
     };
     // SAFETY: this CPU's own slot; tracepoint programs do not nest on one CPU. The start is
     // written before the task (see `CpuSlot` for why the order matters to the reader).
@@ -140,7 +144,7 @@ fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_ti
     let tgid = (pid_tgid >> 32) as u32;
     if tid == 0 {
         // The idle task: its time is idle time, already in /proc/stat.
-        return;
+        return Ok(());
     }
     // `started == 0`: the first switch seen on this CPU, the slice's start is unknown.
     let on_cpu = if started != 0 { now - started } else { 0 };
@@ -168,7 +172,9 @@ fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_ti
             }
         }
         None if runnable && RUNQ_START.insert(tid, now, 0).is_err() => {
+            // Its next wait goes unmeasured; its CPU time is still charged below.
             count_failure(RUNQ_START_INSERT_FAILED);
+            miss(SCHED_SWITCH, MAP_FULL);
         }
         None => {}
     }
@@ -184,9 +190,7 @@ fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_ti
         }
     }
 
-    let Some(stats) = task_stats(tgid) else {
-        return;
-    };
+    let stats = task_stats(tgid).ok_or(MAP_FULL)?;
     // SAFETY: `stats` points into a hash map value that stays valid during the program;
     // other CPUs update the same group concurrently, hence the atomic adds.
     unsafe {
@@ -199,4 +203,5 @@ fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_ti
             add(&raw mut (*c).voluntary_switches, 1);
         }
     }
+    Ok(())
 }

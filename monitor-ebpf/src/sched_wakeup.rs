@@ -14,35 +14,35 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
-use monitor_common::health::RUNQ_START_INSERT_FAILED;
+use monitor_common::health::{program::SCHED_WAKEUP, reason::MAP_FULL, RUNQ_START_INSERT_FAILED};
 
-use crate::{health::count_failure, maps::RUNQ_START, sched_switch::task_pid};
+use crate::{
+    health::{count_failure, finish, Outcome},
+    maps::RUNQ_START,
+    sched_switch::task_pid,
+};
 
 const PID_OFFSET: usize = 24;
 
 #[btf_tracepoint(function = "sched_wakeup")]
 pub fn sched_wakeup_btf(ctx: BtfTracePointContext) -> u32 {
     // Argument: (struct task_struct *p).
-    on_wakeup(task_pid(ctx.arg(0)));
-    0
+    finish(SCHED_WAKEUP, on_wakeup(task_pid(ctx.arg(0))))
 }
 
 #[btf_tracepoint(function = "sched_wakeup_new")]
 pub fn sched_wakeup_new_btf(ctx: BtfTracePointContext) -> u32 {
-    on_wakeup(task_pid(ctx.arg(0)));
-    0
+    finish(SCHED_WAKEUP, on_wakeup(task_pid(ctx.arg(0))))
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup")]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    on_wakeup(record_pid(&ctx));
-    0
+    finish(SCHED_WAKEUP, on_wakeup(record_pid(&ctx)))
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    on_wakeup(record_pid(&ctx));
-    0
+    finish(SCHED_WAKEUP, on_wakeup(record_pid(&ctx)))
 }
 
 #[inline(always)]
@@ -58,15 +58,17 @@ fn record_pid(ctx: &TracePointContext) -> u32 {
 }
 
 #[inline(always)]
-fn on_wakeup(tid: u32) {
+fn on_wakeup(tid: u32) -> Outcome {
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(q) = RUNQ_START.get_ptr_mut(tid) {
         // SAFETY: a valid map value pointer for the duration of this program.
         unsafe { *q = now };
-        return;
+        return Ok(());
     }
     if RUNQ_START.insert(tid, now, 0).is_err() {
         count_failure(RUNQ_START_INSERT_FAILED);
+        return Err(MAP_FULL);
     }
+    Ok(())
 }

@@ -2,57 +2,58 @@
 //! the socket's owner comes from `TCP_SOCKS`, never from `current`.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use monitor_common::health::{
+    program::{TCP_RESET, TCP_RETRANSMIT},
+    reason::{MAP_FULL, NO_OWNER, READ_FAILED},
+};
 
 use crate::{
     atomic::add,
-    audit::global,
-    audit_oom::read,
+    health::{finish, Outcome},
     net::{layout, net_stats, tcp_owner, tcp_sync},
+    read::{global, read},
 };
 
 /// `tcp:tcp_retransmit_skb`: the socket's `total_retrans` moved (by the segments resent, as
 /// the kernel's `RetransSegs`); `tcp_sync` charges it with the segments.
 #[tracepoint(category = "tcp", name = "tcp_retransmit_skb")]
 pub fn tcp_retransmit(ctx: TracePointContext) -> u32 {
-    let Some(sk) = read::<u64>(&ctx, global(&layout().retransmit_sk)) else {
-        return 0;
-    };
-    if let Some(o) = tcp_owner(sk, false) {
-        tcp_sync(sk, o, false);
-    }
-    0
+    finish(TCP_RETRANSMIT, try_tcp_retransmit(&ctx))
+}
+
+#[inline(always)]
+fn try_tcp_retransmit(ctx: &TracePointContext) -> Outcome {
+    let sk = read::<u64>(ctx, global(&layout().retransmit_sk)).ok_or(READ_FAILED)?;
+    let o = tcp_owner(sk, false).ok_or(NO_OWNER)?;
+    tcp_sync(sk, o, false)
 }
 
 #[tracepoint(category = "tcp", name = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
-    // A reset answering a segment for no socket has none: nobody to charge.
-    if let Some(sk) = read::<u64>(&ctx, global(&layout().send_reset_sk)) {
-        count_reset(sk, true);
-    }
-    0
+    let r = read::<u64>(&ctx, global(&layout().send_reset_sk))
+        .ok_or(READ_FAILED)
+        .and_then(|sk| count_reset(sk, true));
+    finish(TCP_RESET, r)
 }
 
 #[tracepoint(category = "tcp", name = "tcp_receive_reset")]
 pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
-    if let Some(sk) = read::<u64>(&ctx, global(&layout().receive_reset_sk)) {
-        count_reset(sk, false);
-    }
-    0
+    let r = read::<u64>(&ctx, global(&layout().receive_reset_sk))
+        .ok_or(READ_FAILED)
+        .and_then(|sk| count_reset(sk, false));
+    finish(TCP_RESET, r)
 }
 
 #[inline(always)]
-fn count_reset(sk: u64, sent: bool) {
+fn count_reset(sk: u64, sent: bool) -> Outcome {
+    // A reset answering a segment for no socket has none: nobody to charge, and no miss.
     if sk == 0 {
-        return;
+        return Ok(());
     }
-    let Some(o) = tcp_owner(sk, false) else {
-        return;
-    };
+    let o = tcp_owner(sk, false).ok_or(NO_OWNER)?;
     // SAFETY: a valid map value pointer for the duration of this program.
     let pid = unsafe { (*o).pid };
-    let Some(c) = net_stats(pid) else {
-        return;
-    };
+    let c = net_stats(pid).ok_or(MAP_FULL)?;
     // SAFETY: a map value valid during the program; other CPUs update it too.
     unsafe {
         if sent {
@@ -61,4 +62,5 @@ fn count_reset(sk: u64, sent: bool) {
             add(&raw mut (*c).tcp_resets_received, 1);
         }
     }
+    Ok(())
 }

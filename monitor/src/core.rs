@@ -28,7 +28,7 @@ use crate::{
     bpf::{
         attach::{attach_all, detach_all, AttachOptions, Attached, Probe},
         block::{self, BlockMaps, RwbsOffset},
-        health::{HealthCounters, MapStat},
+        health::{HealthCounters, MapStat, Misses},
         is_permission_error,
         sched::{SchedMaps, PROBES},
         tracefs, OBJECT,
@@ -52,6 +52,8 @@ pub struct Kernel {
     pub block: Result<BlockMaps, String>,
     pub net: Result<NetMaps, String>,
     pub health: Option<HealthCounters>,
+    /// What each program dropped, by reason.
+    pub misses: Option<Misses>,
     pub hooks: Vec<(&'static str, Attached)>,
     /// Keeps the kernel counting program run time while held (`--bpf.stats`).
     stats: Option<OwnedFd>,
@@ -92,6 +94,7 @@ impl Kernel {
                 block: off("collector disabled"),
                 net: off("collector disabled"),
                 health: None,
+                misses: None,
                 hooks: Vec::new(),
                 stats: None,
                 audit: None,
@@ -266,6 +269,16 @@ impl Kernel {
                 None
             }
         };
+        let misses = match Misses::take(&mut ebpf) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "kernel-side miss counts are unavailable"
+                );
+                None
+            }
+        };
         // The kernel's BTF (megabytes, parsed into tens of MiB) is freed by now; hand the
         // freed heap back to the system, or the start-up peak stays resident for good.
         drop(btf);
@@ -278,6 +291,7 @@ impl Kernel {
             block,
             net,
             health,
+            misses,
             hooks,
             stats,
             audit,

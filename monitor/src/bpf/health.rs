@@ -8,7 +8,10 @@ use aya::{
     maps::{MapData, PerCpuArray},
     Ebpf,
 };
-use monitor_common::{health::HEALTH_COUNTERS, maps};
+use monitor_common::{
+    health::{program, reason, HEALTH_COUNTERS, MISS_SLOTS},
+    maps,
+};
 
 /// The kernel programs' `HEALTH` counts: what they could not record, by kind.
 pub struct HealthCounters(PerCpuArray<MapData, u64>);
@@ -27,6 +30,50 @@ impl HealthCounters {
                 .get(&(i as u32), 0)
                 .with_context(|| format!("reading map HEALTH[{i}]"))?;
             *o = per_cpu.iter().sum();
+        }
+        Ok(out)
+    }
+}
+
+/// The kernel programs' `MISSES` counts: what each program dropped, by reason.
+pub struct Misses(PerCpuArray<MapData, u64>);
+
+/// One `monitor_bpf_misses_total` series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Miss {
+    pub program: &'static str,
+    pub reason: &'static str,
+    pub count: u64,
+}
+
+impl Misses {
+    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
+        Ok(Self(super::take_map(ebpf, maps::MISSES)?))
+    }
+
+    /// Every reason each attached program family can count (0 included), summed over CPUs.
+    pub fn read(&self, attached: impl Fn(&str) -> bool) -> anyhow::Result<Vec<Miss>> {
+        let mut out = Vec::new();
+        for p in 0..program::COUNT {
+            if !program::OBJECT_PROGRAMS[p as usize]
+                .iter()
+                .any(|name| attached(name))
+            {
+                continue;
+            }
+            for &r in program::REASONS[p as usize] {
+                let i = p * reason::COUNT + r;
+                debug_assert!(i < MISS_SLOTS);
+                let per_cpu = self
+                    .0
+                    .get(&i, 0)
+                    .with_context(|| format!("reading map MISSES[{i}]"))?;
+                out.push(Miss {
+                    program: program::NAMES[p as usize],
+                    reason: reason::NAMES[r as usize],
+                    count: per_cpu.iter().sum(),
+                });
+            }
         }
         Ok(out)
     }

@@ -36,3 +36,68 @@ pub fn take_map<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
         .with_context(|| format!("map {name} is not in the object"))?;
     T::try_from(map).with_context(|| format!("map {name}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use monitor_common::{health::program, maps};
+
+    use super::attach::Probe;
+
+    /// Every program and map name the daemon asks for by name, against the object built
+    /// from `monitor-ebpf`: a renamed program or map fails here, not at start-up on a host.
+    #[test]
+    fn shared_names_are_in_the_built_object() {
+        if super::OBJECT.is_empty() {
+            eprintln!("built with AYA_BUILD_SKIP: no kernel object to check");
+            return;
+        }
+        let obj = aya_obj::Object::parse(super::OBJECT).expect("parsing the kernel object");
+        let probes: Vec<&Probe> = super::sched::PROBES
+            .iter()
+            .chain(super::block::REQUESTS)
+            .chain([&super::block::SUBMITTER, &super::block::SPLIT])
+            .chain(crate::net::kernel::PROBES)
+            .chain([&crate::net::kernel::UDP_RECEIVE])
+            .chain(crate::audit::kernel::PROBES)
+            .chain(crate::audit::kernel::OOM_PROBE)
+            .collect();
+        let mut programs: Vec<&str> = probes
+            .iter()
+            .flat_map(|p| p.choices.iter().map(|c| c.program))
+            .collect();
+        programs.extend(
+            program::OBJECT_PROGRAMS
+                .iter()
+                .flat_map(|p| p.iter().copied()),
+        );
+        programs.extend(super::sched::TYPED_PROGRAMS);
+        for name in programs {
+            assert!(
+                obj.programs.contains_key(name),
+                "program {name} is not in the object"
+            );
+        }
+        for name in [
+            maps::TASK_STATS,
+            maps::RUNQ_START,
+            maps::CPU_SLOT,
+            maps::RUNQ_HIST,
+            maps::HEALTH,
+            maps::MISSES,
+            maps::PROC_EVENTS,
+            maps::DISK_STATS,
+            maps::BLOCK_REQUESTS,
+            maps::PART_DISK,
+            maps::AUDIT_EVENTS,
+            maps::AUDIT_LOST,
+            maps::TCP_SOCKS,
+            maps::TCP_LISTENERS,
+            maps::NET_STATS,
+        ] {
+            assert!(
+                obj.maps.contains_key(name),
+                "map {name} is not in the object"
+            );
+        }
+    }
+}

@@ -92,6 +92,24 @@ impl Collector for Bpf {
                 vec![gauge(&[], f64::from(u8::from(on)))],
             ));
         }
+        if let Some(m) = &k.misses {
+            let attached = |name: &str| k.hooks.iter().any(|(_, a)| a.program == name);
+            out.push(family(
+                "monitor_bpf_misses_total",
+                "Events a kernel program saw but could not record, by program and reason \
+                 (map_full, ring_full, read_failed, no_owner, no_submitter, no_entry).",
+                MetricType::COUNTER,
+                m.read(attached)?
+                    .iter()
+                    .map(|m| {
+                        counter(
+                            &[("program", m.program), ("reason", m.reason)],
+                            m.count as f64,
+                        )
+                    })
+                    .collect(),
+            ));
+        }
         let maps: Vec<_> = view
             .sched
             .iter()
