@@ -86,8 +86,9 @@ impl Config {
         }
     }
 
-    /// The programs the tool holds once everything is loaded, besides its sched_switch one.
-    fn programs(self) -> &'static [&'static str] {
+    /// The hooks the tool has programs on once everything is loaded, besides sched_switch
+    /// (matched with [`bpf::is_on_hook`], so the daemon's tp_btf or classic variant counts).
+    fn hooks(self) -> &'static [&'static str] {
         match self {
             Config::Baseline | Config::Empty => &[],
             Config::Monitor => &[
@@ -170,10 +171,10 @@ fn wait_attached(
         let snap = bpf::snapshot()?;
         let held: Vec<&bpf::Prog> = ids.iter().filter_map(|id| snap.get(id)).collect();
         let missing: Vec<&str> = cfg
-            .programs()
+            .hooks()
             .iter()
             .copied()
-            .filter(|full| !held.iter().any(|p| bpf::is_named(&p.name, full)))
+            .filter(|hook| !held.iter().any(|p| bpf::is_on_hook(&p.name, hook)))
             .collect();
         // Run counts only move while a program is attached.
         let switching = held
