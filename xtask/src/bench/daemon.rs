@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 
 use super::{
     procs,
-    tools::{self, Config},
+    tools::{self, Kind},
     Env, Options,
 };
 
@@ -38,7 +38,7 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DaemonCost> {
         o.idle_processes, o.daemon_seconds
     );
     let idle = procs::idle(o.idle_processes)?;
-    let mut tool = tools::start(Config::Monitor, env, "daemon")?.context("the daemon")?;
+    let mut tool = tools::start(Kind::Monitor, env, "daemon")?;
     let pid = tool.proc.pid();
     // Warm-up, off the clock: the first refreshes and scrapes see every process once.
     for _ in 0..3 {

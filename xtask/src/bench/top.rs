@@ -11,7 +11,8 @@ use anyhow::{bail, Context as _};
 
 use super::{
     procs,
-    tools::{self, Config},
+    targets::{Check, Target},
+    tools::{self, Kind},
     Env, Options,
 };
 
@@ -26,6 +27,18 @@ pub struct TopCost {
     pub rss_kib: u64,
     /// The process count top's title showed at the end.
     pub processes: Option<u64>,
+}
+
+impl TopCost {
+    pub fn checks(&self) -> Vec<Check> {
+        vec![Check::figure(
+            "monitor top CPU, 1 s refresh",
+            Some(self.cpu_pct),
+            "%",
+            2,
+            Target::Below(2.0),
+        )]
+    }
 }
 
 /// A tmux server with its socket in `dir`, killed (and the program in its pane with it)
@@ -96,7 +109,7 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<TopCost> {
         o.idle_processes, o.top_seconds
     );
     let idle = procs::idle(o.idle_processes)?;
-    let mut daemon = tools::start(Config::Monitor, env, "top")?.context("the daemon")?;
+    let mut daemon = tools::start(Kind::Monitor, env, "top")?;
     let tmux = Tmux::start(
         &env.dir,
         &format!(
