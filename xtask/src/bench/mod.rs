@@ -14,8 +14,8 @@
 //!    extra idle processes and a scrape every second.
 //! 4. `monitor top`'s own cost (`top`): CPU and memory at a 1 s refresh in a real terminal
 //!    (tmux), reading the daemon, with the same 1,000 idle processes listed.
-//! 5. Block I/O (`disk`): fio on a loop device alone, under the daemon and under libbpf-tools
-//!    `biolatency`: IOPS and ns per event of each block program.
+//! 5. Block I/O (`disk`): fio on a loop device alone, under the daemon, under libbpf-tools
+//!    `biolatency` and under both: IOPS and ns per event of each block program.
 //! 6. Network (`net`): iperf3 over loopback alone, under the daemon's network programs (both
 //!    hook paths) and under a bpftrace equivalent: throughput and ns per event.
 
@@ -191,6 +191,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     for p in &phases {
         match p {
             Phase::Sched => preflight()?,
+            Phase::Disk => disk::preflight()?,
             Phase::Net => net::preflight()?,
             _ => {}
         }
@@ -238,6 +239,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             Phase::Disk => {
                 let d = disk::phase(o, &env)?;
                 disk::print(o, &d);
+                checks.extend(d.checks());
             }
             Phase::Net => {
                 let n = net::phase(o, &env)?;

@@ -148,6 +148,11 @@ fn target_text(t: Target, unit: &str, decimals: usize) -> String {
     }
 }
 
+/// How much of `base` was lost in `value`, in % (negative: `value` came out higher).
+pub fn loss_pct(base: f64, value: f64) -> Option<f64> {
+    (base > 0.0 && base.is_finite() && value.is_finite()).then(|| 100.0 * (1.0 - value / base))
+}
+
 /// The report's last section: every target beside its figure.
 pub fn print(checks: &[Check]) {
     println!();
@@ -238,5 +243,13 @@ mod tests {
             Check::figure("x", None, "ms", 1, Target::None).detail,
             "-".to_string()
         );
+    }
+
+    #[test]
+    fn loss_is_positive_when_slower() {
+        assert_eq!(loss_pct(100.0, 97.0).map(|v| v.round()), Some(3.0));
+        assert_eq!(loss_pct(100.0, 103.0).map(|v| v.round()), Some(-3.0));
+        assert_eq!(loss_pct(0.0, 1.0), None);
+        assert_eq!(loss_pct(f64::NAN, 1.0), None);
     }
 }
