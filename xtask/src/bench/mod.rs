@@ -17,7 +17,7 @@
 //! 5. Block I/O (`disk`): fio on a loop device alone, under the daemon, under libbpf-tools
 //!    `biolatency` and under both: IOPS and ns per event of each block program.
 //! 6. Network (`net`): iperf3 over loopback alone, under the daemon's network programs (both
-//!    hook paths) and under a bpftrace equivalent: throughput and ns per event.
+//!    hook paths), under a bpftrace equivalent and under both: throughput and ns per event.
 
 mod bpf;
 mod daemon;
@@ -244,6 +244,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             Phase::Net => {
                 let n = net::phase(o, &env)?;
                 net::print(o, &n);
+                checks.extend(n.checks());
             }
         }
     }
