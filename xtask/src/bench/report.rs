@@ -180,21 +180,31 @@ pub fn print_workload(o: &Options, work: &Workload) {
     }
 }
 
-pub fn print_daemon(o: &Options, d: &DaemonCost) {
+/// The daemon's cost at one count of idle processes.
+pub fn print_daemon(d: &DaemonCost) {
     println!();
     println!(
         "== Daemon cost ({} idle processes, default 1 s refresh, /metrics every 1 s, {:.0} s)",
-        o.idle_processes, d.secs
+        d.idle_processes, d.secs
     );
     println!(
         "CPU      {:.2} % of one core (utime+stime); {:.2} % from its threads' schedstat",
         d.cpu_pct, d.oncpu_pct
     );
     println!(
-        "memory   VmRSS {:.1} MiB at the end, {:.1} MiB highest sampled; VmHWM {:.1} MiB",
+        "memory   VmRSS {:.1} MiB at the end, {:.1} MiB highest sampled; VmHWM {:.1} MiB at \
+         the end",
         mib(d.rss_kib),
         mib(d.rss_max_kib),
         mib(d.hwm_kib)
+    );
+    println!(
+        "start-up VmHWM {:.1} MiB once attached and answering, {:.1} MiB after the warm-up \
+         ({} s of refreshes and scrapes: the start-up peak); start-up took {:.1} s",
+        mib(d.hwm_attached_kib),
+        mib(d.hwm_startup_kib),
+        d.warmup_secs,
+        d.startup_secs
     );
     println!(
         "scrapes  {}: median {:.1} ms, max {:.1} ms; {} samples, {:.1} KiB{}",
@@ -211,11 +221,11 @@ pub fn print_daemon(o: &Options, d: &DaemonCost) {
     );
 }
 
-pub fn print_top(o: &Options, t: &TopCost) {
+pub fn print_top(t: &TopCost) {
     println!();
     println!(
         "== monitor top cost ({} idle processes, a daemon, 1 s refresh, tmux 200x50, {:.0} s)",
-        o.idle_processes, t.secs
+        t.idle_processes, t.secs
     );
     println!(
         "CPU      {:.2} % of one core (utime+stime); {:.2} % from its threads' schedstat",
@@ -229,7 +239,7 @@ pub fn print_top(o: &Options, t: &TopCost) {
 }
 
 /// The figures of the workload, daemon and top phases in one list (the targets follow).
-pub fn print_summary(work: &[Workload], daemon: Option<&DaemonCost>, top: Option<&TopCost>) {
+pub fn print_summary(work: &[Workload], daemon: &[DaemonCost], top: Option<&TopCost>) {
     let mut rows: Vec<(String, String)> = Vec::new();
     for w in work {
         let n = w.size.processes();
@@ -314,17 +324,22 @@ pub fn print_summary(work: &[Workload], daemon: Option<&DaemonCost>, top: Option
             ));
         }
     }
-    if let Some(d) = daemon {
+    for d in daemon {
+        let n = d.idle_processes;
         rows.push((
-            "daemon CPU, % of one core".into(),
+            format!("daemon CPU, {n} idle procs, % of one core"),
             format!("{:.2} %", d.cpu_pct),
         ));
         rows.push((
-            "daemon RSS (VmRSS, steady)".into(),
+            format!("daemon RSS, {n} idle procs (VmRSS, steady)"),
             format!("{:.1} MiB", mib(d.rss_max_kib)),
         ));
         rows.push((
-            "daemon peak RSS (VmHWM)".into(),
+            format!("daemon start-up peak, {n} idle procs (VmHWM)"),
+            format!("{:.1} MiB", mib(d.hwm_startup_kib)),
+        ));
+        rows.push((
+            format!("daemon peak, {n} idle procs (VmHWM, whole run)"),
             format!("{:.1} MiB", mib(d.hwm_kib)),
         ));
     }
