@@ -18,13 +18,17 @@
 //!    `biolatency` and under both: IOPS and ns per event of each block program.
 //! 6. Network (`net`): iperf3 over loopback alone, under the daemon's network programs (both
 //!    hook paths), under a bpftrace equivalent and under both: throughput and ns per event.
+//! 7. Scrape load (`scrape`): 20 clients scraping `/metrics` as fast as they can, with the
+//!    health check's latency measured meanwhile, against our daemon then node_exporter.
 
 mod bpf;
 mod daemon;
 mod disk;
+mod http;
 mod net;
 mod procs;
 mod report;
+mod scrape;
 mod targets;
 mod tools;
 mod top;
@@ -66,6 +70,9 @@ pub enum Phase {
     Disk,
     /// iperf3 over loopback (figure 6).
     Net,
+    /// /metrics throughput and health-check latency under load, against node_exporter
+    /// (figure 7).
+    Scrape,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +125,12 @@ pub struct Options {
     /// Only the network figure (6); the same as --only net.
     #[arg(long)]
     pub net_only: bool,
+    /// Clients scraping /metrics at once in the scrape-load figure.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub scrape_clients: u32,
+    /// Seconds of scrape load on each server.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub scrape_seconds: u64,
     /// Port the daemon listens on, on 127.0.0.1 (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -142,6 +155,7 @@ impl Options {
             Phase::Top,
             Phase::Disk,
             Phase::Net,
+            Phase::Scrape,
         ]
         .into_iter()
         .filter(|p| only.is_empty() || only.contains(p))
@@ -195,6 +209,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             Phase::Sched => preflight()?,
             Phase::Disk => disk::preflight()?,
             Phase::Net => net::preflight()?,
+            Phase::Scrape => scrape::preflight()?,
             _ => {}
         }
     }
@@ -249,6 +264,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                 let n = net::phase(o, &env)?;
                 net::print(o, &n);
                 checks.extend(n.checks());
+            }
+            Phase::Scrape => {
+                let s = scrape::phase(o, &env)?;
+                scrape::print(o, &s);
+                checks.extend(s.checks());
             }
         }
     }

@@ -115,6 +115,12 @@ impl Check {
             target_text: target_text(target, unit, decimals),
         }
     }
+
+    /// The same with the detail written by the caller.
+    pub fn with_detail(mut self, detail: String) -> Self {
+        self.detail = detail;
+        self
+    }
 }
 
 /// `a / b`, where both exist and `b` is not zero.
@@ -126,6 +132,23 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// "0.80×", or "-" when there is no ratio.
 pub fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| format!("{r:.2}×"))
+}
+
+/// How much of `base` was lost in `value`, in % (negative: `value` came out higher).
+pub fn loss_pct(base: f64, value: f64) -> Option<f64> {
+    (base > 0.0 && base.is_finite() && value.is_finite()).then(|| 100.0 * (1.0 - value / base))
+}
+
+/// The `p`th percentile (0–100) of `v` by nearest rank: the smallest value at or above which
+/// `p` % of the values lie. `None` for no values.
+pub fn percentile(v: &[f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = (p.clamp(0.0, 100.0) / 100.0 * s.len() as f64).ceil() as usize;
+    Some(s[rank.saturating_sub(1).min(s.len() - 1)])
 }
 
 fn spaced(unit: &str) -> String {
@@ -146,11 +169,6 @@ fn target_text(t: Target, unit: &str, decimals: usize) -> String {
         Target::Below(l) => format!("< {l:.decimals$}{}", spaced(unit)),
         Target::None => "none".into(),
     }
-}
-
-/// How much of `base` was lost in `value`, in % (negative: `value` came out higher).
-pub fn loss_pct(base: f64, value: f64) -> Option<f64> {
-    (base > 0.0 && base.is_finite() && value.is_finite()).then(|| 100.0 * (1.0 - value / base))
 }
 
 /// The report's last section: every target beside its figure.
@@ -251,5 +269,18 @@ mod tests {
         assert_eq!(loss_pct(100.0, 103.0).map(|v| v.round()), Some(-3.0));
         assert_eq!(loss_pct(0.0, 1.0), None);
         assert_eq!(loss_pct(f64::NAN, 1.0), None);
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        // Unsorted input, few values: p99 of 3 values is the largest.
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 99.0), Some(3.0));
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), Some(2.0));
+        assert_eq!(percentile(&[], 50.0), None);
     }
 }
