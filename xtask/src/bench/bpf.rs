@@ -123,6 +123,18 @@ pub fn is_named(name: &str, full: &str) -> bool {
     name == full || (name.len() == 15 && full.starts_with(name))
 }
 
+/// Whether bpftool's `name` is a program on the tracepoint `hook`, whichever variant of it:
+/// the daemon names a hook's programs after it with a suffix for the kind (`sched_wakeup_btf`
+/// for tp_btf, `sched_switch_tp` for the classic tracepoint), the peers after the hook alone,
+/// and bpftrace's names are cut to 15 characters.
+pub fn is_on_hook(name: &str, hook: &str) -> bool {
+    let bare = ["_btf", "_tp", "_raw"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    is_named(name, hook) || bare == hook
+}
+
 /// A program's run count and run time.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Cost {
@@ -193,5 +205,24 @@ pub fn start_attached(
             );
         }
         procs::sleep(Duration::from_millis(100))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hook_matches_each_variant_of_its_program_and_no_other() {
+        assert!(is_on_hook("sched_wakeup_btf", "sched_wakeup"));
+        assert!(is_on_hook("sched_wakeup", "sched_wakeup"));
+        assert!(is_on_hook("sched_wakeup_new_btf", "sched_wakeup_new"));
+        assert!(is_on_hook("sched_switch_tp", "sched_switch"));
+        // bpftrace's 15-character cut.
+        assert!(is_on_hook("sched_wakeup_ne", "sched_wakeup_new"));
+        assert!(!is_on_hook("sched_wakeup_btf", "sched_wakeup_new"));
+        assert!(!is_on_hook("sched_wakeup_new_btf", "sched_wakeup"));
+        assert!(!is_on_hook("sched_wakeup_ne", "sched_wakeup"));
+        assert!(!is_on_hook("sched_process_exec", "sched_process_exit"));
     }
 }

@@ -1,8 +1,8 @@
 //! Figure 5: block I/O. fio's direct random reads and writes on a loop device, alone, under
-//! our daemon (block collector alone, and every default collector), and under libbpf-tools
-//! `biolatency`; configurations interleaved round by round, each tool started fresh. For
-//! each: the workload's IOPS, and what each of the tool's programs cost per event, from the
-//! kernel's own accounting over the same runs.
+//! our daemon (block collector alone, and every default collector), under libbpf-tools
+//! `biolatency`, and under both the daemon and biolatency at once; configurations interleaved
+//! round by round, each tool started fresh. For each: the workload's IOPS, and what each of
+//! the tools' programs cost per event, from the kernel's own accounting over the same runs.
 
 use std::{
     collections::BTreeMap,
@@ -17,25 +17,30 @@ use super::{
     bpf::{self, Cost},
     procs::{self, Proc},
     report::median,
+    targets::{loss_pct, Check, Target},
     Env, Options,
 };
 use crate::cmd;
 
-pub const BIOLATENCY: &str = "/usr/sbin/biolatency";
+const BIOLATENCY: &str = "/usr/sbin/biolatency";
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
     Baseline,
     MonitorBlock,
     MonitorAll,
     Biolatency,
+    /// The daemon (every default collector) and biolatency attached at the same time, each
+    /// one's programs told apart by the fds its process holds.
+    MonitorBiolatency,
 }
 
-const CONFIGS: [Config; 4] = [
+const CONFIGS: [Config; 5] = [
     Config::Baseline,
     Config::MonitorBlock,
     Config::MonitorAll,
     Config::Biolatency,
+    Config::MonitorBiolatency,
 ];
 
 impl Config {
@@ -45,7 +50,45 @@ impl Config {
             Config::MonitorBlock => "monitor-block",
             Config::MonitorAll => "monitor",
             Config::Biolatency => "biolatency",
+            Config::MonitorBiolatency => "monitor+biolatency",
         }
+    }
+
+    /// The tools attached, in the order they start in even rounds (reversed in odd ones).
+    fn tools(self) -> &'static [Tool] {
+        match self {
+            Config::Baseline => &[],
+            Config::MonitorBlock => &[Tool::MonitorBlock],
+            Config::MonitorAll => &[Tool::MonitorAll],
+            Config::Biolatency => &[Tool::Biolatency],
+            Config::MonitorBiolatency => &[Tool::MonitorAll, Tool::Biolatency],
+        }
+    }
+}
+
+/// A tool the disk phase starts.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Tool {
+    /// The daemon with only its block collector.
+    MonitorBlock,
+    /// The daemon with every default collector.
+    MonitorAll,
+    Biolatency,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::MonitorBlock => "monitor-block",
+            Tool::MonitorAll => "monitor",
+            Tool::Biolatency => "biolatency",
+        }
+    }
+
+    /// Whether `program` is one of this tool's block programs (the daemon's scheduler
+    /// programs, which also run for fio's context switches, are figure 2's subject).
+    fn is_block(self, program: &str) -> bool {
+        self == Tool::Biolatency || program.starts_with("block")
     }
 }
 
@@ -53,8 +96,24 @@ impl Config {
 struct Results {
     /// fio's read+write IOPS per run.
     iops: Vec<f64>,
-    /// The tool's programs, by name, summed over the runs.
-    progs: BTreeMap<String, Cost>,
+    /// Each tool's programs, by name, summed over the runs.
+    progs: BTreeMap<Tool, BTreeMap<String, Cost>>,
+}
+
+/// The time of `tool`'s block programs per completed request (its completion program's
+/// runs).
+fn per_request(tool: Tool, progs: &BTreeMap<String, Cost>) -> Option<f64> {
+    let total: u64 = progs
+        .iter()
+        .filter(|(n, _)| tool.is_block(n))
+        .map(|(_, c)| c.ns)
+        .sum();
+    let completions = progs
+        .iter()
+        .find(|(n, _)| n.contains("rq_complete"))?
+        .1
+        .runs;
+    (completions > 0).then(|| total as f64 / completions as f64)
 }
 
 pub struct DiskCost {
@@ -125,24 +184,23 @@ fn iops(json: &[u8]) -> anyhow::Result<f64> {
     Ok(r + w)
 }
 
-/// Starts `cfg`'s tool and returns once its block programs run.
-fn start(cfg: Config, env: &Env, lo: &Loop, tag: &str) -> anyhow::Result<Option<(Proc, PathBuf)>> {
-    let mut c = match cfg {
-        Config::Baseline => return Ok(None),
-        Config::MonitorBlock | Config::MonitorAll => {
+/// Starts `tool` and returns once its block programs run.
+fn start(tool: Tool, env: &Env, lo: &Loop, tag: &str) -> anyhow::Result<(Proc, PathBuf)> {
+    let mut c = match tool {
+        Tool::MonitorBlock | Tool::MonitorAll => {
             let mut c = Command::new(&env.bin);
             c.args(["run", "--web.listen-address"])
                 .arg(env.addr.to_string())
                 .arg("--bpf.stats");
-            if cfg == Config::MonitorBlock {
+            if tool == Tool::MonitorBlock {
                 c.args(["--collector.disable-defaults", "--collector.block"]);
             }
             c
         }
-        Config::Biolatency => Command::new(BIOLATENCY),
+        Tool::Biolatency => Command::new(BIOLATENCY),
     };
-    let log = env.dir.join(format!("disk-{}-{tag}.log", cfg.name()));
-    let stop = if cfg == Config::Biolatency {
+    let log = env.dir.join(format!("disk-{}-{tag}.log", tool.name()));
+    let stop = if tool == Tool::Biolatency {
         libc::SIGINT
     } else {
         libc::SIGTERM
@@ -161,16 +219,21 @@ fn start(cfg: Config, env: &Env, lo: &Loop, tag: &str) -> anyhow::Result<Option<
             .status();
         Ok(())
     };
-    let p = bpf::start_attached(&mut c, stop, cfg.name(), &log, poke, |n| {
+    let p = bpf::start_attached(&mut c, stop, tool.name(), &log, poke, |n| {
         n.contains("rq_complete")
     })?;
-    Ok(Some((p, log)))
+    Ok((p, log))
 }
 
-pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
+/// Fails early, with what is missing.
+pub fn preflight() -> anyhow::Result<()> {
     if !Path::new(BIOLATENCY).exists() {
         bail!("{BIOLATENCY} is missing (Debian package libbpf-tools)");
     }
+    Ok(())
+}
+
+pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
     let lo = Loop::new(&env.dir, 1024)?;
     let args = fio_args(&lo.dev, o.disk_seconds);
     let mut results: Vec<Results> = CONFIGS.iter().map(|_| Results::default()).collect();
@@ -182,11 +245,21 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
                 o.disk_runs,
                 cfg.name()
             );
-            let tool = start(*cfg, env, &lo, &round.to_string())?;
-            let ids = tool
-                .as_ref()
-                .map(|(p, _)| bpf::owned_prog_ids(p.pid()))
-                .unwrap_or_default();
+            env.stats.keep_on()?;
+            let mut order = cfg.tools().to_vec();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            let together = if order.len() > 1 { "together-" } else { "" };
+            let mut tools = Vec::new();
+            for t in order {
+                let (p, log) = start(t, env, &lo, &format!("{together}{round}"))?;
+                tools.push((t, p, log));
+            }
+            let ids: Vec<_> = tools
+                .iter()
+                .map(|(_, p, _)| bpf::owned_prog_ids(p.pid()))
+                .collect();
             let before = bpf::snapshot()?;
             let out = cmd::new("fio")
                 .args(&args)
@@ -201,11 +274,16 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
                 );
             }
             results[i].iops.push(iops(&out.stdout)?);
-            bpf::add_delta(&mut results[i].progs, &ids, &before, &after);
-            if let Some((mut p, log)) = tool {
+            for ((t, p, log), ids) in tools.iter_mut().zip(&ids) {
+                bpf::add_delta(
+                    results[i].progs.entry(*t).or_default(),
+                    ids,
+                    &before,
+                    &after,
+                );
                 let s = p.stop()?;
-                if !s.success() && cfg != &Config::Biolatency {
-                    bail!("{} exited with {s}; {}", cfg.name(), procs::tail(&log, 20));
+                if !s.success() && *t != Tool::Biolatency {
+                    bail!("{} exited with {s}; {}", t.name(), procs::tail(log, 20));
                 }
             }
         }
@@ -216,21 +294,84 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
     })
 }
 
+impl DiskCost {
+    fn get(&self, c: Config) -> &Results {
+        &self.results[CONFIGS.iter().position(|x| *x == c).expect("a disk config")]
+    }
+
+    fn per_request(&self, c: Config, t: Tool) -> Option<f64> {
+        per_request(t, self.get(c).progs.get(&t)?)
+    }
+
+    /// fio's median IOPS lost under `c`, in % of the baseline's.
+    fn loss(&self, c: Config) -> Option<f64> {
+        loss_pct(
+            median(&self.get(Config::Baseline).iops),
+            median(&self.get(c).iops),
+        )
+    }
+
+    /// The block targets: ours at most biolatency's per completed request with both
+    /// attached, and at most 3 % of fio's IOPS lost under the daemon at its defaults.
+    pub fn checks(&self) -> Vec<Check> {
+        let together = Config::MonitorBiolatency;
+        let mut v = vec![
+            Check::ratio(
+                "block ns/request, together",
+                "biolatency",
+                self.per_request(together, Tool::MonitorAll),
+                self.per_request(together, Tool::Biolatency),
+                "ns",
+                Target::AtMost(1.0),
+            ),
+            Check::ratio(
+                "block ns/request, each alone (block collector only)",
+                "biolatency",
+                self.per_request(Config::MonitorBlock, Tool::MonitorBlock),
+                self.per_request(Config::Biolatency, Tool::Biolatency),
+                "ns",
+                Target::None,
+            ),
+            Check::figure(
+                "fio IOPS loss, monitor (default collectors, median)",
+                self.loss(Config::MonitorAll),
+                "%",
+                1,
+                Target::AtMost(3.0),
+            ),
+        ];
+        for c in [
+            Config::MonitorBlock,
+            Config::Biolatency,
+            Config::MonitorBiolatency,
+        ] {
+            v.push(Check::figure(
+                format!("fio IOPS loss, {} (median)", c.name()),
+                self.loss(c),
+                "%",
+                1,
+                Target::None,
+            ));
+        }
+        v
+    }
+}
+
 pub fn print(o: &Options, d: &DiskCost) {
     println!();
     println!(
         "== Disk: {} ({} runs per configuration, interleaved)",
         d.fio, o.disk_runs
     );
-    let base = median(&d.results[0].iops);
+    let base = median(&d.get(Config::Baseline).iops);
     println!(
-        "{:<15} {:>12} {:>18}",
+        "{:<19} {:>12} {:>18}",
         "configuration", "median IOPS", "median/baseline"
     );
     for (cfg, r) in CONFIGS.iter().zip(&d.results) {
         let m = median(&r.iops);
         println!(
-            "{:<15} {:>12.0} {:>7.3} ({:>+6.1} %)",
+            "{:<19} {:>12.0} {:>7.3} ({:>+6.1} %)",
             cfg.name(),
             m,
             m / base,
@@ -240,44 +381,69 @@ pub fn print(o: &Options, d: &DiskCost) {
     println!();
     println!("Per program, over all runs (kernel.bpf_stats_enabled):");
     println!(
-        "{:<15} {:<24} {:>12} {:>12}",
-        "configuration", "program", "events", "ns/event"
+        "{:<19} {:<14} {:<24} {:>12} {:>12}",
+        "configuration", "tool", "program", "events", "ns/event"
     );
     for (cfg, r) in CONFIGS.iter().zip(&d.results) {
-        for (name, c) in &r.progs {
-            // The daemon's scheduler programs are figure 2's subject.
-            if !name.starts_with("block") && cfg != &Config::Biolatency {
-                continue;
+        for (tool, progs) in &r.progs {
+            for (name, c) in progs.iter().filter(|(n, _)| tool.is_block(n)) {
+                println!(
+                    "{:<19} {:<14} {:<24} {:>12} {:>12}",
+                    cfg.name(),
+                    tool.name(),
+                    name,
+                    c.runs,
+                    c.ns_per_run().map_or("-".into(), |v| format!("{v:.1}"))
+                );
             }
-            println!(
-                "{:<15} {:<24} {:>12} {:>12}",
-                cfg.name(),
-                name,
-                c.runs,
-                c.ns_per_run().map_or("-".into(), |v| format!("{v:.1}"))
-            );
         }
     }
-    let per = |cfg: Config| -> Option<f64> {
-        let r = &d.results[CONFIGS.iter().position(|c| *c == cfg)?];
-        let total: u64 = r
-            .progs
+    for cfg in &CONFIGS[1..] {
+        let figures: Vec<String> = cfg
+            .tools()
             .iter()
-            .filter(|(n, _)| n.starts_with("block") || cfg == Config::Biolatency)
-            .map(|(_, c)| c.ns)
-            .sum();
-        let completions = r
-            .progs
-            .iter()
-            .find(|(n, _)| n.contains("rq_complete"))?
-            .1
-            .runs;
-        (completions > 0).then(|| total as f64 / completions as f64)
-    };
-    if let (Some(m), Some(b)) = (per(Config::MonitorBlock), per(Config::Biolatency)) {
+            .map(|t| {
+                format!(
+                    "{} {}",
+                    t.name(),
+                    d.per_request(*cfg, *t)
+                        .map_or("-".into(), |v| format!("{v:.1} ns"))
+                )
+            })
+            .collect();
         println!(
-            "Block programs per completed request: monitor {m:.1} ns, biolatency {b:.1} ns ({:.2}x)",
-            m / b
+            "Block programs per completed request, {}: {}",
+            cfg.name(),
+            figures.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_request_counts_block_programs_per_completion() {
+        let progs: BTreeMap<String, Cost> = [
+            ("block_rq_issue", 10, 1_000),
+            ("block_rq_complete", 10, 2_000),
+            ("sched_switch_btf", 50, 20_000),
+        ]
+        .iter()
+        .map(|(n, runs, ns)| {
+            (
+                n.to_string(),
+                Cost {
+                    runs: *runs,
+                    ns: *ns,
+                },
+            )
+        })
+        .collect();
+        assert_eq!(per_request(Tool::MonitorAll, &progs), Some(300.0));
+        // biolatency's programs are all block ones.
+        assert_eq!(per_request(Tool::Biolatency, &progs), Some(2300.0));
+        assert_eq!(per_request(Tool::MonitorAll, &BTreeMap::new()), None);
     }
 }

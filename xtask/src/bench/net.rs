@@ -1,8 +1,8 @@
 //! Figure 6: network. iperf3 over loopback (one TCP stream) alone, under our daemon's network
-//! collector (its 6.3+ hooks, and its pre-6.3 hooks forced), and under a bpftrace
-//! equivalent; configurations interleaved round by round, each tool started fresh. For each:
-//! the stream's throughput, and what each of the tool's programs cost per event, from the
-//! kernel's own accounting over the same runs.
+//! collector (its 6.3+ hooks, and its pre-6.3 hooks forced), under a bpftrace equivalent, and
+//! under both the daemon and bpftrace at once; configurations interleaved round by round,
+//! each tool started fresh. For each: the stream's throughput, and what each of the tools'
+//! programs cost per event, from the kernel's own accounting over the same runs.
 
 use std::{
     collections::BTreeMap,
@@ -19,6 +19,7 @@ use super::{
     bpf::{self, Cost},
     procs::{self, Proc},
     report::median,
+    targets::{loss_pct, Check, Target},
     Env, Options,
 };
 use crate::cmd;
@@ -51,19 +52,23 @@ tracepoint:tcp:tcp_retransmit_skb
 }
 "#;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
     Baseline,
     Monitor,
     MonitorPre63,
     Bpftrace,
+    /// The daemon (6.3+ hooks) and bpftrace attached at the same time, each one's programs
+    /// told apart by the fds its process holds.
+    MonitorBpftrace,
 }
 
-const CONFIGS: [Config; 4] = [
+const CONFIGS: [Config; 5] = [
     Config::Baseline,
     Config::Monitor,
     Config::MonitorPre63,
     Config::Bpftrace,
+    Config::MonitorBpftrace,
 ];
 
 impl Config {
@@ -73,16 +78,62 @@ impl Config {
             Config::Monitor => "monitor",
             Config::MonitorPre63 => "monitor-pre-6.3",
             Config::Bpftrace => "bpftrace",
+            Config::MonitorBpftrace => "monitor+bpftrace",
+        }
+    }
+
+    /// The tools attached, in the order they start in even rounds (reversed in odd ones).
+    fn tools(self) -> &'static [Tool] {
+        match self {
+            Config::Baseline => &[],
+            Config::Monitor => &[Tool::Monitor],
+            Config::MonitorPre63 => &[Tool::MonitorPre63],
+            Config::Bpftrace => &[Tool::Bpftrace],
+            Config::MonitorBpftrace => &[Tool::Monitor, Tool::Bpftrace],
         }
     }
 }
+
+/// A tool the network phase starts.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Tool {
+    /// The daemon's network and scheduler collectors on their 6.3+ hooks.
+    Monitor,
+    /// The same with the pre-6.3 hooks forced.
+    MonitorPre63,
+    Bpftrace,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Monitor => "monitor",
+            Tool::MonitorPre63 => "monitor-pre-6.3",
+            Tool::Bpftrace => "bpftrace",
+        }
+    }
+
+    /// Whether `program` is one of this tool's network programs (the daemon also runs its
+    /// scheduler programs, figure 2's subject).
+    fn is_network(self, program: &str) -> bool {
+        self == Tool::Bpftrace || is_network(program)
+    }
+}
+
+/// Our network programs on the 6.3+ hooks, and the tracepoint bpftrace's equivalent is on.
+const EQUIVALENTS: [(&str, &str); 4] = [
+    ("net_sock_send", "sock_send_length"),
+    ("net_sock_recv", "sock_recv_length"),
+    ("tcp_state", "inet_sock_set_state"),
+    ("tcp_retransmit", "tcp_retransmit_skb"),
+];
 
 #[derive(Default)]
 struct Results {
     /// iperf3's received bits per second, per run.
     bps: Vec<f64>,
-    /// The tool's programs, by name, summed over the runs.
-    progs: BTreeMap<String, Cost>,
+    /// Each tool's programs, by name, summed over the runs.
+    progs: BTreeMap<Tool, BTreeMap<String, Cost>>,
 }
 
 pub struct NetCost {
@@ -101,17 +152,16 @@ fn poke() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `cfg`'s tool and returns once its send program runs.
-fn start(cfg: Config, env: &Env, tag: &str) -> anyhow::Result<Option<(Proc, PathBuf)>> {
-    let mut c = match cfg {
-        Config::Baseline => return Ok(None),
-        Config::Monitor | Config::MonitorPre63 => {
+/// Starts `tool` and returns once its send program runs.
+fn start(tool: Tool, env: &Env, tag: &str) -> anyhow::Result<(Proc, PathBuf)> {
+    let mut c = match tool {
+        Tool::Monitor | Tool::MonitorPre63 => {
             let mut c = Command::new(&env.bin);
             c.args(["run", "--web.listen-address"])
                 .arg(env.addr.to_string())
                 .args(["--bpf.stats", "--collector.disable-defaults"])
                 .args(["--collector.network", "--collector.sched"]);
-            if cfg == Config::MonitorPre63 {
+            if tool == Tool::MonitorPre63 {
                 c.args([
                     "--debug.fail-attach",
                     "net_sock_send",
@@ -121,26 +171,26 @@ fn start(cfg: Config, env: &Env, tag: &str) -> anyhow::Result<Option<(Proc, Path
             }
             c
         }
-        Config::Bpftrace => {
+        Tool::Bpftrace => {
             let mut c = Command::new("bpftrace");
             c.arg(env.dir.join("net.bt"));
             c
         }
     };
-    let log = env.dir.join(format!("net-{}-{tag}.log", cfg.name()));
-    let stop = if cfg == Config::Bpftrace {
+    let log = env.dir.join(format!("net-{}-{tag}.log", tool.name()));
+    let stop = if tool == Tool::Bpftrace {
         libc::SIGINT
     } else {
         libc::SIGTERM
     };
     // Its send program, by name for ours; bpftrace's names are cut short: any of its own.
-    let sends = |name: &str| match cfg {
-        Config::Monitor => name == "net_sock_send",
-        Config::MonitorPre63 => name == "net_dev_queue",
-        Config::Baseline | Config::Bpftrace => true,
+    let sends = |name: &str| match tool {
+        Tool::Monitor => name == "net_sock_send",
+        Tool::MonitorPre63 => name == "net_dev_queue",
+        Tool::Bpftrace => true,
     };
-    let p = bpf::start_attached(&mut c, stop, cfg.name(), &log, poke, sends)?;
-    Ok(Some((p, log)))
+    let p = bpf::start_attached(&mut c, stop, tool.name(), &log, poke, sends)?;
+    Ok((p, log))
 }
 
 /// iperf3's received throughput from its JSON report.
@@ -200,20 +250,35 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
                 o.net_runs,
                 cfg.name()
             );
-            let tool = start(*cfg, env, &round.to_string())?;
-            let ids = tool
-                .as_ref()
-                .map(|(p, _)| bpf::owned_prog_ids(p.pid()))
-                .unwrap_or_default();
+            env.stats.keep_on()?;
+            let mut order = cfg.tools().to_vec();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            let together = if order.len() > 1 { "together-" } else { "" };
+            let mut tools = Vec::new();
+            for t in order {
+                let (p, log) = start(t, env, &format!("{together}{round}"))?;
+                tools.push((t, p, log));
+            }
+            let ids: Vec<_> = tools
+                .iter()
+                .map(|(_, p, _)| bpf::owned_prog_ids(p.pid()))
+                .collect();
             let before = bpf::snapshot()?;
             let bps = iperf(o.net_seconds)?;
             let after = bpf::snapshot()?;
             results[i].bps.push(bps);
-            bpf::add_delta(&mut results[i].progs, &ids, &before, &after);
-            if let Some((mut p, log)) = tool {
+            for ((t, p, log), ids) in tools.iter_mut().zip(&ids) {
+                bpf::add_delta(
+                    results[i].progs.entry(*t).or_default(),
+                    ids,
+                    &before,
+                    &after,
+                );
                 let s = p.stop()?;
-                if !s.success() && cfg != &Config::Bpftrace {
-                    bail!("{} exited with {s}; {}", cfg.name(), procs::tail(&log, 20));
+                if !s.success() && *t != Tool::Bpftrace {
+                    bail!("{} exited with {s}; {}", t.name(), procs::tail(log, 20));
                 }
             }
         }
@@ -230,21 +295,100 @@ fn is_network(name: &str) -> bool {
     name.starts_with("net_") || name.starts_with("tcp_")
 }
 
+/// The ns per event of `tool`'s program on `hook` (ours by its name, bpftrace's by the
+/// tracepoint it is on: its names are the hook's, cut to 15 characters).
+fn ns_per_event(progs: &BTreeMap<String, Cost>, tool: Tool, name: &str, hook: &str) -> Option<f64> {
+    progs
+        .iter()
+        .find(|(n, _)| match tool {
+            Tool::Bpftrace => bpf::is_named(n, hook),
+            Tool::Monitor | Tool::MonitorPre63 => n.as_str() == name,
+        })
+        .and_then(|(_, c)| c.ns_per_run())
+}
+
+impl NetCost {
+    fn get(&self, c: Config) -> &Results {
+        &self.results[CONFIGS
+            .iter()
+            .position(|x| *x == c)
+            .expect("a network config")]
+    }
+
+    fn ns_per_event(&self, c: Config, t: Tool, name: &str, hook: &str) -> Option<f64> {
+        ns_per_event(self.get(c).progs.get(&t)?, t, name, hook)
+    }
+
+    /// The network targets: at most 3 % of iperf3's median throughput lost under the
+    /// daemon, and each network program at most its bpftrace equivalent's cost per event
+    /// with both attached (alone, for reference).
+    pub fn checks(&self) -> Vec<Check> {
+        let base = median(&self.get(Config::Baseline).bps);
+        let loss = |c: Config| loss_pct(base, median(&self.get(c).bps));
+        let mut v = vec![Check::figure(
+            "iperf3 throughput loss, monitor (median)",
+            loss(Config::Monitor),
+            "%",
+            1,
+            Target::AtMost(3.0),
+        )];
+        for c in [
+            Config::MonitorPre63,
+            Config::Bpftrace,
+            Config::MonitorBpftrace,
+        ] {
+            v.push(Check::figure(
+                format!("iperf3 throughput loss, {} (median)", c.name()),
+                loss(c),
+                "%",
+                1,
+                Target::None,
+            ));
+        }
+        for (ours, hook) in EQUIVALENTS {
+            for (c_ours, c_theirs, how, target) in [
+                (
+                    Config::MonitorBpftrace,
+                    Config::MonitorBpftrace,
+                    "together",
+                    Target::AtMost(1.0),
+                ),
+                (
+                    Config::Monitor,
+                    Config::Bpftrace,
+                    "each alone",
+                    Target::None,
+                ),
+            ] {
+                v.push(Check::ratio(
+                    format!("net ns/event, {ours} vs {hook}, {how}"),
+                    "bpftrace",
+                    self.ns_per_event(c_ours, Tool::Monitor, ours, hook),
+                    self.ns_per_event(c_theirs, Tool::Bpftrace, ours, hook),
+                    "ns",
+                    target,
+                ));
+            }
+        }
+        v
+    }
+}
+
 pub fn print(o: &Options, d: &NetCost) {
     println!();
     println!(
         "== Network: {} ({} runs per configuration, interleaved)",
         d.iperf, o.net_runs
     );
-    let base = median(&d.results[0].bps);
+    let base = median(&d.get(Config::Baseline).bps);
     println!(
-        "{:<16} {:>14} {:>18}",
+        "{:<17} {:>14} {:>18}",
         "configuration", "median Gbit/s", "median/baseline"
     );
     for (cfg, r) in CONFIGS.iter().zip(&d.results) {
         let m = median(&r.bps);
         println!(
-            "{:<16} {:>14.2} {:>7.3} ({:>+6.1} %)",
+            "{:<17} {:>14.2} {:>7.3} ({:>+6.1} %)",
             cfg.name(),
             m / 1e9,
             m / base,
@@ -254,21 +398,21 @@ pub fn print(o: &Options, d: &NetCost) {
     println!();
     println!("Per program, over all runs (kernel.bpf_stats_enabled):");
     println!(
-        "{:<16} {:<24} {:>12} {:>12}",
-        "configuration", "program", "events", "ns/event"
+        "{:<17} {:<16} {:<24} {:>12} {:>12}",
+        "configuration", "tool", "program", "events", "ns/event"
     );
     for (cfg, r) in CONFIGS.iter().zip(&d.results) {
-        for (name, c) in &r.progs {
-            if cfg != &Config::Bpftrace && !is_network(name) {
-                continue;
+        for (tool, progs) in &r.progs {
+            for (name, c) in progs.iter().filter(|(n, _)| tool.is_network(n)) {
+                println!(
+                    "{:<17} {:<16} {:<24} {:>12} {:>12}",
+                    cfg.name(),
+                    tool.name(),
+                    name,
+                    c.runs,
+                    c.ns_per_run().map_or("-".into(), |v| format!("{v:.1}"))
+                );
             }
-            println!(
-                "{:<16} {:<24} {:>12} {:>12}",
-                cfg.name(),
-                name,
-                c.runs,
-                c.ns_per_run().map_or("-".into(), |v| format!("{v:.1}"))
-            );
         }
     }
 }
@@ -279,4 +423,41 @@ pub fn preflight() -> anyhow::Result<()> {
         bail!("/usr/bin/iperf3 is missing (Debian package iperf3)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equivalents_are_found_by_our_name_and_by_bpftrace_s_cut_hook_name() {
+        let progs: BTreeMap<String, Cost> = [
+            ("net_sock_send", 10, 7_000),
+            ("sock_send_lengt", 10, 6_000),
+            ("tcp_state", 0, 0),
+        ]
+        .iter()
+        .map(|(n, runs, ns)| {
+            (
+                n.to_string(),
+                Cost {
+                    runs: *runs,
+                    ns: *ns,
+                },
+            )
+        })
+        .collect();
+        let f = |t, name, hook| ns_per_event(&progs, t, name, hook);
+        assert_eq!(
+            f(Tool::Monitor, "net_sock_send", "sock_send_length"),
+            Some(700.0)
+        );
+        assert_eq!(
+            f(Tool::Bpftrace, "net_sock_send", "sock_send_length"),
+            Some(600.0)
+        );
+        // No events: no figure, rather than 0.
+        assert_eq!(f(Tool::Monitor, "tcp_state", "inet_sock_set_state"), None);
+        assert_eq!(f(Tool::Bpftrace, "net_sock_recv", "sock_recv_length"), None);
+    }
 }

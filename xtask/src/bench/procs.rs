@@ -123,20 +123,132 @@ impl Drop for Proc {
     }
 }
 
-/// `n` idle processes (`sleep 3600`), killed when the vector is dropped: a host with many
-/// processes to track.
-pub fn idle(n: u32) -> anyhow::Result<Vec<Proc>> {
-    let mut idle = Vec::with_capacity(n as usize);
-    for _ in 0..n {
+/// `n` idle processes (`sleep 3600`): a host with many processes to track. They are killed
+/// (all of them first, then reaped) and the limits raised for them put back when this is
+/// dropped.
+pub struct Idle {
+    procs: Vec<Proc>,
+    _raised: Vec<Raised>,
+}
+
+impl Idle {
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            if p.exited().is_none() {
+                p.signal(libc::SIGKILL);
+            }
+        }
+        // Each one is reaped by its own Drop.
+        self.procs.clear();
+    }
+}
+
+/// Starts `n` idle processes, raising first what would stop that many (the soft process
+/// limit, kernel.pid_max, kernel.threads-max), with room for the rest of the machine.
+pub fn idle(n: u32) -> anyhow::Result<Idle> {
+    let room = u64::from(n) + running_tasks()? + 4096;
+    raise_nproc(room)?;
+    let mut raised = Vec::new();
+    for path in ["/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"] {
+        if let Some(r) = Raised::at_least(path, room)? {
+            raised.push(r);
+        }
+    }
+    let mut procs = Vec::with_capacity(n as usize);
+    for i in 0..n {
         check_interrupted()?;
         let mut c = Command::new("sleep");
         c.arg("3600")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        idle.push(Proc::spawn(&mut c, libc::SIGKILL, "sleep")?);
+        let p = Proc::spawn(&mut c, libc::SIGKILL, "sleep")
+            .with_context(|| format!("starting idle process {} of {n}", i + 1))?;
+        procs.push(p);
     }
-    Ok(idle)
+    Ok(Idle {
+        procs,
+        _raised: raised,
+    })
+}
+
+/// Tasks (threads) alive on the machine, from /proc/loadavg's "running/total" field.
+fn running_tasks() -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    parse_loadavg_tasks(&s).context("parsing /proc/loadavg")
+}
+
+fn parse_loadavg_tasks(s: &str) -> Option<u64> {
+    s.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok()
+}
+
+/// Raises this process's soft RLIMIT_NPROC to at least `n` (up to the hard limit; root is not
+/// held to it anyway with CAP_SYS_ADMIN, but a user namespace may be).
+fn raise_nproc(n: u64) -> anyhow::Result<()> {
+    // SAFETY: getrlimit and setrlimit read and write the struct they are given.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NPROC, &mut r) != 0 {
+            bail!(
+                "getrlimit(RLIMIT_NPROC): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if r.rlim_cur != libc::RLIM_INFINITY && r.rlim_cur < n {
+            r.rlim_cur = if r.rlim_max == libc::RLIM_INFINITY {
+                n
+            } else {
+                n.min(r.rlim_max)
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &r) != 0 {
+                bail!(
+                    "setrlimit(RLIMIT_NPROC): {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A sysctl raised for a while; the old value is written back when dropped.
+pub struct Raised {
+    path: &'static str,
+    old: String,
+}
+
+impl Raised {
+    /// Raises `path` to `n` if it is below; `None` if it was high enough.
+    fn at_least(path: &'static str, n: u64) -> anyhow::Result<Option<Self>> {
+        let old = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {path}"))?
+            .trim()
+            .to_string();
+        let v: u64 = old.parse().with_context(|| format!("parsing {path}"))?;
+        if v >= n {
+            return Ok(None);
+        }
+        eprintln!("bench: raising {path} from {v} to {n} for the idle processes");
+        std::fs::write(path, n.to_string()).with_context(|| format!("writing {n} to {path}"))?;
+        Ok(Some(Self { path, old }))
+    }
+}
+
+impl Drop for Raised {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(self.path, &self.old) {
+            eprintln!(
+                "bench: could not restore {} to {}: {e}",
+                self.path, self.old
+            );
+        }
+    }
 }
 
 /// utime + stime of a whole process (all its threads), in seconds.
@@ -221,4 +333,18 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> 
         .and_then(|h| h.split_whitespace().nth(1)?.parse().ok())
         .context("no HTTP status line")?;
     Ok((status, buf[head_end + 4..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_task_count_from_loadavg() {
+        assert_eq!(
+            parse_loadavg_tasks("0.52 0.61 0.70 3/412 12345\n"),
+            Some(412)
+        );
+        assert_eq!(parse_loadavg_tasks("0.52 0.61"), None);
+    }
 }

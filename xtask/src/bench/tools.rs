@@ -1,5 +1,5 @@
-//! The tools under test: our daemon, libbpf-tools runqlat, a bpftrace runqlat; each one
-//! started, then waited for until its programs are attached.
+//! The tools under test in the workload phase: our daemon, libbpf-tools runqlat, a bpftrace
+//! runqlat; each one started, then waited for until its programs are attached.
 
 use std::{
     collections::BTreeSet,
@@ -57,9 +57,9 @@ pub fn write_scripts(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Config {
-    Baseline,
+/// A tool the workload phase attaches: our daemon or a peer.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Kind {
     Monitor,
     Runqlat,
     Bpftrace,
@@ -67,42 +67,35 @@ pub enum Config {
     Empty,
 }
 
-/// The configurations compared.
-pub const CONFIGS: [Config; 4] = [
-    Config::Baseline,
-    Config::Monitor,
-    Config::Runqlat,
-    Config::Bpftrace,
-];
-
-impl Config {
+impl Kind {
     pub fn name(self) -> &'static str {
         match self {
-            Config::Baseline => "baseline",
-            Config::Monitor => "monitor",
-            Config::Runqlat => "runqlat",
-            Config::Bpftrace => "bpftrace",
-            Config::Empty => "empty",
+            Kind::Monitor => "monitor",
+            Kind::Runqlat => "runqlat",
+            Kind::Bpftrace => "bpftrace",
+            Kind::Empty => "empty",
         }
     }
 
-    /// The programs the tool holds once everything is loaded, besides its sched_switch one.
-    fn programs(self) -> &'static [&'static str] {
+    /// The hooks the tool has programs on once everything is loaded, besides sched_switch
+    /// (matched with [`bpf::is_on_hook`], so the daemon's tp_btf or classic variant counts).
+    fn hooks(self) -> &'static [&'static str] {
         match self {
-            Config::Baseline | Config::Empty => &[],
-            Config::Monitor => &[
+            Kind::Empty => &[],
+            Kind::Monitor => &[
                 "sched_wakeup",
                 "sched_wakeup_new",
                 "sched_process_exec",
                 "sched_process_exit",
             ],
-            Config::Runqlat | Config::Bpftrace => &["sched_wakeup", "sched_wakeup_new"],
+            Kind::Runqlat | Kind::Bpftrace => &["sched_wakeup", "sched_wakeup_new"],
         }
     }
 }
 
 /// A peer or our daemon, running with its programs attached.
 pub struct Tool {
+    pub kind: Kind,
     pub proc: Proc,
     /// The programs it holds.
     pub ids: BTreeSet<u32>,
@@ -110,52 +103,50 @@ pub struct Tool {
     pub log: PathBuf,
 }
 
-/// Starts the tool of `cfg` (none for the baseline), logging to `<name>-<tag>.log`, and
-/// returns once its programs run.
-pub fn start(cfg: Config, env: &Env, tag: &str) -> anyhow::Result<Option<Tool>> {
-    let mut c = match cfg {
-        Config::Baseline => return Ok(None),
-        Config::Monitor => {
+/// Starts `kind`, logging to `<name>-<tag>.log`, and returns once its programs run.
+pub fn start(kind: Kind, env: &Env, tag: &str) -> anyhow::Result<Tool> {
+    let mut c = match kind {
+        Kind::Monitor => {
             let mut c = Command::new(&env.bin);
             c.args(["run", "--web.listen-address"])
                 .arg(env.addr.to_string())
                 .arg("--bpf.stats");
             c
         }
-        Config::Runqlat => Command::new(RUNQLAT),
-        Config::Bpftrace => {
+        Kind::Runqlat => Command::new(RUNQLAT),
+        Kind::Bpftrace => {
             let mut c = Command::new("bpftrace");
             c.arg(env.dir.join("runqlat.bt"));
             c
         }
-        Config::Empty => {
+        Kind::Empty => {
             let mut c = Command::new("bpftrace");
             c.arg(env.dir.join("empty.bt"));
             c
         }
     };
-    let log = env.dir.join(format!("{}-{tag}.log", cfg.name()));
+    let log = env.dir.join(format!("{}-{tag}.log", kind.name()));
     let f = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     c.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
     // runqlat and bpftrace print their histogram on SIGINT; the daemon stops on SIGTERM.
-    let stop = if cfg == Config::Monitor {
+    let stop = if kind == Kind::Monitor {
         libc::SIGTERM
     } else {
         libc::SIGINT
     };
-    let mut proc = Proc::spawn(&mut c, stop, cfg.name())?;
-    let ids = wait_attached(cfg, &mut proc, env, &log)?;
-    Ok(Some(Tool { proc, ids, log }))
+    let mut proc = Proc::spawn(&mut c, stop, kind.name())?;
+    let ids = wait_attached(kind, &mut proc, env, &log)?;
+    Ok(Tool {
+        kind,
+        proc,
+        ids,
+        log,
+    })
 }
 
 /// Waits until the tool holds all its programs and its sched_switch program runs (so it is
 /// attached: run counts only move while attached), and for the daemon until /healthz answers.
-fn wait_attached(
-    cfg: Config,
-    p: &mut Proc,
-    env: &Env,
-    log: &Path,
-) -> anyhow::Result<BTreeSet<u32>> {
+fn wait_attached(cfg: Kind, p: &mut Proc, env: &Env, log: &Path) -> anyhow::Result<BTreeSet<u32>> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         procs::check_interrupted()?;
@@ -170,17 +161,17 @@ fn wait_attached(
         let snap = bpf::snapshot()?;
         let held: Vec<&bpf::Prog> = ids.iter().filter_map(|id| snap.get(id)).collect();
         let missing: Vec<&str> = cfg
-            .programs()
+            .hooks()
             .iter()
             .copied()
-            .filter(|full| !held.iter().any(|p| bpf::is_named(&p.name, full)))
+            .filter(|hook| !held.iter().any(|p| bpf::is_on_hook(&p.name, hook)))
             .collect();
         // Run counts only move while a program is attached.
         let switching = held
             .iter()
             .any(|p| p.name.starts_with("sched_switch") && p.run_cnt > 0);
         if missing.is_empty() && switching {
-            let healthy = cfg != Config::Monitor
+            let healthy = cfg != Kind::Monitor
                 || matches!(procs::http_get(env.addr, "/healthz"), Ok((200, _)));
             if healthy {
                 // Let it finish starting (first refresh, histogram setup) off the clock.

@@ -11,11 +11,14 @@ use anyhow::{bail, Context as _};
 
 use super::{
     procs,
-    tools::{self, Config},
+    targets::{Check, Target},
+    tools::{self, Kind},
     Env, Options,
 };
 
 pub struct TopCost {
+    /// Idle processes running besides the machine's own.
+    pub idle_processes: u32,
     /// Length of the measurement.
     pub secs: f64,
     /// utime + stime over it, in % of one core.
@@ -26,6 +29,21 @@ pub struct TopCost {
     pub rss_kib: u64,
     /// The process count top's title showed at the end.
     pub processes: Option<u64>,
+}
+
+impl TopCost {
+    pub fn checks(&self) -> Vec<Check> {
+        vec![Check::figure(
+            format!(
+                "monitor top CPU, {} idle procs, 1 s refresh",
+                self.idle_processes
+            ),
+            Some(self.cpu_pct),
+            "%",
+            2,
+            Target::Below(2.0),
+        )]
+    }
 }
 
 /// A tmux server with its socket in `dir`, killed (and the program in its pane with it)
@@ -90,13 +108,15 @@ fn processes(screen: &str) -> Option<u64> {
     words.get(i.checked_sub(1)?)?.parse().ok()
 }
 
+/// At the first count of `--idle-processes`.
 pub fn phase(o: &Options, env: &Env) -> anyhow::Result<TopCost> {
+    let n = o.idle_processes.first().copied().unwrap_or(1000);
     eprintln!(
-        "bench: top cost: {} idle processes, a daemon, 1 s refresh in a 200x50 tmux pane, {} s",
-        o.idle_processes, o.top_seconds
+        "bench: top cost: {n} idle processes, a daemon, 1 s refresh in a 200x50 tmux pane, {} s",
+        o.top_seconds
     );
-    let idle = procs::idle(o.idle_processes)?;
-    let mut daemon = tools::start(Config::Monitor, env, "top")?.context("the daemon")?;
+    let idle = procs::idle(n)?;
+    let mut daemon = tools::start(Kind::Monitor, env, "top")?;
     let tmux = Tmux::start(
         &env.dir,
         &format!(
@@ -115,7 +135,7 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<TopCost> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let s = tmux.screen()?;
-        let listed = processes(&s).is_some_and(|n| n >= u64::from(o.idle_processes));
+        let listed = processes(&s).is_some_and(|p| p >= u64::from(n));
         if listed && !s.contains("measuring") && s.contains("CPU%") {
             break;
         }
@@ -144,6 +164,7 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<TopCost> {
     daemon.proc.stop()?;
     drop(idle);
     Ok(TopCost {
+        idle_processes: n,
         secs,
         cpu_pct: 100.0 * cpu / secs,
         oncpu_pct: 100.0 * oncpu / secs,

@@ -1,5 +1,6 @@
 //! Figures 1 and 2: the workload's time under each tool, and what each tool's programs cost
-//! per run, from the kernel's own accounting, over the same runs.
+//! per run, from the kernel's own accounting, over the same runs; at each workload size
+//! (`--groups`), with each peer attached alone and together with our daemon.
 
 use std::{collections::BTreeMap, process::Stdio, time::Instant};
 
@@ -8,10 +9,69 @@ use anyhow::{bail, Context as _};
 use super::{
     bpf::{self, Cost},
     procs,
-    tools::{self, Config, CONFIGS},
+    targets::{Check, Target},
+    tools::{self, Kind},
     Env, Options,
 };
 use crate::cmd;
+
+/// A workload configuration: the tools attached at once during its runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Config {
+    Baseline,
+    Monitor,
+    Runqlat,
+    Bpftrace,
+    /// Our daemon and runqlat attached at the same time: both pay for the other's cache
+    /// misses, as they would on a host running both; each one's programs are told apart by
+    /// the fds its process holds.
+    MonitorRunqlat,
+}
+
+/// The configurations compared, in the order of the report.
+pub const CONFIGS: [Config; 5] = [
+    Config::Baseline,
+    Config::Monitor,
+    Config::Runqlat,
+    Config::Bpftrace,
+    Config::MonitorRunqlat,
+];
+
+impl Config {
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::Baseline => "baseline",
+            Config::Monitor => "monitor",
+            Config::Runqlat => "runqlat",
+            Config::Bpftrace => "bpftrace",
+            Config::MonitorRunqlat => "monitor+runqlat",
+        }
+    }
+
+    /// The tools attached, in the order they are started in odd rounds (reversed in even
+    /// ones, so that neither is always first on the tracepoint, where it would take the
+    /// cache misses the other is then spared).
+    pub fn tools(self) -> &'static [Kind] {
+        match self {
+            Config::Baseline => &[],
+            Config::Monitor => &[Kind::Monitor],
+            Config::Runqlat => &[Kind::Runqlat],
+            Config::Bpftrace => &[Kind::Bpftrace],
+            Config::MonitorRunqlat => &[Kind::Monitor, Kind::Runqlat],
+        }
+    }
+}
+
+/// Programs by name, with their run counts and run time.
+pub type Progs = BTreeMap<String, Cost>;
+
+/// What each tool's programs did during one run.
+#[derive(Default)]
+pub struct RunProgs {
+    /// The tools in the order they were attached.
+    pub order: Vec<Kind>,
+    pub by_tool: BTreeMap<Kind, Progs>,
+}
 
 /// A configuration's figures, over all its runs.
 #[derive(Default)]
@@ -20,35 +80,94 @@ pub struct Results {
     pub secs: Vec<f64>,
     /// Context switches per second over each run, from /proc/stat.
     pub switch_rate: Vec<f64>,
-    /// The tool's own CPU (its threads' on-CPU time) over each run, in % of one core.
+    /// The tools' own CPU (their threads' on-CPU time, all tools added) over each run, in %
+    /// of one core.
     pub tool_cpu: Vec<f64>,
-    /// CPU used by neither the workload nor the tool (other processes, kernel threads) over
+    /// CPU used by neither the workload nor the tools (other processes, kernel threads) over
     /// each run, in % of one core: noise, which should be near 0.
     pub other_cpu: Vec<f64>,
-    /// The tool's programs, by name, summed over the runs.
-    pub progs: BTreeMap<String, Cost>,
-    /// The most programs not the tool's that ran during one of the runs (another tracer).
+    /// Each run's programs, tool by tool.
+    pub runs: Vec<RunProgs>,
+    /// The most programs not the tools' that ran during one of the runs (another tracer).
     pub foreign_progs: usize,
 }
 
 impl Results {
-    pub fn sched_switch(&self) -> Option<Cost> {
-        self.progs
-            .iter()
-            .find(|(n, _)| n.starts_with("sched_switch"))
-            .map(|(_, c)| *c)
+    /// `tool`'s programs summed over the runs whose attach order `keep` accepts.
+    pub fn progs_where(&self, tool: Kind, keep: impl Fn(&[Kind]) -> bool) -> Progs {
+        let mut sum = Progs::new();
+        for r in self.runs.iter().filter(|r| keep(&r.order)) {
+            for (name, c) in r.by_tool.get(&tool).into_iter().flatten() {
+                let s = sum.entry(name.clone()).or_default();
+                s.runs += c.runs;
+                s.ns += c.ns;
+            }
+        }
+        sum
     }
 
-    /// All of the tool's program time per sched_switch run, i.e. per context switch.
-    pub fn ns_per_switch(&self) -> Option<f64> {
-        let sw = self.sched_switch()?;
-        let total: u64 = self.progs.values().map(|c| c.ns).sum();
-        (sw.runs > 0).then(|| total as f64 / sw.runs as f64)
+    /// `tool`'s programs summed over all the runs.
+    pub fn progs(&self, tool: Kind) -> Progs {
+        self.progs_where(tool, |_| true)
     }
 }
 
-/// Everything the workload phase measured.
+/// The sched_switch program among `progs` (its name carries the hook's variant).
+pub fn sched_switch(progs: &Progs) -> Option<Cost> {
+    progs
+        .iter()
+        .find(|(n, _)| n.starts_with("sched_switch"))
+        .map(|(_, c)| *c)
+}
+
+/// The time of the programs among `progs` that `include` names, per sched_switch run, i.e.
+/// per context switch.
+pub fn ns_per_switch(progs: &Progs, include: impl Fn(&str) -> bool) -> Option<f64> {
+    let sw = sched_switch(progs)?;
+    let total: u64 = progs
+        .iter()
+        .filter(|(n, _)| include(n))
+        .map(|(_, c)| c.ns)
+        .sum();
+    (sw.runs > 0).then(|| total as f64 / sw.runs as f64)
+}
+
+/// A scheduler program: one on a `sched:` tracepoint (switch, wakeups, exec, exit), whichever
+/// tool's. The daemon's other programs (block, network) are left out of the per-switch
+/// figure the target is about.
+pub fn is_sched(name: &str) -> bool {
+    name.starts_with("sched_")
+}
+
+/// One workload size: `perf bench sched messaging` with `groups` groups of 40 processes.
+#[derive(Clone)]
+pub struct Size {
+    pub groups: u32,
+    pub perf_args: Vec<String>,
+}
+
+impl Size {
+    /// `loops` is for one group: at G groups each run does loops/G, so every size passes the
+    /// same number of messages and a run takes about as long.
+    pub fn new(groups: u32, loops: u32, socketpair: bool) -> Self {
+        let mut perf_args: Vec<String> = Vec::new();
+        if !socketpair {
+            perf_args.push("-p".into());
+        }
+        perf_args.extend(["-g".into(), groups.to_string()]);
+        perf_args.extend(["-l".into(), (loops / groups).max(1).to_string()]);
+        Self { groups, perf_args }
+    }
+
+    /// Each group is 20 senders and 20 receivers.
+    pub fn processes(&self) -> u32 {
+        self.groups * 40
+    }
+}
+
+/// Everything the workload phase measured at one size.
 pub struct Workload {
+    pub size: Size,
     /// In the order of [`CONFIGS`].
     pub results: Vec<Results>,
     /// An empty program on the classic sched_switch tracepoint, from the warm-up run.
@@ -62,6 +181,36 @@ impl Workload {
             .position(|x| *x == c)
             .expect("a compared config");
         &self.results[i]
+    }
+
+    /// `tool`'s scheduler programs per context switch in configuration `c`.
+    pub fn sched_per_switch(&self, c: Config, tool: Kind) -> Option<f64> {
+        ns_per_switch(&self.get(c).progs(tool), is_sched)
+    }
+
+    /// The scheduler target: ours at most 0.8 × runqlat's per context switch with both
+    /// attached; the same ratio from the runs each had alone, for reference.
+    pub fn checks(&self) -> Vec<Check> {
+        let n = self.size.processes();
+        let together = Config::MonitorRunqlat;
+        vec![
+            Check::ratio(
+                format!("sched ns/switch, {n} procs, together"),
+                "runqlat",
+                self.sched_per_switch(together, Kind::Monitor),
+                self.sched_per_switch(together, Kind::Runqlat),
+                "ns",
+                Target::AtMost(0.8),
+            ),
+            Check::ratio(
+                format!("sched ns/switch, {n} procs, each alone"),
+                "runqlat",
+                self.sched_per_switch(Config::Monitor, Kind::Monitor),
+                self.sched_per_switch(Config::Runqlat, Kind::Runqlat),
+                "ns",
+                Target::None,
+            ),
+        ]
     }
 }
 
@@ -117,7 +266,7 @@ fn context_switches() -> anyhow::Result<u64> {
         .context("no ctxt line in /proc/stat")
 }
 
-fn run_workload(env: &Env) -> anyhow::Result<Sample> {
+fn run_workload(size: &Size) -> anyhow::Result<Sample> {
     procs::check_interrupted()?;
     let c0 = context_switches()?;
     let busy0 = machine_busy()?;
@@ -125,7 +274,7 @@ fn run_workload(env: &Env) -> anyhow::Result<Sample> {
     let t0 = Instant::now();
     let out = cmd::new("perf")
         .args(["bench", "sched", "messaging"])
-        .args(&env.perf_args)
+        .args(&size.perf_args)
         .stdin(Stdio::null())
         .output()
         .context("running perf bench")?;
@@ -162,48 +311,71 @@ fn run_workload(env: &Env) -> anyhow::Result<Sample> {
     })
 }
 
-/// Runs the workload once under `cfg`'s tool, started fresh, adding the figures to `r`.
-fn measure(cfg: Config, env: &Env, tag: &str, r: &mut Results) -> anyhow::Result<Sample> {
+/// Runs the workload once under the tools of `order`, started fresh in that order, adding
+/// the figures to `r`; `what` names the configuration in errors.
+fn measure(
+    what: &str,
+    order: &[Kind],
+    env: &Env,
+    size: &Size,
+    tag: &str,
+    r: &mut Results,
+) -> anyhow::Result<Sample> {
     env.stats.keep_on()?;
-    let mut tool = tools::start(cfg, env, tag)?;
-    let cpu0 = match &tool {
-        Some(t) => procs::oncpu_seconds(t.proc.pid())?,
-        None => 0.0,
-    };
+    let mut tools = Vec::new();
+    for k in order {
+        tools.push(tools::start(*k, env, tag)?);
+    }
+    let mut cpu0 = Vec::new();
+    for t in &tools {
+        cpu0.push(procs::oncpu_seconds(t.proc.pid())?);
+    }
     let before = bpf::snapshot()?;
-    let s = run_workload(env)?;
+    let s = run_workload(size)?;
     let after = bpf::snapshot()?;
-    let mut tool_cpu = 0.0;
-    let mine = tool.as_ref().map(|t| &t.ids);
     let foreign = after
         .iter()
         .filter(|(id, p)| {
-            mine.is_none_or(|m| !m.contains(id))
+            !tools.iter().any(|t| t.ids.contains(id))
                 && before.get(id).is_some_and(|b| p.run_cnt > b.run_cnt)
         })
         .count();
     r.foreign_progs = r.foreign_progs.max(foreign);
-    if let Some(t) = &mut tool {
-        let cpu = procs::oncpu_seconds(t.proc.pid())? - cpu0;
+    let mut tool_cpu = 0.0;
+    let mut run = RunProgs {
+        order: order.to_vec(),
+        ..RunProgs::default()
+    };
+    for (t, c0) in tools.iter_mut().zip(cpu0) {
+        tool_cpu += procs::oncpu_seconds(t.proc.pid())? - c0;
         if let Some(st) = t.proc.exited() {
             bail!(
-                "{} exited ({st}) during the workload; {}",
-                cfg.name(),
+                "{} exited ({st}) during the workload ({what}); {}",
+                t.kind.name(),
                 procs::tail(&t.log, 20)
             );
         }
-        tool_cpu = cpu;
-        r.tool_cpu.push(100.0 * cpu / s.wall);
-        bpf::add_delta(&mut r.progs, &t.ids, &before, &after);
+        bpf::add_delta(
+            run.by_tool.entry(t.kind).or_default(),
+            &t.ids,
+            &before,
+            &after,
+        );
+    }
+    for t in &mut tools {
         let st = t.proc.stop()?;
         if !st.success() {
             eprintln!(
                 "bench: {} exited with {st} when stopped; {}",
-                cfg.name(),
+                t.kind.name(),
                 procs::tail(&t.log, 5)
             );
         }
     }
+    if !tools.is_empty() {
+        r.tool_cpu.push(100.0 * tool_cpu / s.wall);
+    }
+    r.runs.push(run);
     r.secs.push(s.secs);
     r.switch_rate.push(s.switches as f64 / s.wall);
     r.other_cpu
@@ -211,14 +383,43 @@ fn measure(cfg: Config, env: &Env, tag: &str, r: &mut Results) -> anyhow::Result
     Ok(s)
 }
 
-pub fn phase(o: &Options, env: &Env) -> anyhow::Result<Workload> {
+/// The order in which `cfg`'s tools start in round `round` (0-based): alternated from round to
+/// round where there are two.
+pub fn start_order(tools: &[Kind], round: usize) -> Vec<Kind> {
+    let mut order = tools.to_vec();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// The workload at each size of `--groups`, one after the other.
+pub fn phase(o: &Options, env: &Env) -> anyhow::Result<Vec<Workload>> {
+    let mut all = Vec::new();
+    for &g in &o.groups {
+        all.push(phase_at(o, env, Size::new(g, o.loops, o.socketpair))?);
+    }
+    Ok(all)
+}
+
+fn phase_at(o: &Options, env: &Env, size: Size) -> anyhow::Result<Workload> {
+    let g = size.groups;
     eprintln!(
-        "bench: workload perf bench sched messaging {}; warm-up run under an empty program",
-        env.perf_args.join(" ")
+        "bench: workload perf bench sched messaging {} ({} processes); warm-up run under an \
+         empty program",
+        size.perf_args.join(" "),
+        size.processes()
     );
     let mut warm = Results::default();
-    measure(Config::Empty, env, "warmup", &mut warm)?;
-    let floor = warm.sched_switch();
+    measure(
+        "warm-up",
+        &[Kind::Empty],
+        env,
+        &size,
+        &format!("g{g}-warmup"),
+        &mut warm,
+    )?;
+    let floor = sched_switch(&warm.progs(Kind::Empty));
 
     let mut results: Vec<Results> = CONFIGS.iter().map(|_| Results::default()).collect();
     for round in 0..o.runs as usize {
@@ -226,9 +427,17 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<Workload> {
             // Rotate the order each round so no configuration always runs first.
             let i = (round + k) % CONFIGS.len();
             let cfg = CONFIGS[i];
-            let s = measure(cfg, env, &(round + 1).to_string(), &mut results[i])?;
+            let order = start_order(cfg.tools(), round);
+            let tag = if order.len() > 1 {
+                format!("together-g{g}-{}", round + 1)
+            } else {
+                format!("g{g}-{}", round + 1)
+            };
+            let s = measure(cfg.name(), &order, env, &size, &tag, &mut results[i])?;
             eprintln!(
-                "bench: round {}/{} {:<9} {:.3} s ({:.0}k context switches/s, other CPU {:.1} %)",
+                "bench: {} processes, round {}/{} {:<15} {:.3} s ({:.0}k context switches/s, \
+                 other CPU {:.1} %)",
+                size.processes(),
                 round + 1,
                 o.runs,
                 cfg.name(),
@@ -238,5 +447,90 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<Workload> {
             );
         }
     }
-    Ok(Workload { results, floor })
+    Ok(Workload {
+        size,
+        results,
+        floor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progs(list: &[(&str, u64, u64)]) -> Progs {
+        list.iter()
+            .map(|(n, runs, ns)| {
+                (
+                    n.to_string(),
+                    Cost {
+                        runs: *runs,
+                        ns: *ns,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn per_switch_adds_the_programs_named_and_divides_by_the_switches() {
+        let p = progs(&[
+            ("sched_switch_btf", 100, 40_000),
+            ("sched_wakeup_btf", 90, 27_000),
+            ("block_rq_issue", 10, 5_000),
+        ]);
+        assert_eq!(ns_per_switch(&p, is_sched), Some(670.0));
+        assert_eq!(ns_per_switch(&p, |_| true), Some(720.0));
+        assert_eq!(
+            ns_per_switch(&progs(&[("sched_wakeup", 1, 1)]), is_sched),
+            None
+        );
+        assert_eq!(
+            ns_per_switch(&progs(&[("sched_switch", 0, 0)]), is_sched),
+            None
+        );
+    }
+
+    #[test]
+    fn sizes_pass_the_same_messages() {
+        let one = Size::new(1, 15000, false);
+        assert_eq!(one.perf_args, ["-p", "-g", "1", "-l", "15000"]);
+        assert_eq!(one.processes(), 40);
+        let ten = Size::new(10, 15000, true);
+        assert_eq!(ten.perf_args, ["-g", "10", "-l", "1500"]);
+        assert_eq!(ten.processes(), 400);
+        assert_eq!(Size::new(10, 5, false).perf_args[4], "1");
+    }
+
+    #[test]
+    fn two_tools_swap_their_start_order_each_round() {
+        let both = Config::MonitorRunqlat.tools();
+        assert_eq!(start_order(both, 0), [Kind::Monitor, Kind::Runqlat]);
+        assert_eq!(start_order(both, 1), [Kind::Runqlat, Kind::Monitor]);
+        assert_eq!(start_order(both, 2), [Kind::Monitor, Kind::Runqlat]);
+        assert_eq!(start_order(&[Kind::Runqlat], 1), [Kind::Runqlat]);
+    }
+
+    #[test]
+    fn progs_are_summed_per_tool_over_the_runs_kept() {
+        let mut r = Results::default();
+        for order in [
+            vec![Kind::Monitor, Kind::Runqlat],
+            vec![Kind::Runqlat, Kind::Monitor],
+        ] {
+            let mut run = RunProgs {
+                order,
+                ..RunProgs::default()
+            };
+            run.by_tool
+                .insert(Kind::Monitor, progs(&[("sched_switch_btf", 10, 100)]));
+            run.by_tool
+                .insert(Kind::Runqlat, progs(&[("sched_switch", 10, 200)]));
+            r.runs.push(run);
+        }
+        assert_eq!(r.progs(Kind::Monitor)["sched_switch_btf"].ns, 200);
+        let first = r.progs_where(Kind::Runqlat, |o| o[0] == Kind::Runqlat);
+        assert_eq!(first["sched_switch"].runs, 10);
+        assert!(r.progs(Kind::Bpftrace).is_empty());
+    }
 }
