@@ -162,7 +162,7 @@ fn direct_io(lo: &Loop, target: &str, extra: &[&str], submitter: (&str, &str)) {
         ("block_rq_issue", "map_full"),
         ("block_rq_complete", "map_full"),
         ("block_rq_complete", "no_submitter"),
-        ("block_rq_complete", "no_entry"),
+        ("block_rq_complete", "read_failed"),
     ] {
         let series =
             format!("monitor_bpf_misses_total{{program=\"{program}\",reason=\"{reason}\"}}");

@@ -39,6 +39,22 @@ pub const fn op_of_rwbs(rwbs: [u8; 4]) -> u32 {
     }
 }
 
+/// Value of `BLOCK_TASKS`, keyed by tgid: the reads and writes a thread group submitted,
+/// counted at their completion. Totals since the entry was created.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockTaskCounters {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub reads: u64,
+    pub writes: u64,
+    /// Issue-to-completion time summed over those requests.
+    pub read_ns: u64,
+    pub write_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<BlockTaskCounters>() == 48);
+
 /// Key of `DISK_STATS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

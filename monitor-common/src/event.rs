@@ -40,4 +40,4 @@ pub struct ProcEvent {
     pub counters: TaskCounters,
 }
 
-const _: () = assert!(core::mem::size_of::<ProcEvent>() == 128);
+const _: () = assert!(core::mem::size_of::<ProcEvent>() == 80);

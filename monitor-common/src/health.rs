@@ -13,12 +13,15 @@ pub const DISK_STATS_INSERT_FAILED: u32 = 3;
 /// An insert into `BLOCK_REQUESTS` failed: that request's latency and submitter are lost.
 pub const BLOCK_REQUESTS_INSERT_FAILED: u32 = 4;
 
+/// An insert into `BLOCK_TASKS` failed (the map is full): that request is not charged.
+pub const BLOCK_TASKS_INSERT_FAILED: u32 = 7;
+
 /// An insert into `NET_STATS` failed (the map is full): that traffic is not counted.
 pub const NET_STATS_INSERT_FAILED: u32 = 5;
 /// An insert into `TCP_SOCKS` failed: that socket's segments and health go uncounted.
 pub const TCP_SOCKS_INSERT_FAILED: u32 = 6;
 
-pub const HEALTH_COUNTERS: u32 = 7;
+pub const HEALTH_COUNTERS: u32 = 8;
 
 /// Why a program dropped what it saw: the `reason` label of `monitor_bpf_misses_total`.
 pub mod reason {
@@ -34,17 +37,13 @@ pub mod reason {
     /// A block request completed without its submission or issue having been seen (in
     /// flight when the programs attached, or its entry evicted).
     pub const NO_SUBMITTER: u32 = 4;
-    /// A completed request's submitter had no per-process entry left (it exited and was
-    /// folded before its I/O completed).
-    pub const NO_ENTRY: u32 = 5;
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 5;
     pub const NAMES: [&str; COUNT as usize] = [
         "map_full",
         "ring_full",
         "read_failed",
         "no_owner",
         "no_submitter",
-        "no_entry",
     ];
 }
 
@@ -129,7 +128,7 @@ pub mod program {
             &[RING_FULL, READ_FAILED],
             &[MAP_FULL],
             &[MAP_FULL],
-            &[MAP_FULL, NO_SUBMITTER, NO_ENTRY, READ_FAILED],
+            &[MAP_FULL, NO_SUBMITTER, READ_FAILED],
             &[MAP_FULL, READ_FAILED],
             &[MAP_FULL, READ_FAILED],
             &[MAP_FULL, READ_FAILED],

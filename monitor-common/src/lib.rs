@@ -28,6 +28,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::DiskKey {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::BlockTaskCounters {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::DiskStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::RequestKey {}

@@ -11,6 +11,7 @@ pub const PROC_EVENTS: &str = "PROC_EVENTS";
 pub const DISK_STATS: &str = "DISK_STATS";
 pub const BLOCK_REQUESTS: &str = "BLOCK_REQUESTS";
 pub const PART_DISK: &str = "PART_DISK";
+pub const BLOCK_TASKS: &str = "BLOCK_TASKS";
 
 /// Capacity of `TASK_STATS` (one entry per thread group seen running).
 pub const TASK_STATS_CAPACITY: u32 = 32_768;
@@ -23,6 +24,9 @@ pub const PROC_EVENTS_BYTES: u32 = 1 << 20;
 pub const DISK_STATS_CAPACITY: u32 = 4_096;
 /// Capacity of `BLOCK_REQUESTS` (one entry per request between submission and completion).
 pub const BLOCK_REQUESTS_CAPACITY: u32 = 32_768;
+/// Capacity of `BLOCK_TASKS` (one entry per thread group whose I/O completed; entries go
+/// with their process).
+pub const BLOCK_TASKS_CAPACITY: u32 = 16_384;
 /// Capacity of `PART_DISK` (one entry per partition on the host).
 pub const PART_DISK_CAPACITY: u32 = 4_096;
 

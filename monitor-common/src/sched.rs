@@ -4,6 +4,8 @@
 use crate::hist::BUCKETS;
 
 /// Counters kept per thread group (process). All are totals since the entry was created.
+/// Scheduler figures only: the other families keep their own per-group maps (`BLOCK_TASKS`,
+/// `NET_STATS`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskCounters {
@@ -15,18 +17,9 @@ pub struct TaskCounters {
     pub voluntary_switches: u64,
     /// Switches away while still runnable (preempted, or yielded).
     pub involuntary_switches: u64,
-    /// Block-device bytes read and written by requests the group submitted (see `block`).
-    pub disk_read_bytes: u64,
-    pub disk_write_bytes: u64,
-    /// Block-device read and write requests the group submitted, counted at completion.
-    pub disk_reads: u64,
-    pub disk_writes: u64,
-    /// Issue-to-completion time summed over those requests.
-    pub disk_read_ns: u64,
-    pub disk_write_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<TaskCounters>() == 80);
+const _: () = assert!(core::mem::size_of::<TaskCounters>() == 32);
 
 /// Value of `TASK_STATS`, keyed by tgid.
 #[repr(C)]
@@ -38,7 +31,7 @@ pub struct TaskStats {
     pub comm: [u8; 16],
 }
 
-const _: () = assert!(core::mem::size_of::<TaskStats>() == 96);
+const _: () = assert!(core::mem::size_of::<TaskStats>() == 48);
 
 /// Value of the `CPU_SLOT` per-CPU array: the task now running on this CPU and when it was
 /// switched in. The daemon adds `now - switched_in_ns` to that thread group's CPU time when

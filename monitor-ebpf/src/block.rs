@@ -9,11 +9,13 @@
 //! - `block_rq_issue`, often in a kernel worker's or another task's context: the issue time
 //!   is written into the entry (created here for requests nobody submitted: flushes);
 //! - `block_rq_complete`, usually in interrupt context: the entry is taken; the request is
-//!   counted for its disk and charged to the submitter's `TASK_STATS` entry.
+//!   counted for its disk and charged to the submitter's `BLOCK_TASKS` entry (the block
+//!   family's own, made there on first use, keyed by the tgid the request carries).
 //!
 //! Each request costs one map update at submission, one lookup at issue, and a lookup and a
 //! delete at completion, plus the two counter entries: the fewest that carry a submitter
-//! from process context to the interrupt that completes its I/O.
+//! from process context to the interrupt that completes its I/O. Submission does no
+//! per-process lookup at all.
 
 #![expect(
     clippy::needless_borrows_for_generic_args,
@@ -24,6 +26,7 @@
 )]
 
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
@@ -31,14 +34,14 @@ use aya_ebpf::{
 };
 use monitor_common::{
     block::{
-        op_of_rwbs, DiskKey, DiskStats, RequestKey, RequestState, DEV_OFFSET, ERROR_OFFSET,
-        NEW_SECTOR_OFFSET, NO_DATA_SECTOR, NR_SECTOR_OFFSET, OP_OTHER, OP_READ, OP_WRITE,
-        SECTOR_OFFSET,
+        op_of_rwbs, BlockTaskCounters, DiskKey, DiskStats, RequestKey, RequestState, DEV_OFFSET,
+        ERROR_OFFSET, NEW_SECTOR_OFFSET, NO_DATA_SECTOR, NR_SECTOR_OFFSET, OP_OTHER, OP_READ,
+        OP_WRITE, SECTOR_OFFSET,
     },
     health::{
         program::{BLOCK_RQ_COMPLETE, BLOCK_RQ_ISSUE, BLOCK_SUBMIT},
-        reason::{MAP_FULL, NO_ENTRY, NO_SUBMITTER},
-        BLOCK_REQUESTS_INSERT_FAILED, DISK_STATS_INSERT_FAILED,
+        reason::{MAP_FULL, NO_SUBMITTER},
+        BLOCK_REQUESTS_INSERT_FAILED, BLOCK_TASKS_INSERT_FAILED, DISK_STATS_INSERT_FAILED,
     },
     hist::{bucket, BUCKETS},
 };
@@ -47,8 +50,7 @@ use crate::{
     atomic::add,
     entry::get_or_insert_zero,
     health::{count_failure, finish, miss, Outcome},
-    maps::{BLOCK_REQUESTS, DISK_STATS, DISK_ZERO, PART_DISK, TASK_STATS},
-    task::task_stats,
+    maps::{BLOCK_REQUESTS, BLOCK_TASKS, DISK_STATS, DISK_ZERO, PART_DISK},
 };
 
 /// Where `rwbs` sits in the `block_rq_complete` record: 32 before `ioprio` was added to it,
@@ -163,29 +165,39 @@ fn try_block_rq_complete(ctx: &TracePointContext) -> Outcome {
         _pad: 0,
         sector,
     };
-    let req = BLOCK_REQUESTS.get_ptr(&key).map(|p| {
-        // SAFETY: a valid map value pointer for the duration of this program.
-        let v = unsafe { *p };
-        let _ = BLOCK_REQUESTS.remove(&key);
-        v
-    });
+    // A zeroed state and a flag rather than an `Option<RequestState>`: the compiler leaves
+    // the `None` side of such an option partly unwritten, and the verifier rejects reading
+    // it later ("R5 !read_ok").
+    let mut r = RequestState::default();
+    let found = match BLOCK_REQUESTS.get_ptr(&key) {
+        Some(p) => {
+            // SAFETY: a valid map value pointer for the duration of this program.
+            r = unsafe { *p };
+            let _ = BLOCK_REQUESTS.remove(&key);
+            true
+        }
+        None => false,
+    };
     let bytes = u64::from(nr_sector) * 512;
 
     // Latency from the issue; a request finished without one (the data-less write above)
-    // counts from its submission.
-    let mut latency = None;
-    let mut queued = None;
-    if let Some(r) = req {
+    // counts from its submission. Flags beside plain values, not `Option<u64>`s, for the
+    // same reason as `found`.
+    let (mut latency, mut has_latency) = (0, false);
+    let (mut queued, mut has_queued) = (0, false);
+    if found {
         let start = if r.issued_ns != 0 {
             r.issued_ns
         } else {
             r.submitted_ns
         };
         if start != 0 && start <= now {
-            latency = Some(now - start);
+            latency = now - start;
+            has_latency = true;
         }
         if r.submitted_ns != 0 && r.issued_ns >= r.submitted_ns {
-            queued = Some(r.issued_ns - r.submitted_ns);
+            queued = r.issued_ns - r.submitted_ns;
+            has_queued = true;
         }
     }
 
@@ -201,41 +213,56 @@ fn try_block_rq_complete(ctx: &TracePointContext) -> Outcome {
             if error != 0 {
                 add(&raw mut (*s).errors, 1);
             }
-            if let Some(l) = latency {
-                observe(&raw mut (*s).latency, &raw mut (*s).latency_sum_ns, l);
+            if has_latency {
+                observe(&raw mut (*s).latency, &raw mut (*s).latency_sum_ns, latency);
             }
-            if let Some(q) = queued {
-                observe(&raw mut (*s).queue, &raw mut (*s).queue_sum_ns, q);
+            if has_queued {
+                observe(&raw mut (*s).queue, &raw mut (*s).queue_sum_ns, queued);
             }
         }
     }
 
     // Neither submitted nor issued while the programs ran (in flight at attach, or its
     // entry evicted): counted for the disk, charged to nobody.
-    let r = req.ok_or(NO_SUBMITTER)?;
+    if !found {
+        return Err(NO_SUBMITTER);
+    }
     // No submitter: the flush machinery's own requests.
     if r.tgid == 0 || (op != OP_READ && op != OP_WRITE) {
         return Ok(());
     }
-    // Only an existing entry: here `current` is whoever the interrupt landed on, so a new
-    // entry could not be named. Submission made it; it is missing only if the process
-    // exited and was folded, or the map was full.
-    let t = TASK_STATS.get_ptr_mut(&r.tgid).ok_or(NO_ENTRY)?;
-    let l = latency.unwrap_or(0);
+    // The submitter's entry, made here if it is the first: it is keyed by the tgid the
+    // request carries, so `current` (whoever the interrupt landed on) does not matter.
+    let c = block_task(r.tgid).ok_or(MAP_FULL)?;
+    let l = latency;
     // SAFETY: a map value valid during the program; other CPUs update it too.
     unsafe {
-        let c = &raw mut (*t).counters;
         if op == OP_READ {
-            add(&raw mut (*c).disk_read_bytes, bytes);
-            add(&raw mut (*c).disk_reads, 1);
-            add(&raw mut (*c).disk_read_ns, l);
+            add(&raw mut (*c).read_bytes, bytes);
+            add(&raw mut (*c).reads, 1);
+            add(&raw mut (*c).read_ns, l);
         } else {
-            add(&raw mut (*c).disk_write_bytes, bytes);
-            add(&raw mut (*c).disk_writes, 1);
-            add(&raw mut (*c).disk_write_ns, l);
+            add(&raw mut (*c).write_bytes, bytes);
+            add(&raw mut (*c).writes, 1);
+            add(&raw mut (*c).write_ns, l);
         }
     }
     Ok(())
+}
+
+/// The `BLOCK_TASKS` entry of `tgid`, created on first use.
+#[inline(always)]
+fn block_task(tgid: u32) -> Option<*mut BlockTaskCounters> {
+    if let Some(p) = BLOCK_TASKS.get_ptr_mut(&tgid) {
+        return Some(p);
+    }
+    // EEXIST: another CPU made it first; look it up again.
+    let _ = BLOCK_TASKS.insert(&tgid, &BlockTaskCounters::default(), u64::from(BPF_NOEXIST));
+    let p = BLOCK_TASKS.get_ptr_mut(&tgid);
+    if p.is_none() {
+        count_failure(BLOCK_TASKS_INSERT_FAILED);
+    }
+    p
 }
 
 /// The disk of a bio's device (a partition's disk, or itself).
@@ -256,13 +283,6 @@ fn submitted(dev: u32, sector: u64) -> Outcome {
         sector,
     };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    // The completion can only charge an existing entry, and a process that has just
-    // started may see its first I/O complete before it is ever switched out (which is
-    // where entries are otherwise made): make it here, where its name is known.
-    if task_stats(tgid).is_none() {
-        // Its I/O is still counted for the disk; the completion will say it had no entry.
-        miss(BLOCK_SUBMIT, MAP_FULL);
-    }
     let v = RequestState {
         // SAFETY: no preconditions.
         submitted_ns: unsafe { bpf_ktime_get_ns() },

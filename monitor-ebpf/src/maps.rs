@@ -6,11 +6,11 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    block::{DiskKey, DiskStats, RequestKey, RequestState},
+    block::{BlockTaskCounters, DiskKey, DiskStats, RequestKey, RequestState},
     health::{HEALTH_COUNTERS, MISS_SLOTS},
     maps::{
-        BLOCK_REQUESTS_CAPACITY, DISK_STATS_CAPACITY, PART_DISK_CAPACITY, PROC_EVENTS_BYTES,
-        RUNQ_START_CAPACITY, TASK_STATS_CAPACITY,
+        BLOCK_REQUESTS_CAPACITY, BLOCK_TASKS_CAPACITY, DISK_STATS_CAPACITY, PART_DISK_CAPACITY,
+        PROC_EVENTS_BYTES, RUNQ_START_CAPACITY, TASK_STATS_CAPACITY,
     },
     sched::{CpuSlot, RunqHist, TaskStats},
 };
@@ -63,6 +63,13 @@ pub static DISK_ZERO: PerCpuArray<DiskStats> = PerCpuArray::with_max_entries(1, 
 #[map(name = "BLOCK_REQUESTS")]
 pub static BLOCK_REQUESTS: LruHashMap<RequestKey, RequestState> =
     LruHashMap::with_max_entries(BLOCK_REQUESTS_CAPACITY, 0);
+
+/// Per thread group: the reads and writes it submitted. The block family's own entries (not
+/// the scheduler's), made at completion, so submission needs no per-process lookup. A plain
+/// hash (an eviction would take a counter backwards); the daemon removes exited groups.
+#[map(name = "BLOCK_TASKS")]
+pub static BLOCK_TASKS: HashMap<u32, BlockTaskCounters> =
+    HashMap::with_max_entries(BLOCK_TASKS_CAPACITY, 0);
 
 /// Partition `dev_t` to its disk's, kept by the daemon from sysfs: bio events name the
 /// partition, request events the disk.

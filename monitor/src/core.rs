@@ -14,8 +14,8 @@ use monitor_common::{
     block::{DiskKey, DiskStats},
     event::ProcEventKind,
     health::{
-        BLOCK_REQUESTS_INSERT_FAILED, DISK_STATS_INSERT_FAILED, HEALTH_COUNTERS, PROC_EVENTS_LOST,
-        RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED,
+        BLOCK_REQUESTS_INSERT_FAILED, BLOCK_TASKS_INSERT_FAILED, DISK_STATS_INSERT_FAILED,
+        HEALTH_COUNTERS, PROC_EVENTS_LOST, RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED,
     },
     maps,
     sched::RunqHist,
@@ -25,9 +25,9 @@ use prometheus::proto::{MetricFamily, MetricType};
 use crate::{
     api::processes::{ProcessList, ProcessRow},
     audit::kernel::{self as audit_kernel, AuditMaps, Globals, KernelSetup, OOM_PROBE},
+    block::kernel::{self as block, BlockMaps, RwbsOffset},
     bpf::{
         attach::{attach_all, detach_all, AttachOptions, Attached, Probe},
-        block::{self, BlockMaps, RwbsOffset},
         health::{HealthCounters, MapStat, Misses},
         is_permission_error,
         sched::{SchedMaps, PROBES},
@@ -408,6 +408,12 @@ impl BlockSnapshot {
                     update_failures: health[DISK_STATS_INSERT_FAILED as usize],
                 },
                 MapStat {
+                    name: maps::BLOCK_TASKS,
+                    entries: Some(maps.task_entries()),
+                    capacity: maps::BLOCK_TASKS_CAPACITY.into(),
+                    update_failures: health[BLOCK_TASKS_INSERT_FAILED as usize],
+                },
+                MapStat {
                     name: maps::BLOCK_REQUESTS,
                     entries: Some(maps.request_entries()),
                     capacity: maps::BLOCK_REQUESTS_CAPACITY.into(),
@@ -559,6 +565,7 @@ impl Core {
         };
         let table = &mut self.table;
         let net = &mut self.kernel.net;
+        let block_maps = &mut self.kernel.block;
         maps.drain_events(|ev| match ProcEventKind::from_u32(ev.kind) {
             Some(ProcEventKind::Exec) => table.on_exec(
                 ev.tgid,
@@ -588,11 +595,17 @@ impl Core {
             if let Ok(n) = net.as_mut() {
                 n.merge(&mut entries, &live, |t| table.knows(t))?;
             }
+            if let Ok(b) = block_maps.as_mut() {
+                b.merge(&mut entries, &live, |t| table.knows(t))?;
+            }
             let task_entries = entries.len();
             let delete = table.update(entries, &live, now);
             maps.remove_tasks(&delete);
             if let Ok(n) = net.as_mut() {
                 n.remove(&delete);
+            }
+            if let Ok(b) = block_maps.as_mut() {
+                b.remove_tasks(&delete);
             }
             Ok(SchedSnapshot {
                 export: table.export(now),
@@ -737,12 +750,12 @@ impl Core {
                     involuntary_switches_total: p.last.involuntary_switches,
                     rss_bytes: mem.map(|m| m.rss_bytes),
                     swap_bytes: mem.map(|m| m.swap_bytes),
-                    disk_read_bytes_total: Some(p.last.disk_read_bytes),
-                    disk_write_bytes_total: Some(p.last.disk_write_bytes),
-                    disk_reads_total: Some(p.last.disk_reads),
-                    disk_writes_total: Some(p.last.disk_writes),
+                    disk_read_bytes_total: Some(p.last.disk.read_bytes),
+                    disk_write_bytes_total: Some(p.last.disk.write_bytes),
+                    disk_reads_total: Some(p.last.disk.reads),
+                    disk_writes_total: Some(p.last.disk.writes),
                     disk_latency_seconds_total: Some(ns_to_seconds(
-                        p.last.disk_read_ns + p.last.disk_write_ns,
+                        p.last.disk.read_ns + p.last.disk.write_ns,
                     )),
                     net_tx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).0),
                     net_rx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).1),

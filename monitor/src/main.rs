@@ -4,6 +4,7 @@ mod alert;
 mod api;
 mod assemble;
 mod audit;
+mod block;
 mod bpf;
 mod build_info;
 mod cli;

@@ -2,7 +2,6 @@
 //! what they aggregated.
 
 pub mod attach;
-pub mod block;
 pub mod health;
 pub mod sched;
 pub mod tracefs;
@@ -54,8 +53,11 @@ mod tests {
         let obj = aya_obj::Object::parse(super::OBJECT).expect("parsing the kernel object");
         let probes: Vec<&Probe> = super::sched::PROBES
             .iter()
-            .chain(super::block::REQUESTS)
-            .chain([&super::block::SUBMITTER, &super::block::SPLIT])
+            .chain(crate::block::kernel::REQUESTS)
+            .chain([
+                &crate::block::kernel::SUBMITTER,
+                &crate::block::kernel::SPLIT,
+            ])
             .chain(crate::net::kernel::PROBES)
             .chain([&crate::net::kernel::UDP_RECEIVE])
             .chain(crate::audit::kernel::PROBES)
@@ -88,6 +90,7 @@ mod tests {
             maps::DISK_STATS,
             maps::BLOCK_REQUESTS,
             maps::PART_DISK,
+            maps::BLOCK_TASKS,
             maps::AUDIT_EVENTS,
             maps::AUDIT_LOST,
             maps::TCP_SOCKS,

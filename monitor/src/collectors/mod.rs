@@ -10,7 +10,6 @@ use crate::{
     net::kernel::NetSnapshot,
 };
 
-pub mod block;
 pub mod bpf;
 pub mod cpu;
 pub mod filesystem;
@@ -68,7 +67,7 @@ pub const ALL: &[Spec] = &[
     pressure::SPEC,
     filesystem::SPEC,
     sched::SPEC,
-    block::SPEC,
+    crate::block::collector::SPEC,
     network::SPEC,
     netdev::SPEC,
     bpf::SPEC,

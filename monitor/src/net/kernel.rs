@@ -16,7 +16,7 @@ use crate::{
         health::MapStat,
         take_map,
     },
-    process::table::KernelEntry,
+    process::{family, table::KernelEntry},
 };
 
 /// The program both the network collector and the audit log's TCP records use.
@@ -182,34 +182,16 @@ impl NetMaps {
         live: &HashSet<u32>,
         knows: impl Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
-        let mut net: StdHashMap<u32, NetCounters> = StdHashMap::new();
+        let mut net = Vec::new();
         for kv in self.stats.iter() {
             match kv {
-                Ok((tgid, c)) => {
-                    net.insert(tgid, c);
-                }
+                Ok(kv) => net.push(kv),
                 Err(aya::maps::MapError::KeyNotFound) => continue,
                 Err(e) => return Err(e).context("reading map NET_STATS"),
             }
         }
-        for e in entries.iter_mut() {
-            if let Some(c) = net.remove(&e.tgid) {
-                e.counters.net = c;
-            }
-        }
-        for (tgid, c) in net {
-            if knows(tgid) {
-                entries.push(KernelEntry {
-                    tgid,
-                    counters: crate::process::counters::Counters {
-                        net: c,
-                        ..Default::default()
-                    },
-                    comm: String::new(),
-                });
-            } else if !live.contains(&tgid) {
-                let _ = self.stats.remove(&tgid);
-            }
+        for t in family::merge(entries, net, live, knows, |c, v| c.net = v) {
+            let _ = self.stats.remove(&t);
         }
         Ok(())
     }

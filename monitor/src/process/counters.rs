@@ -2,9 +2,9 @@
 
 use std::ops::{Add, AddAssign};
 
-use monitor_common::{net::NetCounters, sched::TaskCounters};
+use monitor_common::{block::BlockTaskCounters, net::NetCounters, sched::TaskCounters};
 
-use crate::net::counters as net;
+use crate::{block::counters as block, net::counters as net};
 
 /// Totals of one process or group, as the kernel counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,13 +19,8 @@ pub struct Counters {
     pub exits: u64,
     /// Processes of the group the OOM killer chose (only meaningful for groups).
     pub oom_kills: u64,
-    /// Block I/O the process submitted (see `monitor_common::sched::TaskCounters`).
-    pub disk_read_bytes: u64,
-    pub disk_write_bytes: u64,
-    pub disk_reads: u64,
-    pub disk_writes: u64,
-    pub disk_read_ns: u64,
-    pub disk_write_ns: u64,
+    /// Block I/O the process submitted (`BLOCK_TASKS`, merged in by tgid).
+    pub disk: BlockTaskCounters,
     /// Traffic and TCP health (`NET_STATS`, merged in by tgid).
     pub net: NetCounters,
 }
@@ -46,14 +41,7 @@ impl Counters {
             starts: self.starts.saturating_sub(earlier.starts),
             exits: self.exits.saturating_sub(earlier.exits),
             oom_kills: self.oom_kills.saturating_sub(earlier.oom_kills),
-            disk_read_bytes: self.disk_read_bytes.saturating_sub(earlier.disk_read_bytes),
-            disk_write_bytes: self
-                .disk_write_bytes
-                .saturating_sub(earlier.disk_write_bytes),
-            disk_reads: self.disk_reads.saturating_sub(earlier.disk_reads),
-            disk_writes: self.disk_writes.saturating_sub(earlier.disk_writes),
-            disk_read_ns: self.disk_read_ns.saturating_sub(earlier.disk_read_ns),
-            disk_write_ns: self.disk_write_ns.saturating_sub(earlier.disk_write_ns),
+            disk: block::since(&self.disk, &earlier.disk),
             net: net::since(&self.net, &earlier.net),
         }
     }
@@ -68,12 +56,7 @@ impl Counters {
             starts: self.starts.max(other.starts),
             exits: self.exits.max(other.exits),
             oom_kills: self.oom_kills.max(other.oom_kills),
-            disk_read_bytes: self.disk_read_bytes.max(other.disk_read_bytes),
-            disk_write_bytes: self.disk_write_bytes.max(other.disk_write_bytes),
-            disk_reads: self.disk_reads.max(other.disk_reads),
-            disk_writes: self.disk_writes.max(other.disk_writes),
-            disk_read_ns: self.disk_read_ns.max(other.disk_read_ns),
-            disk_write_ns: self.disk_write_ns.max(other.disk_write_ns),
+            disk: block::max(&self.disk, &other.disk),
             net: net::max(&self.net, &other.net),
         }
     }
@@ -90,12 +73,7 @@ impl Add for Counters {
             starts: self.starts + o.starts,
             exits: self.exits + o.exits,
             oom_kills: self.oom_kills + o.oom_kills,
-            disk_read_bytes: self.disk_read_bytes + o.disk_read_bytes,
-            disk_write_bytes: self.disk_write_bytes + o.disk_write_bytes,
-            disk_reads: self.disk_reads + o.disk_reads,
-            disk_writes: self.disk_writes + o.disk_writes,
-            disk_read_ns: self.disk_read_ns + o.disk_read_ns,
-            disk_write_ns: self.disk_write_ns + o.disk_write_ns,
+            disk: block::add(&self.disk, &o.disk),
             net: net::add(&self.net, &o.net),
         }
     }
@@ -117,12 +95,7 @@ impl From<TaskCounters> for Counters {
             starts: 0,
             exits: 0,
             oom_kills: 0,
-            disk_read_bytes: c.disk_read_bytes,
-            disk_write_bytes: c.disk_write_bytes,
-            disk_reads: c.disk_reads,
-            disk_writes: c.disk_writes,
-            disk_read_ns: c.disk_read_ns,
-            disk_write_ns: c.disk_write_ns,
+            disk: BlockTaskCounters::default(),
             net: NetCounters::default(),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod counters;
+pub mod family;
 pub mod group;
 pub mod identity;
 pub mod memory;

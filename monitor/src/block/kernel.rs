@@ -1,7 +1,7 @@
 //! The block collector's kernel side: which programs it attaches, the record offsets they need
 //! from tracefs, and reading its maps.
 
-use std::path::Path;
+use std::{collections::HashSet, path::Path};
 
 use anyhow::Context as _;
 use aya::{
@@ -9,14 +9,19 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use monitor_common::{
-    block::{DiskKey, DiskStats, RequestKey, RequestState, RQ_COMPLETE_RWBS_OFFSET},
+    block::{
+        BlockTaskCounters, DiskKey, DiskStats, RequestKey, RequestState, RQ_COMPLETE_RWBS_OFFSET,
+    },
     maps,
 };
 
-use super::{
-    attach::{Choice, Hook, Probe},
-    take_map,
-    tracefs::Format,
+use crate::{
+    bpf::{
+        attach::{Choice, Hook, Probe},
+        take_map,
+        tracefs::Format,
+    },
+    process::{family, table::KernelEntry},
 };
 
 /// Who submitted each request: `block_io_start` where it exists (6.5+: one event per request,
@@ -113,6 +118,7 @@ pub fn partitions(sysfs: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
 
 pub struct BlockMaps {
     stats: HashMap<MapData, DiskKey, DiskStats>,
+    tasks: HashMap<MapData, u32, BlockTaskCounters>,
     requests: HashMap<MapData, RequestKey, RequestState>,
     part_disk: HashMap<MapData, u32, u32>,
     /// Whether submitters come from bio events, which name partitions: then `PART_DISK` must
@@ -124,6 +130,7 @@ impl BlockMaps {
     pub fn take(ebpf: &mut Ebpf, bio_events: bool) -> anyhow::Result<Self> {
         Ok(Self {
             stats: take_map(ebpf, maps::DISK_STATS)?,
+            tasks: take_map(ebpf, maps::BLOCK_TASKS)?,
             requests: take_map(ebpf, maps::BLOCK_REQUESTS)?,
             part_disk: take_map(ebpf, maps::PART_DISK)?,
             bio_events,
@@ -165,6 +172,40 @@ impl BlockMaps {
             }
         }
         Ok(out)
+    }
+
+    /// Sets each group's disk counters on its entry (see `process::family::merge`); stale
+    /// entries (of processes gone and folded) are removed.
+    pub fn merge(
+        &mut self,
+        entries: &mut Vec<KernelEntry>,
+        live: &HashSet<u32>,
+        knows: impl Fn(u32) -> bool,
+    ) -> anyhow::Result<()> {
+        let mut tasks = Vec::new();
+        for kv in self.tasks.iter() {
+            match kv {
+                Ok(kv) => tasks.push(kv),
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(e).context("reading map BLOCK_TASKS"),
+            }
+        }
+        for t in family::merge(entries, tasks, live, knows, |c, v| c.disk = v) {
+            let _ = self.tasks.remove(&t);
+        }
+        Ok(())
+    }
+
+    /// Forgets the groups whose `TASK_STATS` entries were folded.
+    pub fn remove_tasks(&mut self, tgids: &[u32]) {
+        for t in tgids {
+            // Most groups never did block I/O: not found is the usual answer.
+            let _ = self.tasks.remove(t);
+        }
+    }
+
+    pub fn task_entries(&self) -> u64 {
+        self.tasks.keys().filter(Result::is_ok).count() as u64
     }
 
     pub fn request_entries(&self) -> u64 {

@@ -8,8 +8,8 @@ use anyhow::anyhow;
 use monitor_common::block::{DiskStats, OP_NAMES};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
 use crate::{
+    collectors::{Collector, Spec, View},
     metrics::{counter, family, histogram, log2_buckets, ns_to_seconds},
     process::counters::Counters,
 };
@@ -117,21 +117,21 @@ fn group_families(rows: &[(&str, Counters)]) -> Vec<MetricFamily> {
         per(
             "monitor_process_disk_bytes_total",
             "Bytes of block I/O the group's processes submitted, counted at completion.",
-            &|c| c.disk_read_bytes as f64,
-            &|c| c.disk_write_bytes as f64,
+            &|c| c.disk.read_bytes as f64,
+            &|c| c.disk.write_bytes as f64,
         ),
         per(
             "monitor_process_disk_requests_total",
             "Block requests the group's processes submitted, counted at completion.",
-            &|c| c.disk_reads as f64,
-            &|c| c.disk_writes as f64,
+            &|c| c.disk.reads as f64,
+            &|c| c.disk.writes as f64,
         ),
         per(
             "monitor_process_disk_latency_seconds_total",
             "Issue-to-completion time summed over the group's block requests (divide by the \
              requests for the average).",
-            &|c| ns_to_seconds(c.disk_read_ns),
-            &|c| ns_to_seconds(c.disk_write_ns),
+            &|c| ns_to_seconds(c.disk.read_ns),
+            &|c| ns_to_seconds(c.disk.write_ns),
         ),
     ]
 }
