@@ -222,10 +222,17 @@ pub struct TraceFields {
     pub tcp_daddr: u32,
     pub tcp_saddr_v6: u32,
     pub tcp_daddr_v6: u32,
-    pub _pad: u32,
+    /// 1 when `inet_sock_set_state` has the layout of `TCP_STATE_STANDARD` (5.6 and later):
+    /// the program then reads it with direct loads at those constant offsets instead of a
+    /// probe read per field.
+    pub tcp_standard: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<TraceFields>() == 88);
+
+/// The `inet_sock_set_state` record since 5.6: skaddr, oldstate, newstate, sport, dport,
+/// family, protocol, saddr, daddr, saddr_v6, daddr_v6.
+pub const TCP_STATE_STANDARD: [u32; 11] = [8, 16, 20, 24, 26, 28, 30, 32, 36, 40, 56];
 
 /// Which processes the audit programs record: those in the cgroup v2 `cgroup_id` (at depth
 /// `cgroup_level` below the root) or below it; everyone when `cgroup_id` is 0.

@@ -67,7 +67,7 @@ static AUDIT_FIELDS: TraceFields = TraceFields {
     tcp_daddr: 0,
     tcp_saddr_v6: 0,
     tcp_daddr_v6: 0,
-    _pad: 0,
+    tcp_standard: 0,
 };
 
 #[unsafe(no_mangle)]

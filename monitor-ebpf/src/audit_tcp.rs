@@ -13,7 +13,9 @@
 //! connect latency, the state each socket is in) and keeps the owners the network programs
 //! charge; it emits audit records only when the audit log is on (`AuditScope.enabled`).
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext, EbpfContext,
+};
 use monitor_common::{
     audit::{tcp_state, AuditHeader, AuditKind, SockOwner, TcpRecord},
     health::{
@@ -51,21 +53,39 @@ pub fn tcp_state(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
     let f = fields();
-    if let Some(p) = read::<u16>(ctx, global(&f.tcp_protocol)) {
-        if p != IPPROTO_TCP {
-            return Ok(());
+    let (protocol, sk, old, new, family, sport, dport) = if global(&f.tcp_standard) != 0 {
+        // SAFETY: direct loads at the offsets of `TCP_STATE_STANDARD`, which the daemon
+        // found in this kernel's format file; the verifier checks them against the record.
+        unsafe {
+            let rec = ctx.as_ptr() as *const u8;
+            (
+                rec.add(30).cast::<u16>().read(),
+                rec.add(8).cast::<u64>().read(),
+                rec.add(16).cast::<i32>().read(),
+                rec.add(20).cast::<i32>().read(),
+                rec.add(28).cast::<u16>().read(),
+                rec.add(24).cast::<u16>().read(),
+                rec.add(26).cast::<u16>().read(),
+            )
         }
-    }
-    let (Some(sk), Some(old), Some(new), Some(family), Some(sport), Some(dport)) = (
-        read::<u64>(ctx, global(&f.tcp_skaddr)),
-        read::<i32>(ctx, global(&f.tcp_oldstate)),
-        read::<i32>(ctx, global(&f.tcp_newstate)),
-        read::<u16>(ctx, global(&f.tcp_family)),
-        read::<u16>(ctx, global(&f.tcp_sport)),
-        read::<u16>(ctx, global(&f.tcp_dport)),
-    ) else {
-        return Err(READ_FAILED);
+    } else {
+        let (Some(sk), Some(old), Some(new), Some(family), Some(sport), Some(dport)) = (
+            read::<u64>(ctx, global(&f.tcp_skaddr)),
+            read::<i32>(ctx, global(&f.tcp_oldstate)),
+            read::<i32>(ctx, global(&f.tcp_newstate)),
+            read::<u16>(ctx, global(&f.tcp_family)),
+            read::<u16>(ctx, global(&f.tcp_sport)),
+            read::<u16>(ctx, global(&f.tcp_dport)),
+        ) else {
+            return Err(READ_FAILED);
+        };
+        // Before 5.6 the record has no protocol: only TCP sockets were reported.
+        let protocol = read::<u16>(ctx, global(&f.tcp_protocol)).unwrap_or(IPPROTO_TCP);
+        (protocol, sk, old, new, family, sport, dport)
     };
+    if protocol != IPPROTO_TCP {
+        return Ok(());
+    }
     if family != AF_INET && family != AF_INET6 {
         return Ok(());
     }

@@ -54,6 +54,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
             "monitor_bpf_map_entries",
             "monitor_bpf_map_capacity",
             "monitor_bpf_map_update_failures_total",
+            "monitor_bpf_misses_total",
             "monitor_fault_injected",
         ],
     ),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context as _};
 use btf_rs::{Backend, Btf, Type};
-use monitor_common::audit::{KernelOffsets, TraceFields};
+use monitor_common::audit::{KernelOffsets, TraceFields, TCP_STATE_STANDARD};
 
 use crate::bpf::tracefs::Format;
 
@@ -17,6 +17,14 @@ pub fn trace_fields(tracefs: &Path) -> TraceFields {
     let exec = read("sched", "sched_process_exec");
     let oom = read("oom", "mark_victim");
     let tcp = read("sock", "inet_sock_set_state");
+    let tcp_fields = [
+        "skaddr", "oldstate", "newstate", "sport", "dport", "family", "protocol", "saddr", "daddr",
+        "saddr_v6", "daddr_v6",
+    ];
+    let standard = tcp_fields
+        .iter()
+        .map(|f| tcp.offset(f))
+        .eq(TCP_STATE_STANDARD);
     TraceFields {
         exec_filename: exec.offset("filename"),
         oom_pid: oom.offset("pid"),
@@ -39,7 +47,7 @@ pub fn trace_fields(tracefs: &Path) -> TraceFields {
         tcp_daddr: tcp.offset("daddr"),
         tcp_saddr_v6: tcp.offset("saddr_v6"),
         tcp_daddr_v6: tcp.offset("daddr_v6"),
-        _pad: 0,
+        tcp_standard: u32::from(standard),
     }
 }
 
@@ -142,6 +150,26 @@ fn member(btf: &Btf, t: &Type, name: &str) -> anyhow::Result<Option<(u32, Type)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_standard_tcp_state_layout_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = dir.path().join("events/sock/inet_sock_set_state");
+        std::fs::create_dir_all(&ev).unwrap();
+        let format = include_str!("testdata/inet_sock_set_state-6.18.format");
+        std::fs::write(ev.join("format"), format).unwrap();
+        let f = trace_fields(dir.path());
+        assert_eq!(f.tcp_standard, 1);
+        assert_eq!(f.tcp_protocol, 30);
+        // Before 5.6: no protocol field, so every offset from family on differs.
+        let old = format
+            .lines()
+            .filter(|l| !l.contains(" protocol;"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(ev.join("format"), old).unwrap();
+        assert_eq!(trace_fields(dir.path()).tcp_standard, 0);
+    }
 
     #[test]
     fn older_mark_victim_has_only_a_pid() {
