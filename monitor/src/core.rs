@@ -29,9 +29,7 @@ use crate::{
     bpf::{
         attach::{attach_all, detach_all, AttachOptions, Attached, Probe},
         health::{HealthCounters, MapStat, Misses},
-        is_permission_error,
-        sched::{SchedMaps, PROBES},
-        tracefs, OBJECT,
+        is_permission_error, tracefs, OBJECT,
     },
     collectors::{self, Collector, View},
     metrics::{family, gauge, ns_to_seconds},
@@ -42,6 +40,7 @@ use crate::{
     process::{
         budget::Export, counters::Counters, identity::comm_str, memory, table::ProcessTable,
     },
+    sched::kernel::{SchedMaps, PROBES},
 };
 
 /// The kernel side as loaded: programs, each collector's maps (or why it is off), and which
@@ -128,14 +127,14 @@ impl Kernel {
         );
         net_layout.apply(&mut loader);
         let sched_layout =
-            crate::bpf::sched::Layout::read(std::path::Path::new("/sys/kernel/btf/vmlinux"));
+            crate::sched::kernel::Layout::read(std::path::Path::new("/sys/kernel/btf/vmlinux"));
         sched_layout.apply(&mut loader);
         // Without the offsets the typed scheduler programs cannot name tasks: their classic
         // fallbacks serve instead.
         let mut attach_opts = opts.attach.clone();
         if !sched_layout.complete() {
             attach_opts.fail.extend(
-                crate::bpf::sched::TYPED_PROGRAMS
+                crate::sched::kernel::TYPED_PROGRAMS
                     .iter()
                     .map(|p| p.to_string()),
             );
@@ -586,10 +585,10 @@ impl Core {
             let now_ns = monotonic_ns();
             *read_at = now_ns as f64 / 1e9;
             let running = maps.running(now_ns)?;
-            crate::process::running::add_slices(
+            crate::sched::running::add_slices(
                 &mut entries,
                 &running,
-                |tid| crate::process::running::tgid_of(procfs, tid),
+                |tid| crate::sched::running::tgid_of(procfs, tid),
                 |t| live.contains(&t) && table.may_run(t),
             );
             if let Ok(n) = net.as_mut() {

@@ -17,6 +17,7 @@ mod metrics;
 mod net;
 mod process;
 mod run;
+mod sched;
 mod top;
 mod webconfig;
 

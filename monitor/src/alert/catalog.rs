@@ -88,7 +88,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("oom (being added)", &["monitor_process_oom_kills_total"]),
-    ("network", crate::collectors::network::FAMILIES),
+    ("network", crate::net::collector::FAMILIES),
     ("netdev", crate::collectors::netdev::FAMILIES),
     ("alerts", crate::alert::metrics::FAMILIES),
     ("heartbeat", crate::alert::heartbeat::FAMILIES),

@@ -182,14 +182,7 @@ impl BlockMaps {
         live: &HashSet<u32>,
         knows: impl Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
-        let mut tasks = Vec::new();
-        for kv in self.tasks.iter() {
-            match kv {
-                Ok(kv) => tasks.push(kv),
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(e).context("reading map BLOCK_TASKS"),
-            }
-        }
+        let tasks = crate::bpf::batch::entries(&self.tasks, maps::BLOCK_TASKS)?;
         for t in family::merge(entries, tasks, live, knows, |c, v| c.disk = v) {
             let _ = self.tasks.remove(&t);
         }
@@ -205,11 +198,11 @@ impl BlockMaps {
     }
 
     pub fn task_entries(&self) -> u64 {
-        self.tasks.keys().filter(Result::is_ok).count() as u64
+        crate::bpf::batch::count(&self.tasks)
     }
 
     pub fn request_entries(&self) -> u64 {
-        self.requests.keys().filter(Result::is_ok).count() as u64
+        crate::bpf::batch::count(&self.requests)
     }
 }
 

@@ -2,8 +2,8 @@
 //! what they aggregated.
 
 pub mod attach;
+pub mod batch;
 pub mod health;
-pub mod sched;
 pub mod tracefs;
 
 /// The kernel object built from `monitor-ebpf` by `build.rs`.
@@ -51,7 +51,7 @@ mod tests {
             return;
         }
         let obj = aya_obj::Object::parse(super::OBJECT).expect("parsing the kernel object");
-        let probes: Vec<&Probe> = super::sched::PROBES
+        let probes: Vec<&Probe> = crate::sched::kernel::PROBES
             .iter()
             .chain(crate::block::kernel::REQUESTS)
             .chain([
@@ -72,7 +72,7 @@ mod tests {
                 .iter()
                 .flat_map(|p| p.iter().copied()),
         );
-        programs.extend(super::sched::TYPED_PROGRAMS);
+        programs.extend(crate::sched::kernel::TYPED_PROGRAMS);
         for name in programs {
             assert!(
                 obj.programs.contains_key(name),

@@ -15,9 +15,7 @@ pub mod cpu;
 pub mod filesystem;
 pub mod meminfo;
 pub mod netdev;
-pub mod network;
 pub mod pressure;
-pub mod sched;
 
 /// What collectors read from: the state refreshed for this scrape.
 pub struct View<'a> {
@@ -66,9 +64,9 @@ pub const ALL: &[Spec] = &[
     meminfo::SPEC,
     pressure::SPEC,
     filesystem::SPEC,
-    sched::SPEC,
+    crate::sched::collector::SPEC,
     crate::block::collector::SPEC,
-    network::SPEC,
+    crate::net::collector::SPEC,
     netdev::SPEC,
     bpf::SPEC,
 ];

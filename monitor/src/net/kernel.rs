@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap as StdHashMap, HashSet};
 
-use anyhow::Context as _;
 use aya::{
     maps::{HashMap, MapData},
     Ebpf,
@@ -182,14 +181,7 @@ impl NetMaps {
         live: &HashSet<u32>,
         knows: impl Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
-        let mut net = Vec::new();
-        for kv in self.stats.iter() {
-            match kv {
-                Ok(kv) => net.push(kv),
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(e).context("reading map NET_STATS"),
-            }
-        }
+        let net = crate::bpf::batch::entries(&self.stats, maps::NET_STATS)?;
         for t in family::merge(entries, net, live, knows, |c, v| c.net = v) {
             let _ = self.stats.remove(&t);
         }
@@ -205,23 +197,22 @@ impl NetMaps {
     }
 
     pub fn stats_entries(&self) -> u64 {
-        self.stats.keys().filter(Result::is_ok).count() as u64
+        crate::bpf::batch::count(&self.stats)
     }
 
     pub fn sockets(&self) -> Sockets {
+        let read = |m: &HashMap<MapData, _, SockOwner>, name| {
+            crate::bpf::batch::entries(m, name).unwrap_or_else(|e| {
+                tracing::debug!(error = format!("{e:#}"), "reading the socket owners");
+                Vec::new()
+            })
+        };
         Sockets {
-            connections: self
-                .socks
-                .iter()
-                .filter_map(Result::ok)
-                .map(|(_, o)| (o.pid, o.state))
+            connections: read(&self.socks, maps::TCP_SOCKS)
+                .into_iter()
+                .map(|(_, o): (u64, SockOwner)| (o.pid, o.state))
                 .collect(),
-            listeners: self
-                .listeners
-                .iter()
-                .filter_map(Result::ok)
-                .map(|(_, o)| o.pid)
-                .collect(),
+            listeners: read_listeners(&self.listeners),
         }
     }
 
@@ -242,6 +233,14 @@ impl NetMaps {
             },
         ]
     }
+}
+
+fn read_listeners(m: &HashMap<MapData, u32, SockOwner>) -> Vec<u32> {
+    crate::bpf::batch::entries(m, maps::TCP_LISTENERS)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, o)| o.pid)
+        .collect()
 }
 
 /// The network figures besides the per-process counters, as of the last refresh.

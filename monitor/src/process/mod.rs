@@ -7,5 +7,4 @@ pub mod family;
 pub mod group;
 pub mod identity;
 pub mod memory;
-pub mod running;
 pub mod table;

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use monitor_common::net::{connect_upper_seconds, NetCounters, CONNECT_BUCKETS, PROTO_NAMES};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
+use crate::collectors::{Collector, Spec, View};
 use crate::{
     metrics::{counter, family, gauge, histogram, ns_to_seconds},
     net::kernel::NetSnapshot,

@@ -13,11 +13,13 @@ use monitor_common::{
     sched::{CpuSlot, RunqHist, SchedLayout, TaskStats, GLOBAL_LAYOUT},
 };
 
-use super::{
-    attach::{Choice, Hook, Probe},
-    take_map,
+use crate::{
+    bpf::{
+        attach::{Choice, Hook, Probe},
+        take_map,
+    },
+    process::{identity::comm_str, table::KernelEntry},
 };
-use crate::process::{identity::comm_str, table::KernelEntry};
 
 pub const PROBES: &[Probe] = &[
     Probe {
@@ -170,21 +172,16 @@ impl SchedMaps {
     }
 
     pub fn read_tasks(&self) -> anyhow::Result<Vec<KernelEntry>> {
-        let mut out = Vec::new();
-        for kv in self.task_stats.iter() {
-            let (tgid, stats) = match kv {
-                Ok(kv) => kv,
-                // An entry removed between listing its key and reading it.
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(e).context("reading map TASK_STATS"),
-            };
-            out.push(KernelEntry {
-                tgid,
-                counters: stats.counters.into(),
-                comm: comm_str(&stats.comm),
-            });
-        }
-        Ok(out)
+        Ok(
+            crate::bpf::batch::entries(&self.task_stats, maps::TASK_STATS)?
+                .into_iter()
+                .map(|(tgid, stats)| KernelEntry {
+                    tgid,
+                    counters: stats.counters.into(),
+                    comm: comm_str(&stats.comm),
+                })
+                .collect(),
+        )
     }
 
     pub fn remove_tasks(&mut self, tgids: &[u32]) {
@@ -225,6 +222,6 @@ impl SchedMaps {
     }
 
     pub fn runq_start_entries(&self) -> usize {
-        self.runq_start.keys().filter(Result::is_ok).count()
+        crate::bpf::batch::count(&self.runq_start) as usize
     }
 }

@@ -4,8 +4,8 @@
 
 use std::{collections::HashMap, path::Path};
 
-use super::table::KernelEntry;
-use crate::bpf::sched::Running;
+use super::kernel::Running;
+use crate::process::table::KernelEntry;
 
 /// The thread group of thread `tid`, from `<procfs>/<tid>/status` (procfs answers for
 /// thread ids too, though it does not list them).

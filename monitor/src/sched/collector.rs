@@ -4,7 +4,7 @@
 use anyhow::anyhow;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
+use crate::collectors::{Collector, Spec, View};
 use crate::{
     core::SchedSnapshot,
     metrics::{counter, family, gauge, histogram, log2_buckets, ns_to_seconds},
