@@ -2,7 +2,6 @@
 //! collectors. A scrape or API call refreshes it (at most once per `min_age`) and reads it.
 
 use std::{
-    collections::HashSet,
     os::fd::OwnedFd,
     path::PathBuf,
     time::{Duration, Instant},
@@ -442,6 +441,8 @@ pub struct Core {
     block: Result<BlockSnapshot, String>,
     net: Result<NetSnapshot, String>,
     unattributed: crate::net::unattributed::Unattributed,
+    /// The live pids, listed from procfs every few seconds and kept by events between.
+    live: crate::process::live::LiveSet,
     collectors: Vec<Box<dyn Collector>>,
     last_refresh: Option<Instant>,
     /// `last_refresh` on CLOCK_MONOTONIC, in seconds, for readers in other processes.
@@ -485,6 +486,7 @@ impl Core {
             block,
             net,
             unattributed: Default::default(),
+            live: Default::default(),
             collectors,
             last_refresh: None,
             read_at: 0.0,
@@ -546,8 +548,10 @@ impl Core {
                 why
             });
         }
-        let live: HashSet<u32> = match self.table.identity_reader().live_pids() {
-            Ok(p) => p.into_iter().collect(),
+        // A full listing of procfs when one is due; between listings the set follows the
+        // kernel's exec and exit events and the processes the maps show (`process::live`).
+        match self.live.current(self.table.identity_reader(), now, false) {
+            Ok(_) => {}
             Err(e) => {
                 let why = format!(
                     "listing {}: {e}",
@@ -557,22 +561,30 @@ impl Core {
                 self.sched = Err(why);
                 return;
             }
-        };
+        }
         let Ok(maps) = self.kernel.sched.as_mut() else {
+            let live = self.live.pids().clone();
             self.table.update([], &live, now);
             return;
         };
         let table = &mut self.table;
         let net = &mut self.kernel.net;
         let block_maps = &mut self.kernel.block;
+        let live_set = &mut self.live;
         maps.drain_events(|ev| match ProcEventKind::from_u32(ev.kind) {
-            Some(ProcEventKind::Exec) => table.on_exec(
-                ev.tgid,
-                &comm_str(&ev.comm),
-                &comm_str(&ev.prev_comm),
-                Counters::from(ev.counters),
-            ),
-            Some(ProcEventKind::Exit) => table.on_exit(ev.tgid, &comm_str(&ev.comm)),
+            Some(ProcEventKind::Exec) => {
+                live_set.seen([ev.tgid]);
+                table.on_exec(
+                    ev.tgid,
+                    &comm_str(&ev.comm),
+                    &comm_str(&ev.prev_comm),
+                    Counters::from(ev.counters),
+                );
+            }
+            Some(ProcEventKind::Exit) => {
+                live_set.exited(ev.tgid);
+                table.on_exit(ev.tgid, &comm_str(&ev.comm));
+            }
             Some(ProcEventKind::OomKill) => table.on_oom_kill(ev.tgid, &comm_str(&ev.comm)),
             None => tracing::debug!(kind = ev.kind, "unknown process event"),
         });
@@ -580,6 +592,10 @@ impl Core {
         let read_at = &mut self.read_at;
         self.sched = (|| -> anyhow::Result<SchedSnapshot> {
             let mut entries = maps.read_tasks()?;
+            // Processes first seen since the last listing of procfs are alive until their
+            // exit event.
+            live_set.seen(entries.iter().map(|e| e.tgid).filter(|&t| table.may_run(t)));
+            let live = live_set.pids().clone();
             // The time base of rates is when the counters are read, not when the refresh
             // began: listing /proc first can take a good part of a second on a busy host.
             let now_ns = monotonic_ns();

@@ -6,5 +6,6 @@ pub mod counters;
 pub mod family;
 pub mod group;
 pub mod identity;
+pub mod live;
 pub mod memory;
 pub mod table;
