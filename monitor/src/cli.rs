@@ -65,7 +65,7 @@ pub struct RunArgs {
     pub sysfs: PathBuf,
 
     /// How often the kernel maps are read and exited processes folded into their groups
-    /// (scrapes and API calls also refresh, at most every 100ms).
+    /// (a request that finds the figures older than 100ms asks for a refresh too).
     #[arg(long = "refresh.interval", default_value = "1s", value_parser = parse_interval)]
     pub refresh_interval: Duration,
 

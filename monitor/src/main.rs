@@ -16,6 +16,8 @@ mod metrics;
 mod net;
 mod process;
 mod run;
+mod scrape;
+mod snapshot;
 mod top;
 mod webconfig;
 
