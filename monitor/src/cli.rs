@@ -102,6 +102,11 @@ pub struct RunArgs {
     #[arg(long = "debug.fail-attach", hide = true)]
     pub fail_attach: Vec<String>,
 
+    /// Testing aid: each refresh sleeps this long halfway through, so requests meet a refresh
+    /// in progress.
+    #[arg(long = "debug.refresh-delay", hide = true, default_value = "0s", value_parser = parse_duration)]
+    pub refresh_delay: Duration,
+
     #[command(flatten)]
     pub filesystem: FilesystemArgs,
 

@@ -433,6 +433,8 @@ pub struct Core {
     /// Families from outside the collectors that read the process table (watched services),
     /// added to every snapshot.
     sources: Vec<Source>,
+    /// Testing aid (`--debug.refresh-delay`): each refresh sleeps this long halfway through.
+    debug_delay: Duration,
 }
 
 /// Adds families to a snapshot; sees the process table (watched services read it).
@@ -470,7 +472,12 @@ impl Core {
             collectors,
             read_at: 0.0,
             sources: Vec::new(),
+            debug_delay: Duration::ZERO,
         }
+    }
+
+    pub fn set_debug_delay(&mut self, d: Duration) {
+        self.debug_delay = d;
     }
 
     pub fn add_source(&mut self, source: Source) {
@@ -507,6 +514,9 @@ impl Core {
                 tracing::warn!(collector = "block", error = %why, "refresh failed");
                 why
             });
+        }
+        if !self.debug_delay.is_zero() {
+            std::thread::sleep(self.debug_delay);
         }
         let live: HashSet<u32> = match self.table.identity_reader().live_pids() {
             Ok(p) => p.into_iter().collect(),

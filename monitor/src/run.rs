@@ -85,7 +85,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         &mut scrape,
     )?;
 
-    let snapshots = snapshot::start(core, args.refresh_interval)?;
+    let snapshots = snapshot::start(core, args.refresh_interval, args.refresh_delay)?;
     let reader: http::Shared = Arc::new(Reader::new(snapshots, scrape, snapshot::REQUEST));
     let alerts = alerts.run(reader.clone())?;
 

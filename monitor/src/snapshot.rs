@@ -195,7 +195,13 @@ impl Snapshots {
 
 /// Reads a first snapshot (so no reader ever sees an empty one), then refreshes on a thread
 /// of its own every `interval`, and whenever a reader asks for a fresher snapshot.
-pub fn start(mut core: Core, interval: Duration) -> anyhow::Result<Arc<Snapshots>> {
+/// `delay` is a testing aid: each refresh sleeps that long halfway through.
+pub fn start(
+    mut core: Core,
+    interval: Duration,
+    delay: Duration,
+) -> anyhow::Result<Arc<Snapshots>> {
+    core.set_debug_delay(delay);
     let snapshots = Arc::new(Snapshots::new());
     snapshots.publish(core.read(1));
     let shared = snapshots.clone();

@@ -45,7 +45,7 @@ impl Standalone {
             audit: None,
         })?;
         // The daemon's default interval, to fold exited processes between samples.
-        let snapshots = snapshot::start(core, Duration::from_secs(1))?;
+        let snapshots = snapshot::start(core, Duration::from_secs(1), Duration::ZERO)?;
         Ok(Self {
             snapshots,
             procfs,
