@@ -1,7 +1,8 @@
 //! Readers never wait for a refresh in progress: with every refresh made slow for real
 //! (`--debug.refresh-delay`, a sleep halfway through the refresher's reads), `/healthz`,
 //! `/metrics` and `/api/v1/processes` answer in well under the delay, with the figures of the
-//! last complete snapshot.
+//! last complete snapshot. Nor does a slow scrape (a mount whose statvfs hangs) hold up
+//! `/healthz` or the process list.
 
 use std::{
     thread,
@@ -134,4 +135,33 @@ fn readers_do_not_wait_for_a_slow_refresh() {
     }
     let later = list(&d);
     assert!(later["read_at_monotonic_seconds"].as_f64().unwrap() >= read_at + DELAY.as_secs_f64());
+}
+
+#[test]
+fn a_slow_scrape_holds_up_neither_healthz_nor_the_process_list() {
+    let hung = HungMount::new();
+    let mp = hung.dir.path().to_str().unwrap().to_string();
+    let timeout = Duration::from_secs(3);
+    let d = Daemon::start(&[
+        "--collector.filesystem.stat-timeout",
+        &format!("{}s", timeout.as_secs()),
+    ]);
+    // Held up by the hung mount's statvfs until the timeout (or by the alert engine's
+    // evaluation, which met it first, as long).
+    let url = d.url("/metrics");
+    let scrape = thread::spawn(move || timed(|| request("GET", &url)));
+    thread::sleep(Duration::from_millis(200));
+    healthz_is_prompt(&d, "while a scrape waits for a hung statvfs");
+    let (list, took) = timed(|| d.processes());
+    assert!(took < STALE_READ, "the process list took {took:?}");
+    assert!(!list.is_empty());
+    healthz_is_prompt(&d, "still");
+    let ((status, body), took) = scrape.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "the scrape was not slow: {took:?}"
+    );
+    let err = format!("monitor_filesystem_device_error{{device=\"monitor-test-hang\",mountpoint=\"{mp}\",fstype=\"fuse\"}}");
+    assert_eq!(Metrics(body).value(&err), 1.0);
 }
