@@ -2,7 +2,6 @@
 //! estimate of a filesystem being filled.
 
 use std::{
-    os::fd::AsRawFd,
     process::Command,
     time::{Duration, Instant},
 };
@@ -103,51 +102,6 @@ fn include_and_exclude_patterns_choose_the_mounts() {
         mounts.iter().all(|(_, t)| t == "ext4" || t == "tmpfs"),
         "{mounts:?}"
     );
-}
-
-/// A FUSE mount whose server never answers: every statfs on it blocks until the connection
-/// is aborted, as with a dead NFS server. Unmounted (lazily) and aborted when dropped.
-struct HungMount {
-    dir: tempfile::TempDir,
-    _fuse: std::fs::File,
-}
-
-impl HungMount {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let fuse = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/fuse")
-            .expect("/dev/fuse");
-        let c = |s: &str| std::ffi::CString::new(s).unwrap();
-        let opts = format!(
-            "fd={},rootmode=40000,user_id=0,group_id=0",
-            fuse.as_raw_fd()
-        );
-        let target = c(dir.path().to_str().unwrap());
-        // SAFETY: valid NUL-terminated strings for the duration of the call.
-        let rc = unsafe {
-            libc::mount(
-                c("monitor-test-hang").as_ptr(),
-                target.as_ptr(),
-                c("fuse").as_ptr(),
-                0,
-                c(&opts).as_ptr().cast(),
-            )
-        };
-        assert_eq!(rc, 0, "mounting FUSE: {}", std::io::Error::last_os_error());
-        HungMount { dir, _fuse: fuse }
-    }
-}
-
-impl Drop for HungMount {
-    fn drop(&mut self) {
-        let c = std::ffi::CString::new(self.dir.path().to_str().unwrap()).unwrap();
-        // SAFETY: a valid path. Lazy, so it succeeds while calls are blocked; closing the
-        // device afterwards aborts the connection and releases them.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
 }
 
 #[test]

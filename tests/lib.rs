@@ -349,3 +349,52 @@ pub fn one_line(stderr: &str) -> &str {
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
     lines[0]
 }
+
+/// A FUSE mount whose server never answers: every statfs on it blocks until the connection
+/// is aborted, as with a dead NFS server. Unmounted (lazily) and aborted when dropped.
+pub struct HungMount {
+    pub dir: tempfile::TempDir,
+    _fuse: std::fs::File,
+}
+
+impl HungMount {
+    #[expect(
+        clippy::new_without_default,
+        reason = "mounting is an action, not a default value"
+    )]
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fuse = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .expect("/dev/fuse");
+        let c = |s: &str| std::ffi::CString::new(s).unwrap();
+        let opts = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            std::os::fd::AsRawFd::as_raw_fd(&fuse)
+        );
+        let target = c(dir.path().to_str().unwrap());
+        // SAFETY: valid NUL-terminated strings for the duration of the call.
+        let rc = unsafe {
+            libc::mount(
+                c("monitor-test-hang").as_ptr(),
+                target.as_ptr(),
+                c("fuse").as_ptr(),
+                0,
+                c(&opts).as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "mounting FUSE: {}", std::io::Error::last_os_error());
+        HungMount { dir, _fuse: fuse }
+    }
+}
+
+impl Drop for HungMount {
+    fn drop(&mut self) {
+        let c = std::ffi::CString::new(self.dir.path().to_str().unwrap()).unwrap();
+        // SAFETY: a valid path. Lazy, so it succeeds while calls are blocked; closing the
+        // device afterwards aborts the connection and releases them.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}

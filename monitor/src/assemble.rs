@@ -2,7 +2,7 @@
 //! collectors. `monitor run` serves it over HTTP; `monitor top` drives it in-process when no
 //! daemon runs, so both report figures from one implementation.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use crate::{
     audit::kernel::KernelSetup,
@@ -14,6 +14,7 @@ use crate::{
         identity::IdentityReader,
         table::ProcessTable,
     },
+    scrape::Scrape,
 };
 
 pub struct CoreOptions {
@@ -27,15 +28,15 @@ pub struct CoreOptions {
     pub collectors: collectors::Config,
     pub bpf_stats: bool,
     pub fail_attach: Vec<String>,
-    /// Reads refresh the figures when the last refresh is older than this.
-    pub min_age: Duration,
     /// Attach the audit programs (the daemon's `--audit.file`).
     pub audit: Option<KernelSetup>,
 }
 
 /// Loads and attaches the kernel programs the enabled collectors need and builds the state
-/// around them. Fails only where nothing could work (missing privileges, no object).
-pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
+/// around them: the refresher's (`Core`, with the collectors of the kernel and process
+/// figures) and the scrapes' (the collectors of host files). Fails only where nothing could
+/// work (missing privileges, no object).
+pub fn core(o: &CoreOptions) -> anyhow::Result<(Core, Scrape)> {
     let needs_bpf = o
         .enabled
         .iter()
@@ -62,12 +63,20 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Core> {
         Grouper::new(o.group_by, o.group_rules.clone(), &passwd),
         o.max_groups,
     );
-    Ok(Core::new(
+    let (mut at_scrape, mut refreshed) = (Vec::new(), Vec::new());
+    for mut c in build_collectors(&o.enabled, &o.collectors) {
+        if c.at_scrape().is_some() {
+            at_scrape.push(c);
+        } else {
+            refreshed.push(c);
+        }
+    }
+    let core = Core::new(
         o.procfs.clone(),
         o.collectors.sysfs.clone(),
         kernel,
         table,
-        build_collectors(&o.enabled, &o.collectors),
-        o.min_age,
-    ))
+        refreshed,
+    );
+    Ok((core, Scrape::new(o.procfs.clone(), at_scrape)))
 }

@@ -65,7 +65,7 @@ pub struct RunArgs {
     pub sysfs: PathBuf,
 
     /// How often the kernel maps are read and exited processes folded into their groups
-    /// (scrapes and API calls also refresh, at most every 100ms).
+    /// (a request that finds the figures older than 100ms asks for a refresh too).
     #[arg(long = "refresh.interval", default_value = "1s", value_parser = parse_interval)]
     pub refresh_interval: Duration,
 
@@ -101,6 +101,11 @@ pub struct RunArgs {
     /// collector's failure path runs for real.
     #[arg(long = "debug.fail-attach", hide = true)]
     pub fail_attach: Vec<String>,
+
+    /// Testing aid: each refresh sleeps this long halfway through, so requests meet a refresh
+    /// in progress.
+    #[arg(long = "debug.refresh-delay", hide = true, default_value = "0s", value_parser = parse_duration)]
+    pub refresh_delay: Duration,
 
     #[command(flatten)]
     pub filesystem: FilesystemArgs,

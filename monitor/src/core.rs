@@ -1,9 +1,11 @@
-//! The daemon's state behind one lock: the loaded kernel programs, the process table and the
-//! collectors. A scrape or API call refreshes it (at most once per `min_age`) and reads it.
+//! The daemon's state: the loaded kernel programs, the process table and the collectors that
+//! read them. The refresher thread (`snapshot`) owns it, refreshes it and reads it into the
+//! snapshots every reader is served from.
 
 use std::{
     os::fd::OwnedFd,
     path::PathBuf,
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -19,7 +21,7 @@ use monitor_common::{
     maps,
     sched::RunqHist,
 };
-use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::proto::MetricFamily;
 
 use crate::{
     api::processes::{ProcessList, ProcessRow},
@@ -31,15 +33,14 @@ use crate::{
         is_permission_error, tracefs, OBJECT,
     },
     collectors::{self, Collector, View},
-    metrics::{family, gauge, ns_to_seconds},
+    metrics::ns_to_seconds,
     net::{
         kernel::{NetMaps, NetSnapshot},
         layout::Layout as NetLayout,
     },
-    process::{
-        budget::Export, counters::Counters, identity::comm_str, memory, table::ProcessTable,
-    },
+    process::{budget::Export, counters::Counters, identity::comm_str, table::ProcessTable},
     sched::kernel::{SchedMaps, PROBES},
+    snapshot::{Outcome, Snapshot},
 };
 
 /// The kernel side as loaded: programs, each collector's maps (or why it is off), and which
@@ -443,17 +444,20 @@ pub struct Core {
     unattributed: crate::net::unattributed::Unattributed,
     /// The live pids, listed from procfs every few seconds and kept by events between.
     live: crate::process::live::LiveSet,
+    /// The collectors that read the refreshed state; those of host files run at scrape time
+    /// (`scrape::Scrape`).
     collectors: Vec<Box<dyn Collector>>,
-    last_refresh: Option<Instant>,
-    /// `last_refresh` on CLOCK_MONOTONIC, in seconds, for readers in other processes.
+    /// When the kernel counters were last read, on CLOCK_MONOTONIC, in seconds, for readers
+    /// in other processes.
     read_at: f64,
-    min_age: Duration,
-    process_collector: Option<prometheus::process_collector::ProcessCollector>,
-    /// Families from outside the collectors (alerting), added to every scrape.
+    /// Families from outside the collectors that read the process table (watched services),
+    /// added to every snapshot.
     sources: Vec<Source>,
+    /// Testing aid (`--debug.refresh-delay`): each refresh sleeps this long halfway through.
+    debug_delay: Duration,
 }
 
-/// Adds families to a scrape; sees the process table (watched services read it).
+/// Adds families to a snapshot; sees the process table (watched services read it).
 pub type Source = Box<dyn FnMut(&ProcessTable, &mut Vec<MetricFamily>) + Send>;
 
 impl Core {
@@ -463,7 +467,6 @@ impl Core {
         kernel: Kernel,
         table: ProcessTable,
         collectors: Vec<Box<dyn Collector>>,
-        min_age: Duration,
     ) -> Self {
         let sched = match &kernel.sched {
             Ok(_) => Err("not read yet".to_string()),
@@ -488,12 +491,14 @@ impl Core {
             unattributed: Default::default(),
             live: Default::default(),
             collectors,
-            last_refresh: None,
             read_at: 0.0,
-            min_age,
-            process_collector: Some(prometheus::process_collector::ProcessCollector::for_self()),
             sources: Vec::new(),
+            debug_delay: Duration::ZERO,
         }
+    }
+
+    pub fn set_debug_delay(&mut self, d: Duration) {
+        self.debug_delay = d;
     }
 
     pub fn add_source(&mut self, source: Source) {
@@ -505,26 +510,9 @@ impl Core {
         self.kernel.audit.take()
     }
 
-    /// Adds a source of metrics configured outside the collector table (the audit log, the
-    /// log-file matcher); it is reported like any collector.
-    pub fn add_collector(&mut self, c: Box<dyn Collector>) {
-        self.collectors.push(c);
-    }
-
-    /// Refreshes unless the last refresh is younger than `min_age`.
-    pub fn refresh_if_stale(&mut self) {
-        if self
-            .last_refresh
-            .is_some_and(|t| t.elapsed() < self.min_age)
-        {
-            return;
-        }
-        self.refresh();
-    }
-
-    pub fn refresh(&mut self) {
+    /// Reads the kernel maps and /proc into the state.
+    fn refresh(&mut self) {
         let now = Instant::now();
-        self.last_refresh = Some(now);
         self.read_at = monotonic_seconds();
         let health = self.kernel.health.as_ref().map(|h| h.read());
         let health = match health {
@@ -547,6 +535,9 @@ impl Core {
                 tracing::warn!(collector = "block", error = %why, "refresh failed");
                 why
             });
+        }
+        if !self.debug_delay.is_zero() {
+            std::thread::sleep(self.debug_delay);
         }
         // A full listing of procfs when one is due; between listings the set follows the
         // kernel's exec and exit events and the processes the maps show (`process::live`).
@@ -680,9 +671,12 @@ impl Core {
         }
     }
 
-    /// Every family for one scrape; a failing collector is reported, never fatal.
-    pub fn gather(&mut self) -> Vec<MetricFamily> {
-        self.refresh_if_stale();
+    /// Refreshes, then reads the state into snapshot number `seq`: the collectors of the
+    /// refreshed state run here, once per refresh, not once per scrape. A failing collector
+    /// is reported, never fatal.
+    pub fn read(&mut self, seq: u64) -> Snapshot {
+        let started = Instant::now();
+        self.refresh();
         let view = View {
             procfs: &self.procfs,
             kernel: &self.kernel,
@@ -690,12 +684,11 @@ impl Core {
             block: &self.block,
             net: &self.net,
         };
-        let mut out = Vec::new();
-        let mut success = Vec::new();
-        let mut duration = Vec::new();
+        let mut families = Vec::new();
+        let mut outcomes = Vec::new();
         for c in &mut self.collectors {
             let start = Instant::now();
-            let ok = match c.collect(&view, &mut out) {
+            let ok = match c.collect(&view, &mut families) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::debug!(
@@ -706,77 +699,63 @@ impl Core {
                     false
                 }
             };
-            success.push(gauge(&[("collector", c.name())], f64::from(u8::from(ok))));
-            duration.push(gauge(
-                &[("collector", c.name())],
-                start.elapsed().as_secs_f64(),
-            ));
-        }
-        out.push(family(
-            "monitor_collector_success",
-            "Whether the collector succeeded in this scrape.",
-            MetricType::GAUGE,
-            success,
-        ));
-        out.push(family(
-            "monitor_collector_duration_seconds",
-            "Time the collector took in this scrape.",
-            MetricType::GAUGE,
-            duration,
-        ));
-        out.push(crate::build_info::family());
-        if let Some(pc) = &self.process_collector {
-            use prometheus::core::Collector as _;
-            out.extend(pc.collect());
+            outcomes.push(Outcome {
+                collector: c.name(),
+                ok,
+                seconds: start.elapsed().as_secs_f64(),
+            });
         }
         for source in &mut self.sources {
-            source(&self.table, &mut out);
+            source(&self.table, &mut families);
         }
         // The text encoder rejects a family without samples (a collector with nothing to
         // report yet), which would fail the whole scrape.
-        out.retain(|f| !f.get_metric().is_empty());
-        out
+        families.retain(|f| !f.get_metric().is_empty());
+        let processes = self.process_list();
+        Snapshot {
+            seq,
+            started,
+            took: started.elapsed(),
+            families,
+            text: OnceLock::new(),
+            outcomes,
+            processes,
+            runq: self.sched.as_ref().ok().map(|s| s.hist),
+            unattributed: self.net.as_ref().ok().and_then(|n| n.unattributed),
+        }
     }
 
-    /// The host run-queue latency histogram as of the last refresh, if it is measured.
-    pub fn runq_hist(&self) -> Option<&RunqHist> {
-        self.sched.as_ref().ok().map(|s| &s.hist)
-    }
-
-    /// The process list for `/api/v1/processes`, sorted by pid.
-    pub fn process_list(&mut self) -> ProcessList {
-        self.refresh_if_stale();
+    /// The process list for `/api/v1/processes`, sorted by pid, without the memory figures
+    /// (`ProcessList::read_memory`).
+    fn process_list(&self) -> ProcessList {
         let mut processes: Vec<ProcessRow> = self
             .table
             .processes()
-            .map(|p| {
-                let mem = memory::read(&self.procfs, p.identity.pid);
-                ProcessRow {
-                    pid: p.identity.pid,
-                    ppid: p.identity.ppid,
-                    comm: p.identity.comm.clone(),
-                    exe: p.identity.exe.clone(),
-                    cmdline: p.identity.cmdline.clone(),
-                    uid: p.identity.uid,
-                    group: p.group.to_string(),
-                    cpu_seconds_total: ns_to_seconds(p.last.cpu_ns),
-                    runqueue_wait_seconds_total: ns_to_seconds(p.last.runq_wait_ns),
-                    voluntary_switches_total: p.last.voluntary_switches,
-                    involuntary_switches_total: p.last.involuntary_switches,
-                    rss_bytes: mem.map(|m| m.rss_bytes),
-                    swap_bytes: mem.map(|m| m.swap_bytes),
-                    disk_read_bytes_total: Some(p.last.disk.read_bytes),
-                    disk_write_bytes_total: Some(p.last.disk.write_bytes),
-                    disk_reads_total: Some(p.last.disk.reads),
-                    disk_writes_total: Some(p.last.disk.writes),
-                    disk_latency_seconds_total: Some(ns_to_seconds(
-                        p.last.disk.read_ns + p.last.disk.write_ns,
-                    )),
-                    net_tx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).0),
-                    net_rx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).1),
-                    net_tx_packets_total: Some(crate::net::counters::packets(&p.last.net).0),
-                    net_rx_packets_total: Some(crate::net::counters::packets(&p.last.net).1),
-                }
+            .map(|p| ProcessRow {
+                pid: p.identity.pid,
+                ppid: p.identity.ppid,
+                comm: p.identity.comm.clone(),
+                exe: p.identity.exe.clone(),
+                cmdline: p.identity.cmdline.clone(),
+                uid: p.identity.uid,
+                group: p.group.to_string(),
+                cpu_seconds_total: ns_to_seconds(p.last.cpu_ns),
+                runqueue_wait_seconds_total: ns_to_seconds(p.last.runq_wait_ns),
+                voluntary_switches_total: p.last.voluntary_switches,
+                involuntary_switches_total: p.last.involuntary_switches,
+                rss_bytes: None,
+                swap_bytes: None,
+                disk_read_bytes_total: Some(p.last.disk.read_bytes),
+                disk_write_bytes_total: Some(p.last.disk.write_bytes),
+                disk_reads_total: Some(p.last.disk.reads),
+                disk_writes_total: Some(p.last.disk.writes),
+                disk_latency_seconds_total: Some(ns_to_seconds(
+                    p.last.disk.read_ns + p.last.disk.write_ns,
+                )),
+                net_tx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).0),
+                net_rx_bytes_total: Some(crate::net::counters::bytes(&p.last.net).1),
+                net_tx_packets_total: Some(crate::net::counters::packets(&p.last.net).0),
+                net_rx_packets_total: Some(crate::net::counters::packets(&p.last.net).1),
             })
             .collect();
         processes.sort_by_key(|p| p.pid);

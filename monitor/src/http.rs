@@ -1,22 +1,23 @@
 //! The HTTP endpoints: metrics, the process list, health, and a landing page.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::{
     extract::State,
     http::{header, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
-    Json, Router,
+    Router,
 };
 
-use crate::{api::processes::ProcessList, core::Core};
+use crate::scrape::Reader;
 
-pub type Shared = Arc<Mutex<Core>>;
+/// Handlers read published snapshots (`scrape::Reader`); none takes a lock a refresh holds.
+pub type Shared = Arc<Reader>;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub fn router(core: Shared, telemetry_path: &str) -> Router {
+pub fn router(reader: Shared, telemetry_path: &str) -> Router {
     let landing = format!(
         "<html><head><title>monitor</title></head><body><h1>monitor</h1><ul>\
          <li><a href=\"{telemetry_path}\">{telemetry_path}</a>: Prometheus metrics</li>\
@@ -29,33 +30,37 @@ pub fn router(core: Shared, telemetry_path: &str) -> Router {
         .route("/api/v1/processes", get(processes))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(move || async move { Html(landing) }))
-        .with_state(core)
+        .with_state(reader)
 }
 
-pub fn lock(core: &Shared) -> std::sync::MutexGuard<'_, Core> {
-    // A panic while holding the lock leaves figures that are at worst one refresh stale;
-    // serving them beats failing every request from then on.
-    core.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn metrics(State(core): State<Shared>) -> Response {
-    let families = lock(&core).gather();
-    let mut body = String::new();
-    match prometheus::TextEncoder::new().encode_utf8(&families, &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, TEXT_FORMAT)], body).into_response(),
+/// Runs `f` on the blocking pool: it reads files and may wait (a bounded time) for a
+/// snapshot, and must not hold up the thread that accepts connections and answers /healthz.
+async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, "encoding metrics");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("encoding metrics: {e}\n"),
-            )
-                .into_response()
+            tracing::error!(error = %e, "request handler failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
         }
     }
 }
 
-async fn processes(State(core): State<Shared>) -> Json<ProcessList> {
-    // Encoded once the lock is released.
-    let list = lock(&core).process_list();
-    Json(list)
+async fn metrics(State(reader): State<Shared>) -> Response {
+    blocking(move || match reader.exposition() {
+        Ok(body) => ([(header::CONTENT_TYPE, TEXT_FORMAT)], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    })
+    .await
+}
+
+async fn processes(State(reader): State<Shared>) -> Response {
+    blocking(move || match serde_json::to_vec(&reader.process_list()) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the process list: {e}\n"),
+        )
+            .into_response(),
+    })
+    .await
 }

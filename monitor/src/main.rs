@@ -18,6 +18,8 @@ mod net;
 mod process;
 mod run;
 mod sched;
+mod scrape;
+mod snapshot;
 mod top;
 mod webconfig;
 

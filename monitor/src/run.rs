@@ -1,10 +1,7 @@
-//! `monitor run`: wires the kernel programs, the process table, the collectors and the HTTP
-//! server together, then serves until SIGINT or SIGTERM.
+//! `monitor run`: wires the kernel programs, the process table, the collectors, the refresher
+//! and the HTTP server together, then serves until SIGINT or SIGTERM.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
@@ -15,15 +12,19 @@ use crate::{
     cli::RunArgs,
     collectors, http,
     log::access::{self, AccessLog},
+    scrape::Reader,
+    snapshot,
     webconfig::{self, BasicAuth},
 };
 
-/// Requests refresh the figures when the last refresh is older than this.
-const REQUEST_REFRESH_AGE: Duration = Duration::from_millis(100);
+/// Requests that read (`/metrics`, `/api/v1/processes`) at once, each on a thread of its own
+/// beside the one that accepts connections and answers `/healthz`; more wait their turn.
+const READING_THREADS: usize = 4;
 
 pub fn run(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(READING_THREADS)
         .build()
         .context("starting the async runtime")?;
     rt.block_on(serve(args, enabled))
@@ -51,7 +52,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
     let audit_out = args.audit.open()?;
     let log_match = args.log_match.start()?;
 
-    let mut core = assemble::core(&CoreOptions {
+    let (mut core, mut scrape) = assemble::core(&CoreOptions {
         procfs: args.procfs.clone(),
         group_by: args.group_by,
         group_rules: args.group_rules.clone(),
@@ -63,17 +64,15 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         },
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),
-        min_age: REQUEST_REFRESH_AGE.min(args.refresh_interval),
         audit: args.audit.kernel_setup(),
     })?;
     if let Some(c) = log_match {
-        core.add_collector(Box::new(c));
+        scrape.add_collector(Box::new(c));
     }
     if let (Some(maps), Some(out)) = (core.take_audit_maps(), audit_out) {
         let stats = args.audit.start(maps, out)?;
-        core.add_collector(Box::new(AuditCollector(stats)));
+        scrape.add_collector(Box::new(AuditCollector(stats)));
     }
-    let core: http::Shared = Arc::new(Mutex::new(core));
 
     let alerts = alert::start(
         alerting,
@@ -82,22 +81,13 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
             interval: args.alert.interval,
             port: args.listen_address.port(),
         },
-        core.clone(),
+        &mut core,
+        &mut scrape,
     )?;
 
-    let refresher = core.clone();
-    let every = args.refresh_interval;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tick.tick().await;
-            refresher
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .refresh_if_stale();
-        }
-    });
+    let snapshots = snapshot::start(core, args.refresh_interval, args.refresh_delay)?;
+    let reader: http::Shared = Arc::new(Reader::new(snapshots, scrape, snapshot::REQUEST));
+    let alerts = alerts.run(reader.clone())?;
 
     tracing::info!(
         address = %args.listen_address,
@@ -105,7 +95,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         collectors = ?enabled,
         "listening"
     );
-    let mut app = http::router(core, &args.telemetry_path).merge(alerts.router());
+    let mut app = http::router(reader, &args.telemetry_path).merge(alerts.router());
     // Inside the access log, so it sees who authenticated (and the 401s).
     if let Some(auth) = basic_auth {
         app = app.layer(axum::middleware::from_fn_with_state(auth, webconfig::layer));

@@ -63,6 +63,9 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
         &[
             "monitor_collector_success",
             "monitor_collector_duration_seconds",
+            "monitor_snapshot_age_seconds",
+            "monitor_refresh_duration_seconds",
+            "monitor_refreshes_total",
             "monitor_build_info",
             "process_cpu_seconds_total",
             "process_open_fds",
@@ -123,6 +126,7 @@ mod tests {
         assert!(exportable("monitor_memory_available_bytes"));
         assert!(exportable("monitor_runqueue_latency_seconds_bucket"));
         assert!(exportable("monitor_process_oom_kills_total"));
+        assert!(exportable("monitor_snapshot_age_seconds"));
         assert!(!exportable("monitor_cpu_seconds"));
         assert!(!exportable("node_cpu_seconds_total"));
     }

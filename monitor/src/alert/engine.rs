@@ -1,4 +1,4 @@
-//! The evaluation loop: every interval, gather the daemon's families (as a scrape would),
+//! The evaluation loop: every interval, read the daemon's families (as a scrape would),
 //! add them to the history, evaluate every rule, update the alert states, publish them for
 //! the API and the metrics, and queue the notifications the dispatcher says are due.
 
@@ -18,7 +18,7 @@ use super::{
     rules::Rule,
     state::{Alert, Alerts, State},
 };
-use crate::http::Shared;
+use crate::scrape::Reader;
 
 pub struct Engine {
     rules: Vec<Rule>,
@@ -30,7 +30,6 @@ pub struct Engine {
     queue: Option<Arc<Queue>>,
     metrics: Metrics,
     status: Status,
-    core: Shared,
     /// The last error of each failing rule, so a lasting failure is logged once.
     errors: BTreeMap<usize, String>,
     /// Each alert's state at the last evaluation, to log what changed.
@@ -48,7 +47,6 @@ impl Engine {
         queue: Option<Arc<Queue>>,
         metrics: Metrics,
         status: Status,
-        core: Shared,
     ) -> Self {
         let ranged: HashSet<String> = rules
             .iter()
@@ -68,14 +66,13 @@ impl Engine {
             queue,
             metrics,
             status,
-            core,
             errors: BTreeMap::new(),
             last: HashMap::new(),
         }
     }
 
-    fn evaluate(&mut self, mono: f64, wall: SystemTime) {
-        let families = crate::http::lock(&self.core).gather();
+    fn evaluate(&mut self, reader: &Reader, mono: f64, wall: SystemTime) {
+        let families = reader.families();
         self.history.push(mono, flatten(&families));
         let mut failures = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
@@ -169,14 +166,14 @@ impl Engine {
     }
 }
 
-pub fn spawn(mut e: Engine) -> anyhow::Result<()> {
+pub fn spawn(mut e: Engine, reader: Arc<Reader>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("alert-engine".to_string())
         .spawn(move || {
             let start = Instant::now();
             loop {
                 let t = Instant::now();
-                e.evaluate(start.elapsed().as_secs_f64(), SystemTime::now());
+                e.evaluate(&reader, start.elapsed().as_secs_f64(), SystemTime::now());
                 std::thread::sleep(e.interval.saturating_sub(t.elapsed()));
             }
         })

@@ -76,13 +76,29 @@ pub fn external_labels(c: &config::Config) -> expr::Labels {
     }
 }
 
-/// Starts the evaluation thread, the senders, the heartbeat and the probes, and adds the
-/// alerting metrics to the core's scrapes.
+/// Alerting set up, its evaluation not started yet (it reads what the daemon serves).
+pub struct Alerting {
+    engine: engine::Engine,
+    status: api::Status,
+}
+
+impl Alerting {
+    /// Starts the evaluation thread, which reads the daemon's families from `reader`.
+    pub fn run(self, reader: Arc<crate::scrape::Reader>) -> anyhow::Result<api::Status> {
+        engine::spawn(self.engine, reader)?;
+        Ok(self.status)
+    }
+}
+
+/// Starts the senders, the heartbeat and the probes, and adds the alerting metrics to the
+/// daemon's families: the watched services to every snapshot (they read the process table),
+/// the counters to every scrape.
 pub fn start(
     loaded: Loaded,
     opts: Options,
-    core: crate::http::Shared,
-) -> anyhow::Result<api::Status> {
+    core: &mut crate::core::Core,
+    scrape: &mut crate::scrape::Scrape,
+) -> anyhow::Result<Alerting> {
     let Loaded { config, rules } = loaded;
     let host = hostname();
     let external_url = config
@@ -111,15 +127,15 @@ pub fn start(
     let heartbeat = Arc::new(heartbeat::Stats::default());
     let probes = probes::Probes::default();
     let services = services::Services::new(&config.services);
+    core.add_source(Box::new(move |table, out| services.families(table, out)));
     {
         let (metrics, heartbeat, probes) = (metrics.clone(), heartbeat.clone(), probes.clone());
         let has_heartbeat = config.heartbeat.is_some();
-        crate::http::lock(&core).add_source(Box::new(move |table, out| {
+        scrape.add_source(Box::new(move |out| {
             metrics.families(out);
             if has_heartbeat {
                 heartbeat.families(out);
             }
-            services.families(table, out);
             probes.families(out);
         }));
     }
@@ -141,7 +157,7 @@ pub fn start(
         probes::spawn(p.clone(), probes.clone())?;
     }
     let status = api::Status::default();
-    engine::spawn(engine::Engine::new(
+    let engine = engine::Engine::new(
         rules,
         &config,
         external_labels(&config),
@@ -150,7 +166,6 @@ pub fn start(
         queue,
         metrics,
         status.clone(),
-        core,
-    ))?;
-    Ok(status)
+    );
+    Ok(Alerting { engine, status })
 }

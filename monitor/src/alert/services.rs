@@ -1,8 +1,7 @@
 //! Watched services: how many live processes match each configured service (name, exe,
 //! cmdline regular expressions, all that are given), and how often a matching process
-//! started. Read from the process table at each scrape and evaluation, so a process that
-//! starts and exits between two of them is not seen. Alerts come from generated rules over
-//! these metrics.
+//! started. Read from the process table at each refresh, so a process that starts and exits
+//! between two refreshes is not seen. Alerts come from generated rules over these metrics.
 
 use std::{
     collections::{HashSet, VecDeque},

@@ -1,5 +1,6 @@
-//! The body of `/api/v1/processes`: built by the daemon (`Core::process_list`), encoded by
-//! `http`, and decoded by `monitor top` (or handed to it as is when top runs standalone).
+//! The body of `/api/v1/processes`: built by the daemon's refresher (`Core::read`), its memory
+//! figures read when it is asked for, encoded by `http`, and decoded by `monitor top` (or
+//! handed to it as is when top runs standalone).
 //! One type for both ends, so the list the daemon serves and the one top reads cannot drift.
 //!
 //! top may read a daemon of another version (a remote `--url`), so decoding is lenient where
@@ -7,6 +8,8 @@
 //! `None` when a daemon does not send them, which top shows as not measured rather than as
 //! zero; identity fields added later read as their default. The fields every daemon has sent
 //! are required, so a body that is not a process list is rejected.
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,18 @@ pub struct ProcessList {
     pub read_at_monotonic_seconds: Option<f64>,
     /// Sorted by pid.
     pub processes: Vec<ProcessRow>,
+}
+
+impl ProcessList {
+    /// Reads each process's `rss_bytes` and `swap_bytes` from `<procfs>/<pid>/status`
+    /// (`None` for a process that exited since the list was made).
+    pub fn read_memory(&mut self, procfs: &Path) {
+        for p in &mut self.processes {
+            let mem = crate::process::memory::read(procfs, p.pid);
+            p.rss_bytes = mem.map(|m| m.rss_bytes);
+            p.swap_bytes = mem.map(|m| m.swap_bytes);
+        }
+    }
 }
 
 /// One live process. Field names and order are the API's.

@@ -8,7 +8,7 @@ use monitor_common::audit::{AuditKind, AUDIT_KIND_SLOTS};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use crate::{
-    collectors::{Collector, View},
+    collectors::{Host, ScrapeCollector},
     metrics::{counter, family},
 };
 
@@ -93,12 +93,12 @@ impl Stats {
 /// Exports the audit counters with the other collectors' families.
 pub struct AuditCollector(pub std::sync::Arc<Stats>);
 
-impl Collector for AuditCollector {
+impl ScrapeCollector for AuditCollector {
     fn name(&self) -> &'static str {
         "audit"
     }
 
-    fn collect(&mut self, _view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+    fn collect(&mut self, _host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
         out.extend(self.0.families());
         Ok(())
     }

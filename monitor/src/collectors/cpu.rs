@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
+use super::{Host, ScrapeCollector, Spec};
 use crate::metrics::{counter, family};
 
 pub const SPEC: Spec = Spec {
@@ -96,13 +96,13 @@ fn read(procfs: &Path) -> anyhow::Result<Vec<CpuLine>> {
     parse_stat(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-impl Collector for Cpu {
+impl ScrapeCollector for Cpu {
     fn name(&self) -> &'static str {
         SPEC.name
     }
 
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        out.push(families(&read(view.procfs)?, ticks_per_second()));
+    fn collect(&mut self, host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        out.push(families(&read(host.procfs)?, ticks_per_second()));
         Ok(())
     }
 }

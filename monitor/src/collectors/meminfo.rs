@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
+use super::{Host, ScrapeCollector, Spec};
 use crate::metrics::{family, gauge};
 
 pub const SPEC: Spec = Spec {
@@ -138,13 +138,13 @@ fn read(procfs: &Path) -> anyhow::Result<Vec<Field>> {
     parse(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-impl Collector for Meminfo {
+impl ScrapeCollector for Meminfo {
     fn name(&self) -> &'static str {
         SPEC.name
     }
 
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        out.extend(families(&read(view.procfs)?));
+    fn collect(&mut self, host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        out.extend(families(&read(host.procfs)?));
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use prometheus::proto::MetricFamily;
 use crate::{
     core::{BlockSnapshot, Kernel, SchedSnapshot},
     net::kernel::NetSnapshot,
+    snapshot::Snapshot,
 };
 
 pub mod bpf;
@@ -17,7 +18,7 @@ pub mod meminfo;
 pub mod netdev;
 pub mod pressure;
 
-/// What collectors read from: the state refreshed for this scrape.
+/// What a collector run by the refresher reads: the state it has just refreshed.
 pub struct View<'a> {
     pub procfs: &'a Path,
     pub kernel: &'a Kernel,
@@ -26,11 +27,52 @@ pub struct View<'a> {
     pub net: &'a Result<NetSnapshot, String>,
 }
 
+/// A collector of the kernel programs' and the process table's figures. It runs in the
+/// refresher, once per refresh, and its families are published in the snapshot that scrapes
+/// and the alert engine read.
 pub trait Collector: Send {
+    fn name(&self) -> &'static str;
+    /// Appends this collector's families. An error marks the collector failed in this
+    /// refresh (`monitor_collector_success 0`) without failing the refresh.
+    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()>;
+    /// `Some` for a collector that reads only host files and its own state: it runs at each
+    /// scrape instead, outside the refresher (see `ScrapeCollector`).
+    fn at_scrape(&mut self) -> Option<&mut dyn ScrapeCollector> {
+        None
+    }
+}
+
+/// What a collector run at scrape time reads: host files, and the last published snapshot
+/// for the few figures it adds from the refresher's state.
+pub struct Host<'a> {
+    pub procfs: &'a Path,
+    pub snapshot: &'a Snapshot,
+}
+
+/// A collector that reads host files (`/proc/stat`, `/proc/meminfo`, statvfs...) and its own
+/// state: it runs at each scrape, so its figures are as fresh as the scrape (node_exporter
+/// reads them the same way). Each is called by one scrape at a time.
+pub trait ScrapeCollector: Send {
     fn name(&self) -> &'static str;
     /// Appends this collector's families. An error marks the collector failed for this
     /// scrape (`monitor_collector_success 0`) without failing the scrape.
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()>;
+    fn collect(&mut self, host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()>;
+}
+
+/// A scrape-time collector registers in `ALL` like any other; the daemon runs it at scrape
+/// time, never through `collect` with a refresher's view.
+impl<T: ScrapeCollector> Collector for T {
+    fn name(&self) -> &'static str {
+        ScrapeCollector::name(self)
+    }
+
+    fn collect(&mut self, _view: &View<'_>, _out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        anyhow::bail!("{} runs at scrape time", ScrapeCollector::name(self))
+    }
+
+    fn at_scrape(&mut self) -> Option<&mut dyn ScrapeCollector> {
+        Some(self)
+    }
 }
 
 /// Settings of the collectors that have any, from the command line.

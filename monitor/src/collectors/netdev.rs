@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
+use super::{Host, ScrapeCollector, Spec};
 use crate::{
     metrics::{counter, family},
     net::netdev::{self, Interface},
@@ -72,16 +72,16 @@ fn families(ifaces: &[Interface]) -> Vec<MetricFamily> {
     ]
 }
 
-impl Collector for NetDev {
+impl ScrapeCollector for NetDev {
     fn name(&self) -> &'static str {
         SPEC.name
     }
 
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        let ifaces = netdev::read(view.procfs).context("per-interface counters")?;
+    fn collect(&mut self, host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        let ifaces = netdev::read(host.procfs).context("per-interface counters")?;
         out.extend(families(&ifaces));
         // Only while the per-process figures are measured.
-        if let Some((rx, tx)) = view.net.as_ref().ok().and_then(|n| n.unattributed) {
+        if let Some((rx, tx)) = host.snapshot.unattributed {
             out.push(family(
                 "monitor_network_unattributed_bytes_total",
                 "Interface bytes (all interfaces, headers included) beyond the TCP/UDP payload \

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
+use super::{Host, ScrapeCollector, Spec};
 use crate::metrics::{counter, family};
 
 pub const SPEC: Spec = Spec {
@@ -86,13 +86,13 @@ pub fn families(rows: &[(&str, f64, Option<f64>)]) -> Vec<MetricFamily> {
     ]
 }
 
-impl Collector for Pressure {
+impl ScrapeCollector for Pressure {
     fn name(&self) -> &'static str {
         SPEC.name
     }
 
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        out.extend(families(&read(view.procfs)?));
+    fn collect(&mut self, host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        out.extend(families(&read(host.procfs)?));
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use regex::bytes::Regex;
 
 use self::follow::Follower;
 use crate::{
-    collectors::{Collector, View},
+    collectors::{Host, ScrapeCollector},
     metrics::{counter, family, gauge},
 };
 
@@ -149,12 +149,12 @@ impl LogMatchArgs {
     }
 }
 
-impl Collector for LogMatchCollector {
+impl ScrapeCollector for LogMatchCollector {
     fn name(&self) -> &'static str {
         "log_match"
     }
 
-    fn collect(&mut self, _view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+    fn collect(&mut self, _host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
         let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let per_file = |f: &dyn Fn(&FileCounts) -> f64| -> Vec<_> {
             s.files

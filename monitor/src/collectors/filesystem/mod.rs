@@ -14,7 +14,7 @@ use prometheus::proto::{MetricFamily, MetricType};
 
 pub use mounts::{Filter, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
 
-use super::{Collector, Spec, View};
+use super::{Host, ScrapeCollector, Spec};
 use crate::{
     core::monotonic_seconds,
     metrics::{family, gauge},
@@ -73,13 +73,13 @@ impl Filesystem {
     }
 }
 
-impl Collector for Filesystem {
+impl ScrapeCollector for Filesystem {
     fn name(&self) -> &'static str {
         SPEC.name
     }
 
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        let mounts: Vec<mounts::Mount> = Self::mounts(view.procfs)?
+    fn collect(&mut self, host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        let mounts: Vec<mounts::Mount> = Self::mounts(host.procfs)?
             .into_iter()
             .filter(|m| self.opts.filter.keeps(m))
             .collect();
