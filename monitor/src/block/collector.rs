@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use monitor_common::block::{DiskStats, OP_NAMES};
+use monitor_common::block::{BlockTaskCounters, DiskStats, OP_NAMES};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use crate::{
@@ -154,8 +154,16 @@ impl Collector for Block {
         rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         out.extend(disk_families(&rows));
         // Per group only with the process table, which the `sched` collector keeps.
+        // Series only for the groups whose I/O this family has seen; the others are all
+        // zeros, and the sum over groups is the same without them.
         if let Ok(s) = view.sched {
-            out.extend(group_families(&s.export.rows()));
+            let rows: Vec<(&str, Counters)> = s
+                .export
+                .rows()
+                .into_iter()
+                .filter(|(_, c)| c.disk != BlockTaskCounters::default())
+                .collect();
+            out.extend(group_families(&rows));
         }
         Ok(())
     }

@@ -149,7 +149,9 @@ fn tcp_health(rows: &[(&str, NetCounters)]) -> Vec<MetricFamily> {
             "monitor_process_tcp_connect_latency_seconds",
             "Time from a connect()'s SYN to ESTABLISHED, per group.",
             MetricType::HISTOGRAM,
+            // Only groups that completed a connect(): 14 series a group otherwise.
             rows.iter()
+                .filter(|(_, c)| c.tcp_connect.iter().any(|&n| n != 0))
                 .map(|(g, c)| {
                     let b: Vec<(Option<f64>, u64)> = (0..CONNECT_BUCKETS)
                         .map(|i| (connect_upper_seconds(i), c.tcp_connect[i]))
@@ -204,11 +206,14 @@ impl Collector for Network {
             .sched
             .as_ref()
             .map_err(|e| anyhow!("no process table (the sched collector): {e}"))?;
+        // Series only for the groups this family has seen (any traffic or TCP event); the
+        // others are all zeros, and the sum over groups is the same without them.
         let rows: Vec<(&str, NetCounters)> = s
             .export
             .rows()
             .into_iter()
             .map(|(g, c)| (g, c.net))
+            .filter(|(_, c)| *c != NetCounters::default())
             .collect();
         out.extend(traffic(&rows));
         out.extend(tcp_health(&rows));

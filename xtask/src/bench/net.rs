@@ -185,7 +185,7 @@ fn start(tool: Tool, env: &Env, tag: &str) -> anyhow::Result<(Proc, PathBuf)> {
     };
     // Its send program, by name for ours; bpftrace's names are cut short: any of its own.
     let sends = |name: &str| match tool {
-        Tool::Monitor => name == "net_sock_send",
+        Tool::Monitor => ours(name, "net_sock_send"),
         Tool::MonitorPre63 => name == "net_dev_queue",
         Tool::Bpftrace => true,
     };
@@ -289,6 +289,12 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
     })
 }
 
+/// Whether our program `n` is `name` or its typed twin `<name>_btf` (the daemon attaches
+/// whichever the kernel has).
+fn ours(n: &str, name: &str) -> bool {
+    n == name || n.strip_suffix("_btf") == Some(name)
+}
+
 /// Whether a program of ours is a network one (the daemon also runs its scheduler programs,
 /// figure 2's subject).
 fn is_network(name: &str) -> bool {
@@ -302,7 +308,7 @@ fn ns_per_event(progs: &BTreeMap<String, Cost>, tool: Tool, name: &str, hook: &s
         .iter()
         .find(|(n, _)| match tool {
             Tool::Bpftrace => bpf::is_named(n, hook),
-            Tool::Monitor | Tool::MonitorPre63 => n.as_str() == name,
+            Tool::Monitor | Tool::MonitorPre63 => ours(n, name),
         })
         .and_then(|(_, c)| c.ns_per_run())
 }
