@@ -738,7 +738,7 @@ impl Core {
                 exe: p.identity.exe.clone(),
                 cmdline: p.identity.cmdline.clone(),
                 uid: p.identity.uid,
-                group: p.group.to_string(),
+                group: p.group.clone(),
                 cpu_seconds_total: ns_to_seconds(p.last.cpu_ns),
                 runqueue_wait_seconds_total: ns_to_seconds(p.last.runq_wait_ns),
                 voluntary_switches_total: p.last.voluntary_switches,

@@ -9,7 +9,7 @@
 //! zero; identity fields added later read as their default. The fields every daemon has sent
 //! are required, so a body that is not a process list is rejected.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,14 +45,16 @@ pub struct ProcessRow {
     pub pid: u32,
     #[serde(default)]
     pub ppid: u32,
-    pub comm: String,
+    /// Shared with the process table (the list is made at every refresh: a reference
+    /// count, not a copy of each process's command line).
+    pub comm: Arc<str>,
     #[serde(default)]
-    pub exe: String,
+    pub exe: Arc<str>,
     #[serde(default)]
-    pub cmdline: String,
+    pub cmdline: Arc<str>,
     #[serde(default)]
     pub uid: u32,
-    pub group: String,
+    pub group: Arc<str>,
     pub cpu_seconds_total: f64,
     pub runqueue_wait_seconds_total: f64,
     #[serde(default)]
@@ -165,10 +167,7 @@ mod tests {
         .unwrap();
         assert_eq!(list.read_at_monotonic_seconds, None);
         let p = &list.processes[0];
-        assert_eq!(
-            (p.ppid, p.exe.as_str(), p.voluntary_switches_total),
-            (0, "", 0)
-        );
+        assert_eq!((p.ppid, &*p.exe, p.voluntary_switches_total), (0, "", 0));
         assert_eq!(
             (p.rss_bytes, p.disk_read_bytes_total, p.net_rx_packets_total),
             (None, None, None)

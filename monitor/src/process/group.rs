@@ -136,12 +136,12 @@ impl Grouper {
             return self.intern(&base);
         }
         let name = match self.by {
-            GroupBy::Comm => id.comm.clone(),
+            GroupBy::Comm => id.comm.to_string(),
             GroupBy::Exe if !id.exe.is_empty() => {
                 let exe = id.exe.trim_end_matches(" (deleted)");
                 exe.rsplit('/').next().unwrap_or(exe).to_string()
             }
-            GroupBy::Exe => id.comm.clone(),
+            GroupBy::Exe => id.comm.to_string(),
             GroupBy::User => self.user(id.uid),
         };
         self.intern(&name)

@@ -1,6 +1,9 @@
 //! Who a process is, read from procfs under a configurable root (so tests use fixtures).
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use serde::Serialize;
 
@@ -11,10 +14,11 @@ const CMDLINE_MAX: usize = 4096;
 pub struct Identity {
     pub pid: u32,
     pub ppid: u32,
-    pub comm: String,
+    /// Shared, not copied, by every process list made from it.
+    pub comm: Arc<str>,
     /// Path of the executable; empty for kernel threads or when it cannot be read.
-    pub exe: String,
-    pub cmdline: String,
+    pub exe: Arc<str>,
+    pub cmdline: Arc<str>,
     pub uid: u32,
     /// Start time in clock ticks after boot: tells a reused pid from the process before it.
     #[serde(skip)]
@@ -83,9 +87,9 @@ impl IdentityReader {
         Ok(Identity {
             pid,
             ppid: u32::try_from(stat.ppid).unwrap_or(0),
-            comm: stat.comm,
-            exe,
-            cmdline,
+            comm: stat.comm.into(),
+            exe: exe.into(),
+            cmdline: cmdline.into(),
             uid,
             start_ticks: stat.starttime,
         })
@@ -134,9 +138,9 @@ mod tests {
         let id = IdentityReader::new(dir.path()).read(4242).unwrap();
         assert_eq!(id.pid, 4242);
         assert_eq!(id.ppid, 17);
-        assert_eq!(id.comm, "my proc");
-        assert_eq!(id.exe, "/usr/bin/my");
-        assert_eq!(id.cmdline, "/usr/bin/my --flag x");
+        assert_eq!(&*id.comm, "my proc");
+        assert_eq!(&*id.exe, "/usr/bin/my");
+        assert_eq!(&*id.cmdline, "/usr/bin/my --flag x");
         assert_eq!(id.start_ticks, 777);
         assert!(matches!(
             IdentityReader::new(dir.path()).read(1),

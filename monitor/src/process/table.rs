@@ -75,7 +75,7 @@ impl ProcessTable {
     fn read_identity(&self, tgid: u32, comm: &str) -> Identity {
         self.reader.read(tgid).unwrap_or_else(|_| Identity {
             pid: tgid,
-            comm: comm.to_string(),
+            comm: comm.into(),
             ..Default::default()
         })
     }

@@ -114,7 +114,7 @@ mod tests {
         assert!(s.measured);
         assert_eq!(s.read_at, Some(12.5));
         assert_eq!(s.procs.len(), 2);
-        assert_eq!(s.procs[0].comm, "init");
+        assert_eq!(&*s.procs[0].comm, "init");
         assert_eq!(s.procs[0].cpu_seconds_total, 1.5);
         assert_eq!(s.procs[0].rss_bytes, None);
         assert_eq!(s.procs[1].rss_bytes, Some(4096));
