@@ -586,7 +586,7 @@ impl Core {
             // Processes first seen since the last listing of procfs are alive until their
             // exit event.
             live_set.seen(entries.iter().map(|e| e.tgid).filter(|&t| table.may_run(t)));
-            let live = live_set.pids().clone();
+            let live = live_set.pids();
             // The time base of rates is when the counters are read, not when the refresh
             // began: listing /proc first can take a good part of a second on a busy host.
             let now_ns = monotonic_ns();
@@ -599,13 +599,13 @@ impl Core {
                 |t| live.contains(&t) && table.may_run(t),
             );
             if let Ok(n) = net.as_mut() {
-                n.merge(&mut entries, &live, |t| table.knows(t))?;
+                n.merge(&mut entries, live, |t| table.knows(t))?;
             }
             if let Ok(b) = block_maps.as_mut() {
-                b.merge(&mut entries, &live, |t| table.knows(t))?;
+                b.merge(&mut entries, live, |t| table.knows(t))?;
             }
             let task_entries = entries.len();
-            let delete = table.update(entries, &live, now);
+            let delete = table.update(entries, live, now);
             maps.remove_tasks(&delete);
             if let Ok(n) = net.as_mut() {
                 n.remove(&delete);

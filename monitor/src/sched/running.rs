@@ -27,32 +27,36 @@ pub fn add_slices(
     mut resolve: impl FnMut(u32) -> Option<u32>,
     live: impl Fn(u32) -> bool,
 ) {
-    if running.is_empty() {
-        return;
-    }
-    let mut at: HashMap<u32, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.tgid, i))
-        .collect();
+    // At most one slice per CPU: a small map of them, and one pass over the entries.
+    let mut slices: HashMap<u32, u64> = HashMap::new();
     for r in running {
         let tgid = if r.tgid != 0 {
             Some(r.tgid)
         } else {
             resolve(r.tid)
         };
-        let Some(tgid) = tgid.filter(|&t| t != 0 && live(t)) else {
-            continue;
-        };
-        let i = *at.entry(tgid).or_insert_with(|| {
-            entries.push(KernelEntry {
-                tgid,
-                counters: Default::default(),
-                comm: String::new(),
-            });
-            entries.len() - 1
+        if let Some(tgid) = tgid.filter(|&t| t != 0 && live(t)) {
+            *slices.entry(tgid).or_default() += r.ns;
+        }
+    }
+    if slices.is_empty() {
+        return;
+    }
+    for e in entries.iter_mut() {
+        if let Some(ns) = slices.remove(&e.tgid) {
+            e.counters.cpu_ns += ns;
+        }
+    }
+    // Live groups without an entry yet (switched in, never out).
+    for (tgid, ns) in slices {
+        entries.push(KernelEntry {
+            tgid,
+            counters: crate::process::counters::Counters {
+                cpu_ns: ns,
+                ..Default::default()
+            },
+            comm: String::new(),
         });
-        entries[i].counters.cpu_ns += r.ns;
     }
 }
 
