@@ -119,6 +119,8 @@ pub fn partitions(sysfs: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
 pub struct BlockMaps {
     stats: HashMap<MapData, DiskKey, DiskStats>,
     tasks: HashMap<MapData, u32, BlockTaskCounters>,
+    tasks_count: crate::bpf::batch::CachedCount,
+    requests_count: crate::bpf::batch::CachedCount,
     requests: HashMap<MapData, RequestKey, RequestState>,
     part_disk: HashMap<MapData, u32, u32>,
     /// Whether submitters come from bio events, which name partitions: then `PART_DISK` must
@@ -131,6 +133,8 @@ impl BlockMaps {
         Ok(Self {
             stats: take_map(ebpf, maps::DISK_STATS)?,
             tasks: take_map(ebpf, maps::BLOCK_TASKS)?,
+            tasks_count: Default::default(),
+            requests_count: Default::default(),
             requests: take_map(ebpf, maps::BLOCK_REQUESTS)?,
             part_disk: take_map(ebpf, maps::PART_DISK)?,
             bio_events,
@@ -198,11 +202,11 @@ impl BlockMaps {
     }
 
     pub fn task_entries(&self) -> u64 {
-        crate::bpf::batch::count(&self.tasks)
+        self.tasks_count.get(&self.tasks)
     }
 
     pub fn request_entries(&self) -> u64 {
-        crate::bpf::batch::count(&self.requests)
+        self.requests_count.get(&self.requests)
     }
 }
 

@@ -116,3 +116,25 @@ pub fn count<K: Pod + Default, V: Pod + Default>(map: &HashMap<MapData, K, V>) -
         _ => map.keys().filter(Result::is_ok).count() as u64,
     }
 }
+
+/// How often `CachedCount` counts again: a count walks every bucket of the map (its
+/// capacity, not its entries), and only feeds `monitor_bpf_map_entries`.
+pub const COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A map's entry count, counted again at most every `COUNT_EVERY`.
+#[derive(Debug, Default)]
+pub struct CachedCount(std::cell::Cell<Option<(std::time::Instant, u64)>>);
+
+impl CachedCount {
+    pub fn get<K: Pod + Default, V: Pod + Default>(&self, map: &HashMap<MapData, K, V>) -> u64 {
+        let now = std::time::Instant::now();
+        match self.0.get() {
+            Some((at, n)) if now.duration_since(at) < COUNT_EVERY => n,
+            _ => {
+                let n = count(map);
+                self.0.set(Some((now, n)));
+                n
+            }
+        }
+    }
+}

@@ -150,6 +150,7 @@ pub fn log_exactness(hooks: &[(&'static str, Attached)]) {
 
 pub struct NetMaps {
     stats: HashMap<MapData, u32, NetCounters>,
+    stats_count: crate::bpf::batch::CachedCount,
     socks: HashMap<MapData, u64, SockOwner>,
     listeners: HashMap<MapData, u32, SockOwner>,
 }
@@ -166,6 +167,7 @@ impl NetMaps {
     pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
         Ok(Self {
             stats: take_map(ebpf, maps::NET_STATS)?,
+            stats_count: Default::default(),
             socks: take_map(ebpf, maps::TCP_SOCKS)?,
             listeners: take_map(ebpf, maps::TCP_LISTENERS)?,
         })
@@ -197,7 +199,7 @@ impl NetMaps {
     }
 
     pub fn stats_entries(&self) -> u64 {
-        crate::bpf::batch::count(&self.stats)
+        self.stats_count.get(&self.stats)
     }
 
     pub fn sockets(&self) -> Sockets {

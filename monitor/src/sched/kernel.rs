@@ -143,6 +143,7 @@ pub struct SchedMaps {
     runq_hist: PerCpuArray<MapData, RunqHist>,
     cpu_slot: PerCpuArray<MapData, CpuSlot>,
     events: RingBuf<MapData>,
+    runq_start_count: crate::bpf::batch::CachedCount,
 }
 
 impl SchedMaps {
@@ -152,6 +153,7 @@ impl SchedMaps {
             runq_start: take_map(ebpf, maps::RUNQ_START)?,
             runq_hist: take_map(ebpf, maps::RUNQ_HIST)?,
             cpu_slot: take_map(ebpf, maps::CPU_SLOT)?,
+            runq_start_count: Default::default(),
             events: take_map(ebpf, maps::PROC_EVENTS)?,
         })
     }
@@ -222,6 +224,6 @@ impl SchedMaps {
     }
 
     pub fn runq_start_entries(&self) -> usize {
-        crate::bpf::batch::count(&self.runq_start) as usize
+        self.runq_start_count.get(&self.runq_start) as usize
     }
 }
