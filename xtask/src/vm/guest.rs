@@ -71,6 +71,10 @@ fn init_script() -> String {
            until wget -q -O /dev/null http://127.0.0.1:9957/healthz; do\n\
              i=$((i+1)); [ $i -gt 240 ] && break; sleep 0.5\n\
            done\n\
+           if [ $i -gt 240 ]; then\n\
+             echo \"@@ BEGIN $name\"; echo \"@@ LOG $name\"; cat /tmp/$name.log; echo \"@@ END $name\"\n\
+             kill $pid; return\n\
+           fi\n\
            cp /opt/dash /tmp/$work\n",
     );
     s.push_str(&format!(
@@ -81,15 +85,20 @@ fn init_script() -> String {
         DISK_READ_BYTES / u64::from(DISK_READS)
     ));
     // A server in the background prints its port; the client talks to it; both exit when
-    // done (stdin is /dev/null).
+    // done (stdin is /dev/null). Every run reuses the names, so the server's output file goes
+    // first: the background server truncates it only once it starts, and a port line left by
+    // the previous run would pass the wait and then read as nothing (the client failed, the
+    // server waited forever, the guest hit the boot limit).
     s.push_str(&format!(
         "  net() {{\n\
              kind=$1; srv=$2; cli=$3; n=$4; shift 4\n\
              cp /opt/net-child /tmp/$srv; cp /opt/net-child /tmp/$cli\n\
+             rm -f /tmp/$srv.out\n\
              /tmp/$srv $kind-server 127.0.0.1 $n </dev/null >/tmp/$srv.out &\n\
              spid=$!\n\
              i=0; until grep -q port /tmp/$srv.out; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done\n\
              port=$(sed -n 's/port //p' /tmp/$srv.out)\n\
+             [ -n \"$port\" ] || {{ echo \"@@ NOPORT $srv\"; kill $spid; }}\n\
              /tmp/$cli $kind-client 127.0.0.1:$port \"$@\" </dev/null >/dev/null\n\
              wait $spid\n\
            }}\n\
