@@ -40,7 +40,7 @@ pub const RUNS: &[GuestRun] = &[
     GuestRun {
         name: "default",
         group: "vmwork",
-        args: "--bpf.stats",
+        args: "--bpf.stats --audit.file /tmp/default.audit",
     },
     GuestRun {
         name: "classic",
@@ -113,6 +113,9 @@ fn init_script() -> String {
            cat /tmp/$name.log\n\
            echo \"@@ END $name\"\n\
            kill $pid; wait $pid\n\
+           echo \"@@ AUDIT $name\"\n\
+           cat /tmp/$name.audit 2>/dev/null\n\
+           echo \"@@ END $name\"\n\
          }\n",
     );
     for r in RUNS {
@@ -201,6 +204,16 @@ pub struct RunOutput {
     /// Series (name with labels) to value.
     pub metrics: BTreeMap<String, f64>,
     pub log: String,
+    /// The audit log's lines (JSON), printed once the daemon has exited, for runs with
+    /// `--audit.file /tmp/<run>.audit`.
+    pub audit: Vec<String>,
+}
+
+/// Which part of a run's output the console is printing.
+enum Section {
+    Metrics,
+    Log,
+    Audit,
 }
 
 /// What the guest printed: its kernel release and each run's output.
@@ -213,7 +226,7 @@ pub struct GuestOutput {
 
 pub fn parse(console: &str) -> GuestOutput {
     let mut out = GuestOutput::default();
-    let mut section: Option<(String, bool)> = None;
+    let mut section: Option<(String, Section)> = None;
     for raw in console.lines() {
         let line = raw.trim_end_matches('\r');
         // The firmware's console may leave terminal escapes before the first marker.
@@ -223,28 +236,33 @@ pub fn parse(console: &str) -> GuestOutput {
                 (Some("KERNEL"), Some(r)) => out.release = Some(r.to_string()),
                 (Some("BEGIN"), Some(n)) => {
                     out.runs.entry(n.to_string()).or_default();
-                    section = Some((n.to_string(), true));
+                    section = Some((n.to_string(), Section::Metrics));
                 }
-                (Some("LOG"), Some(n)) => section = Some((n.to_string(), false)),
+                (Some("LOG"), Some(n)) => section = Some((n.to_string(), Section::Log)),
+                (Some("AUDIT"), Some(n)) => section = Some((n.to_string(), Section::Audit)),
                 (Some("END"), _) => section = None,
                 (Some("DONE"), _) => out.done = true,
                 _ => {}
             }
             continue;
         }
-        let Some((name, is_metrics)) = &section else {
+        let Some((name, part)) = &section else {
             continue;
         };
         let run = out.runs.entry(name.clone()).or_default();
-        if *is_metrics {
-            if let Some((series, value)) = line.rsplit_once(' ') {
-                if let Ok(v) = value.parse() {
-                    run.metrics.insert(series.to_string(), v);
+        match part {
+            Section::Metrics => {
+                if let Some((series, value)) = line.rsplit_once(' ') {
+                    if let Ok(v) = value.parse() {
+                        run.metrics.insert(series.to_string(), v);
+                    }
                 }
             }
-        } else {
-            run.log.push_str(line);
-            run.log.push('\n');
+            Section::Log => {
+                run.log.push_str(line);
+                run.log.push('\n');
+            }
+            Section::Audit => run.audit.push(line.to_string()),
         }
     }
     out
@@ -258,6 +276,7 @@ mod tests {
     fn parses_sections() {
         let console = "noise\r\n\x1b[?7l\x1b[2J@@ KERNEL 6.1.0-50-amd64\r\n@@ BEGIN default\r\n\
                        monitor_x{a=\"b c\"} 3\r\n@@ LOG default\r\nINFO attached\r\n\
+                       @@ END default\r\n@@ AUDIT default\r\n{\"kind\":\"exec\"}\r\n\
                        @@ END default\r\n@@ DONE\r\n";
         let o = parse(console);
         assert_eq!(o.release.as_deref(), Some("6.1.0-50-amd64"));
@@ -265,6 +284,7 @@ mod tests {
         let r = &o.runs["default"];
         assert_eq!(r.metrics["monitor_x{a=\"b c\"}"], 3.0);
         assert_eq!(r.log, "INFO attached\n");
+        assert_eq!(r.audit, ["{\"kind\":\"exec\"}"]);
     }
 
     #[test]

@@ -208,6 +208,9 @@ fn check_run(
             run.name
         );
     }
+    if run.args.contains("--audit.file") {
+        check_audit(run, &out.audit)?;
+    }
     Ok(m.iter()
         .filter(|(k, _)| k.starts_with("monitor_bpf_program_verified_instructions{"))
         .filter_map(|(k, v)| Some((label(k, "program")?.to_string(), *v as u64)))
@@ -251,6 +254,40 @@ fn check_network(
         let got = m.get(&series).copied();
         if got != Some(want) {
             bail!("run {}: {series} is {got:?}, expected {want}", run.name);
+        }
+    }
+    Ok(())
+}
+
+/// The audit log of a run that kept one: the workload's execs and exits, and the TCP
+/// connection's connect, accept and close, each exactly once per process.
+fn check_audit(run: &guest::GuestRun, audit: &[String]) -> anyhow::Result<()> {
+    let events: Vec<serde_json::Value> = audit
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("audit line {l:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let count = |kind: &str, comm: &str| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["comm"] == comm)
+            .count()
+    };
+    let runs = guest::WORKLOAD_RUNS as usize;
+    for (kind, comm, want) in [
+        ("exec", run.group, runs),
+        ("exit", run.group, runs),
+        ("tcp_connect", "vmnetcli", 1),
+        ("tcp_accept", "vmnetsrv", 1),
+        ("tcp_close", "vmnetcli", 1),
+    ] {
+        let got = count(kind, comm);
+        if got != want {
+            bail!(
+                "run {}: the audit log has {got} {kind} events of {comm}, expected {want} ({} lines)",
+                run.name,
+                events.len()
+            );
         }
     }
     Ok(())
@@ -471,6 +508,21 @@ mod tests {
             "monitor_bpf_program_verified_instructions{program=\"sched_switch_btf\"}".into(),
             3653.0,
         );
+        for _ in 0..guest::WORKLOAD_RUNS {
+            for kind in ["exec", "exit"] {
+                o.audit
+                    .push(format!(r#"{{"kind":"{kind}","pid":7,"comm":"vmwork"}}"#));
+            }
+        }
+        for (kind, comm) in [
+            ("tcp_connect", "vmnetcli"),
+            ("tcp_accept", "vmnetsrv"),
+            ("tcp_close", "vmnetcli"),
+            ("tcp_close", "vmnetsrv"),
+        ] {
+            o.audit
+                .push(format!(r#"{{"kind":"{kind}","pid":8,"comm":"{comm}"}}"#));
+        }
         o
     }
 
@@ -490,6 +542,10 @@ mod tests {
         assert!(format!("{:#}", e.unwrap_err()).contains("cpu_time_and_switches"));
         let e = check_run("6.1", &guest::RUNS[0], &output("tp_btf/sched_switch", 2.0));
         assert!(format!("{:#}", e.unwrap_err()).contains("starts"));
+        let mut o = output("tp_btf/sched_switch", 3.0);
+        o.audit.retain(|l| !l.contains("tcp_accept"));
+        let e = check_run("6.1", &guest::RUNS[0], &o);
+        assert!(format!("{:#}", e.unwrap_err()).contains("tcp_accept"));
     }
 
     #[test]
