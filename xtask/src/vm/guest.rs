@@ -40,7 +40,7 @@ pub const RUNS: &[GuestRun] = &[
     GuestRun {
         name: "default",
         group: "vmwork",
-        args: "--bpf.stats",
+        args: "--bpf.stats --audit.file /tmp/default.audit",
     },
     GuestRun {
         name: "classic",
@@ -71,6 +71,10 @@ fn init_script() -> String {
            until wget -q -O /dev/null http://127.0.0.1:9957/healthz; do\n\
              i=$((i+1)); [ $i -gt 240 ] && break; sleep 0.5\n\
            done\n\
+           if [ $i -gt 240 ]; then\n\
+             echo \"@@ BEGIN $name\"; echo \"@@ LOG $name\"; cat /tmp/$name.log; echo \"@@ END $name\"\n\
+             kill $pid; return\n\
+           fi\n\
            cp /opt/dash /tmp/$work\n",
     );
     s.push_str(&format!(
@@ -81,15 +85,20 @@ fn init_script() -> String {
         DISK_READ_BYTES / u64::from(DISK_READS)
     ));
     // A server in the background prints its port; the client talks to it; both exit when
-    // done (stdin is /dev/null).
+    // done (stdin is /dev/null). Every run reuses the names, so the server's output file goes
+    // first: the background server truncates it only once it starts, and a port line left by
+    // the previous run would pass the wait and then read as nothing (the client failed, the
+    // server waited forever, the guest hit the boot limit).
     s.push_str(&format!(
         "  net() {{\n\
              kind=$1; srv=$2; cli=$3; n=$4; shift 4\n\
              cp /opt/net-child /tmp/$srv; cp /opt/net-child /tmp/$cli\n\
+             rm -f /tmp/$srv.out\n\
              /tmp/$srv $kind-server 127.0.0.1 $n </dev/null >/tmp/$srv.out &\n\
              spid=$!\n\
              i=0; until grep -q port /tmp/$srv.out; do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done\n\
              port=$(sed -n 's/port //p' /tmp/$srv.out)\n\
+             [ -n \"$port\" ] || {{ echo \"@@ NOPORT $srv\"; kill $spid; }}\n\
              /tmp/$cli $kind-client 127.0.0.1:$port \"$@\" </dev/null >/dev/null\n\
              wait $spid\n\
            }}\n\
@@ -104,6 +113,9 @@ fn init_script() -> String {
            cat /tmp/$name.log\n\
            echo \"@@ END $name\"\n\
            kill $pid; wait $pid\n\
+           echo \"@@ AUDIT $name\"\n\
+           cat /tmp/$name.audit 2>/dev/null\n\
+           echo \"@@ END $name\"\n\
          }\n",
     );
     for r in RUNS {
@@ -192,6 +204,16 @@ pub struct RunOutput {
     /// Series (name with labels) to value.
     pub metrics: BTreeMap<String, f64>,
     pub log: String,
+    /// The audit log's lines (JSON), printed once the daemon has exited, for runs with
+    /// `--audit.file /tmp/<run>.audit`.
+    pub audit: Vec<String>,
+}
+
+/// Which part of a run's output the console is printing.
+enum Section {
+    Metrics,
+    Log,
+    Audit,
 }
 
 /// What the guest printed: its kernel release and each run's output.
@@ -204,7 +226,7 @@ pub struct GuestOutput {
 
 pub fn parse(console: &str) -> GuestOutput {
     let mut out = GuestOutput::default();
-    let mut section: Option<(String, bool)> = None;
+    let mut section: Option<(String, Section)> = None;
     for raw in console.lines() {
         let line = raw.trim_end_matches('\r');
         // The firmware's console may leave terminal escapes before the first marker.
@@ -214,28 +236,33 @@ pub fn parse(console: &str) -> GuestOutput {
                 (Some("KERNEL"), Some(r)) => out.release = Some(r.to_string()),
                 (Some("BEGIN"), Some(n)) => {
                     out.runs.entry(n.to_string()).or_default();
-                    section = Some((n.to_string(), true));
+                    section = Some((n.to_string(), Section::Metrics));
                 }
-                (Some("LOG"), Some(n)) => section = Some((n.to_string(), false)),
+                (Some("LOG"), Some(n)) => section = Some((n.to_string(), Section::Log)),
+                (Some("AUDIT"), Some(n)) => section = Some((n.to_string(), Section::Audit)),
                 (Some("END"), _) => section = None,
                 (Some("DONE"), _) => out.done = true,
                 _ => {}
             }
             continue;
         }
-        let Some((name, is_metrics)) = &section else {
+        let Some((name, part)) = &section else {
             continue;
         };
         let run = out.runs.entry(name.clone()).or_default();
-        if *is_metrics {
-            if let Some((series, value)) = line.rsplit_once(' ') {
-                if let Ok(v) = value.parse() {
-                    run.metrics.insert(series.to_string(), v);
+        match part {
+            Section::Metrics => {
+                if let Some((series, value)) = line.rsplit_once(' ') {
+                    if let Ok(v) = value.parse() {
+                        run.metrics.insert(series.to_string(), v);
+                    }
                 }
             }
-        } else {
-            run.log.push_str(line);
-            run.log.push('\n');
+            Section::Log => {
+                run.log.push_str(line);
+                run.log.push('\n');
+            }
+            Section::Audit => run.audit.push(line.to_string()),
         }
     }
     out
@@ -249,6 +276,7 @@ mod tests {
     fn parses_sections() {
         let console = "noise\r\n\x1b[?7l\x1b[2J@@ KERNEL 6.1.0-50-amd64\r\n@@ BEGIN default\r\n\
                        monitor_x{a=\"b c\"} 3\r\n@@ LOG default\r\nINFO attached\r\n\
+                       @@ END default\r\n@@ AUDIT default\r\n{\"kind\":\"exec\"}\r\n\
                        @@ END default\r\n@@ DONE\r\n";
         let o = parse(console);
         assert_eq!(o.release.as_deref(), Some("6.1.0-50-amd64"));
@@ -256,6 +284,7 @@ mod tests {
         let r = &o.runs["default"];
         assert_eq!(r.metrics["monitor_x{a=\"b c\"}"], 3.0);
         assert_eq!(r.log, "INFO attached\n");
+        assert_eq!(r.audit, ["{\"kind\":\"exec\"}"]);
     }
 
     #[test]

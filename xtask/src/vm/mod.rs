@@ -14,8 +14,9 @@ use anyhow::{bail, Context as _};
 
 use crate::{cmd, setup};
 
-/// Kernels the test command checks besides the host's: Debian 12's and its backports'.
-pub const MATRIX: &[&str] = &["6.1", "6.12"];
+/// Kernels the test command checks besides the host's: Debian 11's (through a private apt
+/// configuration: the machine lists no bullseye), Debian 12's and its backports'.
+pub const MATRIX: &[&str] = &["5.10", "6.1", "6.12"];
 
 const PACKAGES: &[&str] = &[
     "qemu-system-x86",
@@ -30,7 +31,7 @@ const BOOT_LIMIT: Duration = Duration::from_secs(300);
 
 #[derive(clap::Args)]
 pub struct Options {
-    /// Kernel series ("6.1", "6.12") or a full package name; repeatable. Default: the matrix.
+    /// Kernel series ("5.10", "6.1", "6.12") or a full package name; repeatable. Default: the matrix.
     #[arg(long = "kernel")]
     pub kernels: Vec<String>,
     /// Use target/release/monitor as it is.
@@ -38,22 +39,33 @@ pub struct Options {
     pub no_build: bool,
 }
 
-/// The hook each measure must use on a kernel series, per guest run. Every kernel in the
-/// matrix has `prev_state` as a tp_btf argument (5.18+), so the switch program uses tp_btf
-/// unless the run forces the classic fallback.
+/// The series' (major, minor), from "5.10" or a package name ("linux-image-6.12.117+deb12-amd64").
+fn version(series: &str) -> (u64, u64) {
+    let mut n = series
+        .trim_start_matches("linux-image-")
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|s| s.parse().unwrap_or(0));
+    (n.next().unwrap_or(0), n.next().unwrap_or(0))
+}
+
+/// The hook each measure must use on a kernel series, per guest run. tp_btf has the switch's
+/// `prev_state` argument from 5.18 (5.10 takes the classic tracepoint, for real), the wakeups
+/// from 5.5; the classic run forces the classic hooks everywhere.
 fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> {
-    let (switch, wakeup, wakeup_new) = if run == "classic" {
+    let v = version(series);
+    let classic = run == "classic";
+    let switch = if classic || v < (5, 18) {
+        "tracepoint/sched/sched_switch"
+    } else {
+        "tp_btf/sched_switch"
+    };
+    let (wakeup, wakeup_new) = if classic {
         (
-            "tracepoint/sched/sched_switch",
             "tracepoint/sched/sched_wakeup",
             "tracepoint/sched/sched_wakeup_new",
         )
     } else {
-        (
-            "tp_btf/sched_switch",
-            "tp_btf/sched_wakeup",
-            "tp_btf/sched_wakeup_new",
-        )
+        ("tp_btf/sched_wakeup", "tp_btf/sched_wakeup_new")
     };
     let mut hooks = vec![
         ("cpu_time_and_switches", switch),
@@ -67,7 +79,7 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     ];
     // sock_send_length and sock_recv_length exist from 6.3; the classic run forces the older
     // hooks everywhere.
-    if series == "6.1" || run == "classic" {
+    if classic || v < (6, 3) {
         hooks.push(("net_send", "tracepoint/net/net_dev_queue"));
         hooks.push(("net_receive", "tracepoint/skb/skb_copy_datagram_iovec"));
         hooks.push(("net_receive_udp", "tracepoint/skb/consume_skb"));
@@ -80,13 +92,22 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     hooks.push(("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"));
     hooks.push(("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"));
     // block_io_start exists from 6.5; the classic run forces the older path everywhere.
-    if series == "6.1" || run == "classic" {
+    if classic || v < (6, 5) {
         hooks.push(("disk_submitter", "tracepoint/block/block_bio_queue"));
         hooks.push(("disk_submitter_split", "tracepoint/block/block_split"));
     } else {
         hooks.push(("disk_submitter", "tracepoint/block/block_io_start"));
     }
     hooks
+}
+
+/// The default run's hooks, for the report line: measure=hook, the common prefixes cut.
+fn hooks(series: &str) -> String {
+    expected_hooks(series, "default")
+        .iter()
+        .map(|(m, h)| format!("{m}={}", h.trim_start_matches("tracepoint/")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn label<'a>(series: &'a str, name: &str) -> Option<&'a str> {
@@ -187,6 +208,9 @@ fn check_run(
             run.name
         );
     }
+    if run.args.contains("--audit.file") {
+        check_audit(run, &out.audit)?;
+    }
     Ok(m.iter()
         .filter(|(k, _)| k.starts_with("monitor_bpf_program_verified_instructions{"))
         .filter_map(|(k, v)| Some((label(k, "program")?.to_string(), *v as u64)))
@@ -235,6 +259,40 @@ fn check_network(
     Ok(())
 }
 
+/// The audit log of a run that kept one: the workload's execs and exits, and the TCP
+/// connection's connect, accept and close, each exactly once per process.
+fn check_audit(run: &guest::GuestRun, audit: &[String]) -> anyhow::Result<()> {
+    let events: Vec<serde_json::Value> = audit
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("audit line {l:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let count = |kind: &str, comm: &str| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["comm"] == comm)
+            .count()
+    };
+    let runs = guest::WORKLOAD_RUNS as usize;
+    for (kind, comm, want) in [
+        ("exec", run.group, runs),
+        ("exit", run.group, runs),
+        ("tcp_connect", "vmnetcli", 1),
+        ("tcp_accept", "vmnetsrv", 1),
+        ("tcp_close", "vmnetcli", 1),
+    ] {
+        let got = count(kind, comm);
+        if got != want {
+            bail!(
+                "run {}: the audit log has {got} {kind} events of {comm}, expected {want} ({} lines)",
+                run.name,
+                events.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Boots one kernel and checks it; `Ok` carries the report line's details.
 fn test_kernel(
     series: &str,
@@ -242,8 +300,9 @@ fn test_kernel(
     net_child: &std::path::Path,
     work: &std::path::Path,
 ) -> anyhow::Result<String> {
-    let package = kernel::resolve(series)?;
-    let files = kernel::fetch(&package, &work.join("kernels"))?;
+    let apt = kernel::Apt::for_series(series, work)?;
+    let package = kernel::resolve(series, &apt)?;
+    let files = kernel::fetch(&package, &apt, &work.join("kernels"))?;
     let initrd = guest::initramfs(monitor, net_child, &files.loop_module, work)?;
     let log = work.join(format!("{package}.console.log"));
     let start = Instant::now();
@@ -270,11 +329,21 @@ fn test_kernel(
             .with_context(|| format!("{release}: run {} printed nothing", run.name))?;
         verifier.extend(check_run(series, run, r).with_context(|| release.clone())?);
     }
+    // The kernel reports the count from 5.16 (`verified_insns` in `bpf_prog_info`); before,
+    // only the verifier's log has it, and aya keeps that log only when a load fails.
     let v: Vec<String> = verifier.iter().map(|(p, n)| format!("{p}={n}")).collect();
-    Ok(format!(
-        "{release} ({package}) in {:.0}s; verified instructions: {}",
-        start.elapsed().as_secs_f64(),
+    let counts = if version(series) >= (5, 16) {
+        if v.is_empty() {
+            bail!("{release}: no verifier instruction counts, expected one per program");
+        }
         v.join(" ")
+    } else {
+        "not reported before 5.16".to_string()
+    };
+    Ok(format!(
+        "{release} ({package}) in {:.0}s; hooks: {}; verified instructions: {counts}",
+        start.elapsed().as_secs_f64(),
+        hooks(series)
     ))
 }
 
@@ -331,7 +400,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_run, guest, label};
+    use super::{check_run, expected_hooks, guest, label, version};
 
     fn output(hook: &str, starts: f64) -> guest::RunOutput {
         let mut o = guest::RunOutput::default();
@@ -439,6 +508,21 @@ mod tests {
             "monitor_bpf_program_verified_instructions{program=\"sched_switch_btf\"}".into(),
             3653.0,
         );
+        for _ in 0..guest::WORKLOAD_RUNS {
+            for kind in ["exec", "exit"] {
+                o.audit
+                    .push(format!(r#"{{"kind":"{kind}","pid":7,"comm":"vmwork"}}"#));
+            }
+        }
+        for (kind, comm) in [
+            ("tcp_connect", "vmnetcli"),
+            ("tcp_accept", "vmnetsrv"),
+            ("tcp_close", "vmnetcli"),
+            ("tcp_close", "vmnetsrv"),
+        ] {
+            o.audit
+                .push(format!(r#"{{"kind":"{kind}","pid":8,"comm":"{comm}"}}"#));
+        }
         o
     }
 
@@ -458,6 +542,44 @@ mod tests {
         assert!(format!("{:#}", e.unwrap_err()).contains("cpu_time_and_switches"));
         let e = check_run("6.1", &guest::RUNS[0], &output("tp_btf/sched_switch", 2.0));
         assert!(format!("{:#}", e.unwrap_err()).contains("starts"));
+        let mut o = output("tp_btf/sched_switch", 3.0);
+        o.audit.retain(|l| !l.contains("tcp_accept"));
+        let e = check_run("6.1", &guest::RUNS[0], &o);
+        assert!(format!("{:#}", e.unwrap_err()).contains("tcp_accept"));
+    }
+
+    #[test]
+    fn hooks_follow_the_kernel_version() {
+        let h = |series, run| expected_hooks(series, run).into_iter().collect::<Vec<_>>();
+        let find = |hooks: &[(&str, &'static str)], m: &str| {
+            hooks.iter().find(|(k, _)| *k == m).map(|(_, h)| *h)
+        };
+        let old = h("5.10", "default");
+        assert_eq!(
+            find(&old, "cpu_time_and_switches"),
+            Some("tracepoint/sched/sched_switch")
+        );
+        assert_eq!(find(&old, "runqueue_wakeup"), Some("tp_btf/sched_wakeup"));
+        assert_eq!(
+            find(&old, "disk_submitter_split"),
+            Some("tracepoint/block/block_split")
+        );
+        assert_eq!(
+            find(&old, "net_receive_udp"),
+            Some("tracepoint/skb/consume_skb")
+        );
+        let new = h("linux-image-6.12.117+deb12-amd64", "default");
+        assert_eq!(
+            find(&new, "cpu_time_and_switches"),
+            Some("tp_btf/sched_switch")
+        );
+        assert_eq!(
+            find(&new, "disk_submitter"),
+            Some("tracepoint/block/block_io_start")
+        );
+        assert_eq!(find(&new, "net_receive_udp"), None);
+        assert_eq!(version("6.1"), (6, 1));
+        assert_eq!(version("linux-image-5.10.0-46-amd64"), (5, 10));
     }
 
     #[test]
