@@ -123,7 +123,8 @@ pub struct NetLayout {
     pub tcp_segs_in: u32,
     pub tcp_total_retrans: u32,
     pub tcp_bytes_sent: u32,
-    pub _pad: u32,
+    /// `tcp_sock.bytes_retrans` (4.19+): the part of `bytes_sent` that was sent again.
+    pub tcp_bytes_retrans: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<NetLayout>() == 104);

@@ -11,8 +11,8 @@
 //!   event per buffer copied to it; TCP only: UDP copies a linear datagram without it) and,
 //!   for UDP, `skb:consume_skb` (a datagram freed by the reader once read), send through `net:net_dev_queue` (one event per buffer
 //!   handed to a device, in the sender's context for UDP, possibly in softirq for TCP, so TCP
-//!   is charged to the socket's owner from `TCP_SOCKS` and measured by `tcp_sock.bytes_sent`,
-//!   which includes retransmitted payload).
+//!   is charged to the socket's owner from `TCP_SOCKS` and measured by `tcp_sock.bytes_sent`
+//!   less `bytes_retrans`, the payload sent again).
 //!
 //! TCP packets are the socket's own segment counters (`segs_out`, `segs_in`, as the kernel's
 //! `OutSegs`/`InSegs` count them) and retransmits its `total_retrans`, read at each event on
@@ -96,7 +96,7 @@ static NET_LAYOUT: NetLayout = NetLayout {
     tcp_segs_in: 0,
     tcp_total_retrans: 0,
     tcp_bytes_sent: 0,
-    _pad: 0,
+    tcp_bytes_retrans: 0,
 };
 
 #[inline(always)]
@@ -403,7 +403,7 @@ pub fn tcp_owner(sk: u64, create: bool) -> Option<*mut SockOwner> {
     o.segs_out = read_field::<u32>(sk, global(&l.tcp_segs_out)).unwrap_or(0);
     o.segs_in = read_field::<u32>(sk, global(&l.tcp_segs_in)).unwrap_or(0);
     o.retrans = read_field::<u32>(sk, global(&l.tcp_total_retrans)).unwrap_or(0);
-    o.bytes_sent = read_field::<u64>(sk, global(&l.tcp_bytes_sent)).unwrap_or(0);
+    o.bytes_sent = payload_sent(sk).unwrap_or(0);
     if TCP_SOCKS.insert(&sk, &o, u64::from(BPF_NOEXIST)).is_err() {
         // EEXIST: another CPU adopted it first.
         if let Some(p) = TCP_SOCKS.get_ptr_mut(&sk) {
@@ -423,6 +423,16 @@ fn since(cur: u32, seen: u32) -> u64 {
     } else {
         0
     }
+}
+
+/// Payload bytes a TCP socket has sent once: `bytes_sent` counts retransmitted payload
+/// again, `bytes_retrans` says how much of it that was (0 where the kernel lacks it).
+#[inline(always)]
+fn payload_sent(sk: u64) -> Option<u64> {
+    let l = layout();
+    let sent = read_field::<u64>(sk, global(&l.tcp_bytes_sent))?;
+    let again = read_field::<u64>(sk, global(&l.tcp_bytes_retrans)).unwrap_or(0);
+    Some(sent.saturating_sub(again))
 }
 
 /// A socket's `tcp_sock` counters as read now.
@@ -448,11 +458,7 @@ pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) -> Outcome {
     ) else {
         return Err(READ_FAILED);
     };
-    let bytes_sent = if sent_bytes {
-        read_field::<u64>(sk, global(&l.tcp_bytes_sent))
-    } else {
-        None
-    };
+    let bytes_sent = if sent_bytes { payload_sent(sk) } else { None };
     charge_tcp(
         o,
         TcpReading {

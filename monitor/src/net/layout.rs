@@ -61,6 +61,7 @@ impl Layout {
                 l.tcp_segs_in = get("tcp_sock", "segs_in");
                 l.tcp_total_retrans = get("tcp_sock", "total_retrans");
                 l.tcp_bytes_sent = get("tcp_sock", "bytes_sent");
+                l.tcp_bytes_retrans = get("tcp_sock", "bytes_retrans");
                 if !missing.is_empty() {
                     tracing::warn!(
                         btf = %vmlinux.display(),
