@@ -121,14 +121,15 @@ impl Kernel {
         let mut loader = EbpfLoader::new();
         loader.btf(btf.as_ref());
         globals.apply(&mut loader);
-        let net_layout = NetLayout::read(
-            &tracefs_root,
-            std::path::Path::new("/sys/kernel/btf/vmlinux"),
-        );
+        // Opened once for both families' struct offsets (read as a file before 6.16, where
+        // it cannot be mapped).
+        let vmlinux = std::path::Path::new("/sys/kernel/btf/vmlinux");
+        let offsets_btf = crate::audit::layout::open_btf(vmlinux);
+        let net_layout = NetLayout::read(&tracefs_root, vmlinux, &offsets_btf);
         net_layout.apply(&mut loader);
-        let sched_layout =
-            crate::sched::kernel::Layout::read(std::path::Path::new("/sys/kernel/btf/vmlinux"));
+        let sched_layout = crate::sched::kernel::Layout::read(vmlinux, &offsets_btf);
         sched_layout.apply(&mut loader);
+        drop(offsets_btf);
         // Without the offsets the typed scheduler programs cannot name tasks: their classic
         // fallbacks serve instead.
         let mut attach_opts = opts.attach.clone();
@@ -278,12 +279,6 @@ impl Kernel {
                 None
             }
         };
-        // The kernel's BTF (megabytes, parsed into tens of MiB) is freed by now; hand the
-        // freed heap back to the system, or the start-up peak stays resident for good.
-        drop(btf);
-        // SAFETY: no preconditions; it only releases free memory at the top of the heap and
-        // in free pages.
-        unsafe { libc::malloc_trim(0) };
         Ok(Self {
             ebpf: Some(ebpf),
             sched,

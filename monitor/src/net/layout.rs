@@ -7,10 +7,7 @@ use std::path::Path;
 use aya::EbpfLoader;
 use monitor_common::net::{NetLayout, GLOBAL_LAYOUT};
 
-use crate::{
-    audit::layout::{offset_of, open_btf},
-    bpf::tracefs::Format,
-};
+use crate::{audit::layout::offset_of, bpf::tracefs::Format};
 
 /// The layout, owned for as long as the loader borrows it.
 pub struct Layout(NetLayout);
@@ -18,7 +15,8 @@ pub struct Layout(NetLayout);
 impl Layout {
     /// Reads what this kernel has. A missing tracepoint leaves its fields at 0 (its program
     /// will not attach either); missing struct members are named in one warning.
-    pub fn read(tracefs: &Path, vmlinux: &Path) -> Self {
+    /// `btf` is the kernel's, opened from `vmlinux` (named in the warnings).
+    pub fn read(tracefs: &Path, vmlinux: &Path, btf: &anyhow::Result<btf_rs::Btf>) -> Self {
         let fmt = |cat: &str, ev: &str| Format::read_or_empty(tracefs, cat, ev);
         let len = fmt("sock", "sock_send_length");
         let copy = fmt("skb", "skb_copy_datagram_iovec");
@@ -38,10 +36,10 @@ impl Layout {
             receive_reset_sk: fmt("tcp", "tcp_receive_reset").offset("skaddr"),
             ..NetLayout::default()
         };
-        match open_btf(vmlinux) {
+        match btf {
             Ok(btf) => {
                 let mut missing = Vec::new();
-                let mut get = |ty: &str, path: &str| match offset_of(&btf, ty, path) {
+                let mut get = |ty: &str, path: &str| match offset_of(btf, ty, path) {
                     Ok(o) => o,
                     Err(e) => {
                         missing.push(format!("{ty}.{path}: {e}"));

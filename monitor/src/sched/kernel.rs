@@ -91,11 +91,12 @@ pub struct Layout(SchedLayout);
 impl Layout {
     /// Reads them from the kernel's BTF; what cannot be found stays 0 (and `complete` says
     /// the typed programs cannot run).
-    pub fn read(vmlinux: &Path) -> Self {
-        use crate::audit::layout::{offset_of, open_btf};
-        let l = match open_btf(vmlinux) {
+    /// `btf` is the kernel's, opened from `vmlinux` (named in the warnings).
+    pub fn read(vmlinux: &Path, btf: &anyhow::Result<btf_rs::Btf>) -> Self {
+        use crate::audit::layout::offset_of;
+        let l = match btf {
             Ok(btf) => {
-                let get = |path: &str| match offset_of(&btf, "task_struct", path) {
+                let get = |path: &str| match offset_of(btf, "task_struct", path) {
                     Ok(o) => o,
                     Err(e) => {
                         tracing::warn!(btf = %vmlinux.display(), member = path, error = format!("{e:#}"), "task_struct member not found; the scheduler uses the classic tracepoints");
