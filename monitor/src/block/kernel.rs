@@ -18,10 +18,11 @@ use monitor_common::{
 use crate::{
     bpf::{
         attach::{Choice, Hook, Probe},
+        per_task::PerTaskMap,
         take_map,
         tracefs::Format,
     },
-    process::{family, table::KernelEntry},
+    process::table::KernelEntry,
 };
 
 /// Who submitted each request: `block_io_start` where it exists (6.5+: one event per request,
@@ -118,8 +119,7 @@ pub fn partitions(sysfs: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
 
 pub struct BlockMaps {
     stats: HashMap<MapData, DiskKey, DiskStats>,
-    tasks: HashMap<MapData, u32, BlockTaskCounters>,
-    tasks_count: crate::bpf::batch::CachedCount,
+    tasks: PerTaskMap<BlockTaskCounters>,
     requests_count: crate::bpf::batch::CachedCount,
     requests: HashMap<MapData, RequestKey, RequestState>,
     part_disk: HashMap<MapData, u32, u32>,
@@ -132,8 +132,7 @@ impl BlockMaps {
     pub fn take(ebpf: &mut Ebpf, bio_events: bool) -> anyhow::Result<Self> {
         Ok(Self {
             stats: take_map(ebpf, maps::DISK_STATS)?,
-            tasks: take_map(ebpf, maps::BLOCK_TASKS)?,
-            tasks_count: Default::default(),
+            tasks: PerTaskMap::take(ebpf, maps::BLOCK_TASKS)?,
             requests_count: Default::default(),
             requests: take_map(ebpf, maps::BLOCK_REQUESTS)?,
             part_disk: take_map(ebpf, maps::PART_DISK)?,
@@ -178,31 +177,23 @@ impl BlockMaps {
         Ok(out)
     }
 
-    /// Sets each group's disk counters on its entry (see `process::family::merge`); stale
-    /// entries (of processes gone and folded) are removed.
+    /// Sets each group's disk counters on its entry (see `bpf::per_task`).
     pub fn merge(
         &mut self,
         entries: &mut Vec<KernelEntry>,
         live: &HashSet<u32>,
         knows: impl Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
-        let tasks = crate::bpf::batch::entries(&self.tasks, maps::BLOCK_TASKS)?;
-        for t in family::merge(entries, tasks, live, knows, |c, v| c.disk = v) {
-            let _ = self.tasks.remove(&t);
-        }
-        Ok(())
+        self.tasks.merge(entries, live, knows, |c, v| c.disk = v)
     }
 
     /// Forgets the groups whose `TASK_STATS` entries were folded.
     pub fn remove_tasks(&mut self, tgids: &[u32]) {
-        for t in tgids {
-            // Most groups never did block I/O: not found is the usual answer.
-            let _ = self.tasks.remove(t);
-        }
+        self.tasks.remove(tgids);
     }
 
     pub fn task_entries(&self) -> u64 {
-        self.tasks_count.get(&self.tasks)
+        self.tasks.entries()
     }
 
     pub fn request_entries(&self) -> u64 {

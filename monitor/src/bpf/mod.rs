@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod batch;
 pub mod health;
+pub mod per_task;
 pub mod tracefs;
 
 /// The kernel object built from `monitor-ebpf` by `build.rs`.

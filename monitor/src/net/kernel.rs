@@ -13,9 +13,10 @@ use crate::{
     bpf::{
         attach::{Attached, Choice, Hook, Probe},
         health::MapStat,
+        per_task::PerTaskMap,
         take_map,
     },
-    process::{family, table::KernelEntry},
+    process::table::KernelEntry,
 };
 
 /// The program both the network collector and the audit log's TCP records use.
@@ -149,8 +150,7 @@ pub fn log_exactness(hooks: &[(&'static str, Attached)]) {
 }
 
 pub struct NetMaps {
-    stats: HashMap<MapData, u32, NetCounters>,
-    stats_count: crate::bpf::batch::CachedCount,
+    stats: PerTaskMap<NetCounters>,
     socks: HashMap<MapData, u64, SockOwner>,
     listeners: HashMap<MapData, u32, SockOwner>,
 }
@@ -166,8 +166,7 @@ pub struct Sockets {
 impl NetMaps {
     pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
         Ok(Self {
-            stats: take_map(ebpf, maps::NET_STATS)?,
-            stats_count: Default::default(),
+            stats: PerTaskMap::take(ebpf, maps::NET_STATS)?,
             socks: take_map(ebpf, maps::TCP_SOCKS)?,
             listeners: take_map(ebpf, maps::TCP_LISTENERS)?,
         })
@@ -183,23 +182,16 @@ impl NetMaps {
         live: &HashSet<u32>,
         knows: impl Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
-        let net = crate::bpf::batch::entries(&self.stats, maps::NET_STATS)?;
-        for t in family::merge(entries, net, live, knows, |c, v| c.net = v) {
-            let _ = self.stats.remove(&t);
-        }
-        Ok(())
+        self.stats.merge(entries, live, knows, |c, v| c.net = v)
     }
 
     /// Forgets the groups whose `TASK_STATS` entries were folded.
     pub fn remove(&mut self, tgids: &[u32]) {
-        for t in tgids {
-            // Most groups never used a socket: not found is the usual answer.
-            let _ = self.stats.remove(t);
-        }
+        self.stats.remove(tgids);
     }
 
     pub fn stats_entries(&self) -> u64 {
-        self.stats_count.get(&self.stats)
+        self.stats.entries()
     }
 
     pub fn sockets(&self) -> Sockets {
