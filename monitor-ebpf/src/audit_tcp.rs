@@ -103,14 +103,11 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
             let mut o = current_owner();
             o.connect_ns = now;
             o.state = new as u32;
-            let owned = TCP_SOCKS.insert(sk, o, 0);
-            if owned.is_err() {
-                count_failure(TCP_SOCKS_INSERT_FAILED);
-            }
+            let owned = own(sk, &o);
             let n = net_stats(o.pid).ok_or(MAP_FULL)?;
             // SAFETY: a map value valid during the program; other CPUs update it too.
             unsafe { add(&raw mut (*n).tcp_active_opens, 1) };
-            owned.map_err(|_| MAP_FULL)?;
+            owned?;
         }
         // listen(): process context.
         (_, tcp_state::LISTEN) => {
@@ -135,15 +132,12 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
             let mut owner = *l;
             owner.established_ns = now;
             owner.state = new as u32;
-            let owned = TCP_SOCKS.insert(sk, owner, 0);
-            if owned.is_err() {
-                count_failure(TCP_SOCKS_INSERT_FAILED);
-            }
+            let owned = own(sk, &owner);
             let n = net_stats(owner.pid).ok_or(MAP_FULL)?;
             // SAFETY: as above.
             unsafe { add(&raw mut (*n).tcp_passive_opens, 1) };
             emit(ctx, AuditKind::TcpAccept, &owner, &c, 0)?;
-            owned.map_err(|_| MAP_FULL)?;
+            owned?;
         }
         (tcp_state::LISTEN, tcp_state::CLOSE) => {
             let _ = TCP_LISTENERS.remove(listener_key(family, sport));
@@ -172,6 +166,17 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
                 unsafe { (*o).state = state as u32 };
             }
         }
+    }
+    Ok(())
+}
+
+/// Remembers `owner` as the owner of socket `sk`; a full map is counted (and returned, for
+/// the caller to report once it has counted the open itself).
+#[inline(always)]
+fn own(sk: u64, owner: &SockOwner) -> Outcome {
+    if TCP_SOCKS.insert(sk, owner, 0).is_err() {
+        count_failure(TCP_SOCKS_INSERT_FAILED);
+        return Err(MAP_FULL);
     }
     Ok(())
 }

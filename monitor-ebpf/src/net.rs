@@ -149,13 +149,8 @@ fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
     let l = layout();
     let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
     let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;
-    if family != AF_INET && family != AF_INET6 {
+    let Some(proto) = inet_proto(family, protocol) else {
         return Ok(());
-    }
-    let proto = match protocol {
-        IPPROTO_TCP => PROTO_TCP,
-        IPPROTO_UDP => PROTO_UDP,
-        _ => return Ok(()),
     };
     let charged = charge_current(tx, proto, ret as u64);
     if proto != PROTO_TCP {
@@ -199,17 +194,12 @@ fn on_sock_length(ctx: &TracePointContext, tx: bool) -> Outcome {
     ) else {
         return Err(READ_FAILED);
     };
-    if ret <= 0 || (family != AF_INET && family != AF_INET6) {
+    let Some(proto) = inet_proto(family, protocol).filter(|_| ret > 0) else {
         return Ok(());
-    }
+    };
     if !tx && read::<i32>(ctx, global(&l.len_flags)).ok_or(READ_FAILED)? & MSG_PEEK != 0 {
         return Ok(());
     }
-    let proto = match protocol {
-        IPPROTO_TCP => PROTO_TCP,
-        IPPROTO_UDP => PROTO_UDP,
-        _ => return Ok(()),
-    };
     let charged = charge_current(tx, proto, ret as u64);
     if proto == PROTO_TCP {
         let o = tcp_owner(sk, true).ok_or(MAP_FULL)?;
@@ -337,13 +327,21 @@ fn skb_socket(skb: u64) -> Result<Option<(u64, usize)>, u32> {
     if state == TCP_NEW_SYN_RECV || state == TCP_TIME_WAIT {
         return Ok(None);
     }
-    Ok(
-        match read_field::<u16>(sk, global(&l.sk_protocol)).ok_or(READ_FAILED)? {
-            IPPROTO_TCP => Some((sk, PROTO_TCP)),
-            IPPROTO_UDP => Some((sk, PROTO_UDP)),
-            _ => None,
-        },
-    )
+    let protocol = read_field::<u16>(sk, global(&l.sk_protocol)).ok_or(READ_FAILED)?;
+    Ok(inet_proto(family, protocol).map(|p| (sk, p)))
+}
+
+/// The protocol index of an IPv4 or IPv6 TCP or UDP socket; `None` for any other.
+#[inline(always)]
+fn inet_proto(family: u16, protocol: u16) -> Option<usize> {
+    if family != AF_INET && family != AF_INET6 {
+        return None;
+    }
+    match protocol {
+        IPPROTO_TCP => Some(PROTO_TCP),
+        IPPROTO_UDP => Some(PROTO_UDP),
+        _ => None,
+    }
 }
 
 /// Bytes (and, for UDP, one datagram) moved by the current task; returns its entry, for the
