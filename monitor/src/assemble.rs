@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use crate::{
-    audit::kernel::KernelSetup,
+    audit::kernel::{self as audit_kernel, AuditMaps, KernelSetup},
     bpf::attach::AttachOptions,
     collectors,
-    core::{build_collectors, Core, Kernel, KernelOptions},
+    core::{Core, Kernel, LoadOptions},
     process::{
         group::{GroupBy, GroupRule, Grouper},
         identity::IdentityReader,
@@ -32,27 +32,42 @@ pub struct CoreOptions {
     pub audit: Option<KernelSetup>,
 }
 
+/// The daemon's state as assembled.
+pub struct Assembled {
+    pub core: Core,
+    pub scrape: Scrape,
+    /// The audit programs' maps, for the audit log's reader (with `CoreOptions::audit`).
+    pub audit: Option<AuditMaps>,
+}
+
 /// Loads and attaches the kernel programs the enabled collectors need and builds the state
-/// around them: the refresher's (`Core`, with the collectors of the kernel and process
-/// figures) and the scrapes' (the collectors of host files). Fails only where nothing could
-/// work (missing privileges, no object).
-pub fn core(o: &CoreOptions) -> anyhow::Result<(Core, Scrape)> {
+/// around them: the refresher's (`Core`, with the kernel families and the collectors of the
+/// kernel and process figures) and the scrapes' (the collectors of host files). Fails only
+/// where nothing could work (missing privileges, no object).
+pub fn core(o: &CoreOptions) -> anyhow::Result<Assembled> {
     let needs_bpf = o
         .enabled
         .iter()
         .any(|n| collectors::spec(n).is_some_and(|s| s.needs_bpf));
-    let kernel = Kernel::load(&KernelOptions {
-        load: needs_bpf || o.audit.is_some(),
-        sched: o.enabled.contains(&"sched"),
-        block: o.enabled.contains(&"block"),
-        net: o.enabled.contains(&"network"),
-        sysfs: o.collectors.sysfs.clone(),
-        bpf_stats: o.bpf_stats,
-        attach: AttachOptions {
-            fail: o.fail_attach.clone(),
+    let collectors::Built {
+        collectors: built,
+        mut families,
+    } = collectors::build(&o.enabled, &o.collectors);
+    let audit = o.audit.clone().map(|setup| {
+        let (family, maps) = audit_kernel::Audit::new(setup);
+        families.push(Box::new(family));
+        maps
+    });
+    let (kernel, families) = Kernel::load(
+        families,
+        &LoadOptions {
+            load: needs_bpf,
+            bpf_stats: o.bpf_stats,
+            attach: AttachOptions {
+                fail: o.fail_attach.clone(),
+            },
         },
-        audit: o.audit.clone(),
-    })?;
+    )?;
     // Parsing the kernel's BTF and the object peaks at tens of MiB that glibc keeps after
     // they are freed; hand them back so the resident size is what the process really uses.
     // SAFETY: malloc_trim has no preconditions.
@@ -64,19 +79,17 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<(Core, Scrape)> {
         o.max_groups,
     );
     let (mut at_scrape, mut refreshed) = (Vec::new(), Vec::new());
-    for mut c in build_collectors(&o.enabled, &o.collectors) {
+    for mut c in built {
         if c.at_scrape().is_some() {
             at_scrape.push(c);
         } else {
             refreshed.push(c);
         }
     }
-    let core = Core::new(
-        o.procfs.clone(),
-        o.collectors.sysfs.clone(),
-        kernel,
-        table,
-        refreshed,
-    );
-    Ok((core, Scrape::new(o.procfs.clone(), at_scrape)))
+    let core = Core::new(o.procfs.clone(), kernel, families, table, refreshed);
+    Ok(Assembled {
+        core,
+        scrape: Scrape::new(o.procfs.clone(), at_scrape),
+        audit: audit.and_then(|m| m.take()),
+    })
 }

@@ -53,7 +53,11 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
     let audit_out = args.audit.open()?;
     let log_match = args.log_match.start()?;
 
-    let (mut core, mut scrape) = assemble::core(&CoreOptions {
+    let assemble::Assembled {
+        mut core,
+        mut scrape,
+        audit: audit_maps,
+    } = assemble::core(&CoreOptions {
         procfs: args.procfs.clone(),
         group_by: args.group_by,
         group_rules: args.group_rules.clone(),
@@ -70,7 +74,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
     if let Some(c) = log_match {
         scrape.add_collector(Box::new(c));
     }
-    if let (Some(maps), Some(out)) = (core.take_audit_maps(), audit_out) {
+    if let (Some(maps), Some(out)) = (audit_maps, audit_out) {
         let stats = args.audit.start(maps, out)?;
         scrape.add_collector(Box::new(AuditCollector(stats)));
     }

@@ -55,39 +55,18 @@ pub struct ProcessRow {
     #[serde(default)]
     pub uid: u32,
     pub group: Arc<str>,
-    pub cpu_seconds_total: f64,
-    pub runqueue_wait_seconds_total: f64,
-    #[serde(default)]
-    pub voluntary_switches_total: u64,
-    #[serde(default)]
-    pub involuntary_switches_total: u64,
+    /// Each family's fields, in the API's order (see each family's `api`).
+    #[serde(flatten)]
+    pub sched: crate::sched::api::Fields,
     /// From /proc/<pid>/status when the list is asked for; `null` if the process just went.
     #[serde(default)]
     pub rss_bytes: Option<u64>,
     #[serde(default)]
     pub swap_bytes: Option<u64>,
-    // The daemon sends every counter below; `None` only when read from a daemon that did
-    // not have it yet (left out again when written back).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_read_bytes_total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_write_bytes_total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_reads_total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_writes_total: Option<u64>,
-    /// Issue-to-completion time summed over the process's requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_latency_seconds_total: Option<f64>,
-    /// TCP and UDP payload bytes and packets (see the network collector).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_tx_bytes_total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_rx_bytes_total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_tx_packets_total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_rx_packets_total: Option<u64>,
+    #[serde(flatten)]
+    pub disk: crate::block::api::Fields,
+    #[serde(flatten)]
+    pub net: crate::net::api::Fields,
 }
 
 #[cfg(test)]
@@ -103,21 +82,27 @@ mod tests {
             cmdline: "db --serve".into(),
             uid: 1000,
             group: "db".into(),
-            cpu_seconds_total: 1.5,
-            runqueue_wait_seconds_total: 0.25,
-            voluntary_switches_total: 10,
-            involuntary_switches_total: 2,
+            sched: crate::sched::api::Fields {
+                cpu_seconds_total: 1.5,
+                runqueue_wait_seconds_total: 0.25,
+                voluntary_switches_total: 10,
+                involuntary_switches_total: 2,
+            },
             rss_bytes: Some(4096),
             swap_bytes: None,
-            disk_read_bytes_total: Some(8192),
-            disk_write_bytes_total: Some(0),
-            disk_reads_total: Some(2),
-            disk_writes_total: Some(0),
-            disk_latency_seconds_total: Some(0.5),
-            net_tx_bytes_total: Some(7),
-            net_rx_bytes_total: Some(0),
-            net_tx_packets_total: Some(1),
-            net_rx_packets_total: Some(0),
+            disk: crate::block::api::Fields {
+                disk_read_bytes_total: Some(8192),
+                disk_write_bytes_total: Some(0),
+                disk_reads_total: Some(2),
+                disk_writes_total: Some(0),
+                disk_latency_seconds_total: Some(0.5),
+            },
+            net: crate::net::api::Fields {
+                net_tx_bytes_total: Some(7),
+                net_rx_bytes_total: Some(0),
+                net_tx_packets_total: Some(1),
+                net_rx_packets_total: Some(0),
+            },
         }
     }
 
@@ -167,9 +152,16 @@ mod tests {
         .unwrap();
         assert_eq!(list.read_at_monotonic_seconds, None);
         let p = &list.processes[0];
-        assert_eq!((p.ppid, &*p.exe, p.voluntary_switches_total), (0, "", 0));
         assert_eq!(
-            (p.rss_bytes, p.disk_read_bytes_total, p.net_rx_packets_total),
+            (p.ppid, &*p.exe, p.sched.voluntary_switches_total),
+            (0, "", 0)
+        );
+        assert_eq!(
+            (
+                p.rss_bytes,
+                p.disk.disk_read_bytes_total,
+                p.net.net_rx_packets_total
+            ),
             (None, None, None)
         );
         // Written back, the counters stay absent (not zero).

@@ -1,20 +1,19 @@
 //! The audit programs' kernel side: what they attach to, the globals they need before the
 //! object is loaded, and the maps the daemon reads.
 
-use std::path::Path;
-
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
-    Btf, Ebpf, EbpfLoader,
+    Ebpf,
 };
 use monitor_common::{
-    audit::{AuditScope, KernelOffsets, TraceFields, GLOBAL_FIELDS, GLOBAL_OFFSETS, GLOBAL_SCOPE},
+    audit::{AuditScope, KernelOffsets, GLOBAL_OFFSETS, GLOBAL_SCOPE},
     maps,
 };
 
 use super::layout;
 use crate::bpf::{
-    attach::{attach_all, AttachOptions, Attached, Choice, Hook, Probe},
+    attach::{Attached, Choice, Hook, Probe},
+    family::{Attacher, KernelFamily, Prepare, Setup},
     take_map,
 };
 
@@ -47,16 +46,6 @@ pub const PROBES: &[Probe] = &[
     },
 ];
 
-/// The `sched` collector's OOM counter: attached on its own, as a kernel without
-/// `oom:mark_victim` must not take the rest of the collector down.
-pub const OOM_PROBE: &[Probe] = &[Probe {
-    measure: "process_oom_kill",
-    choices: &[Choice {
-        program: "oom_mark_victim",
-        hook: Hook::Tracepoint("oom", "mark_victim"),
-    }],
-}];
-
 /// What the kernel side of the audit log is told at load time.
 #[derive(Clone, Debug, Default)]
 pub struct KernelSetup {
@@ -64,93 +53,107 @@ pub struct KernelSetup {
     pub cgroup: Option<std::path::PathBuf>,
 }
 
-/// The globals, read once before the object is loaded. They must outlive the loader.
-pub struct Globals {
-    fields: TraceFields,
-    offsets: KernelOffsets,
-    scope: AuditScope,
-}
-
-impl Globals {
-    /// Tracepoint layouts always (the `sched` collector's OOM program reads them too); struct
-    /// offsets and the scope only when the audit log is on.
-    pub fn read(tracefs: &Path, audit: Option<&KernelSetup>) -> anyhow::Result<Self> {
-        let fields = layout::trace_fields(tracefs);
-        let (offsets, scope) = match audit {
-            None => (KernelOffsets::default(), AuditScope::default()),
-            Some(setup) => {
-                let offsets = layout::kernel_offsets(Path::new("/sys/kernel/btf/vmlinux"))
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(
-                            error = format!("{e:#}"),
-                            "no kernel BTF: audit records will lack parent, exit code, \
-                             lifetime, CPU time, arguments and TCP byte counts"
-                        );
-                        KernelOffsets::default()
-                    });
-                let scope = match &setup.cgroup {
-                    None => AuditScope {
-                        enabled: 1,
-                        ..Default::default()
-                    },
-                    Some(dir) => super::scope::of(dir)?,
-                };
-                (offsets, scope)
-            }
-        };
-        Ok(Self {
-            fields,
-            offsets,
-            scope,
-        })
-    }
-
-    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
-        loader
-            .override_global(GLOBAL_FIELDS, &self.fields, true)
-            .override_global(GLOBAL_OFFSETS, &self.offsets, true)
-            .override_global(GLOBAL_SCOPE, &self.scope, true);
-    }
-}
-
 pub struct AuditMaps {
     pub events: RingBuf<MapData>,
     pub lost: PerCpuArray<MapData, u64>,
 }
 
-/// Attaches every audit program that this kernel can run (each on its own: a kernel
-/// without `oom:mark_victim` still gets exec, exit and TCP records) and takes the maps.
-pub fn attach(
-    ebpf: &mut Ebpf,
-    btf: Option<&Btf>,
-    opts: &AttachOptions,
-) -> anyhow::Result<(AuditMaps, Vec<Attached>)> {
-    let mut attached = Vec::new();
-    for p in PROBES {
-        if p.choices.iter().any(|c| {
-            ebpf.program(c.program)
-                .is_some_and(|prog| prog.fd().is_ok())
-        }) {
-            continue;
-        }
-        match attach_all(ebpf, btf, std::slice::from_ref(p), opts) {
-            Ok(a) => attached.extend(a),
-            Err(e) if crate::bpf::is_permission_error(e.as_ref()) => return Err(e),
-            Err(e) => tracing::warn!(
-                measure = p.measure,
+/// The audit log's family: the struct offsets and the scope its programs are told before
+/// the object loads, and every audit program this kernel can run (each on its own: a
+/// kernel without `oom:mark_victim` still gets exec, exit and TCP records). Its maps go to
+/// the audit log's reader (`maps`), not to the refresher.
+pub struct Audit {
+    setup: KernelSetup,
+    maps: std::sync::Arc<std::sync::Mutex<Option<AuditMaps>>>,
+}
+
+impl Audit {
+    /// The family, and where its maps are once it is attached.
+    pub fn new(setup: KernelSetup) -> (Self, AuditMapsSlot) {
+        let maps = std::sync::Arc::default();
+        (
+            Self {
+                setup,
+                maps: std::sync::Arc::clone(&maps),
+            },
+            AuditMapsSlot(maps),
+        )
+    }
+}
+
+/// Where the audit family leaves its maps for the audit log's reader.
+pub struct AuditMapsSlot(std::sync::Arc<std::sync::Mutex<Option<AuditMaps>>>);
+
+impl AuditMapsSlot {
+    pub fn take(&self) -> Option<AuditMaps> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl KernelFamily for Audit {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn required(&self) -> bool {
+        true
+    }
+
+    fn collects(&self) -> bool {
+        false
+    }
+
+    fn prepare(&mut self, ctx: &Prepare<'_>, setup: &mut Setup) -> anyhow::Result<()> {
+        let offsets = layout::kernel_offsets(ctx.vmlinux).unwrap_or_else(|e| {
+            tracing::warn!(
                 error = format!("{e:#}"),
-                "audit events of this kind are not recorded on this kernel"
-            ),
+                "no kernel BTF: audit records will lack parent, exit code, lifetime, CPU \
+                 time, arguments and TCP byte counts"
+            );
+            KernelOffsets::default()
+        });
+        let scope = match &self.setup.cgroup {
+            None => AuditScope {
+                enabled: 1,
+                ..Default::default()
+            },
+            Some(dir) => super::scope::of(dir)?,
+        };
+        setup.global(GLOBAL_OFFSETS, &offsets);
+        setup.global(GLOBAL_SCOPE, &scope);
+        Ok(())
+    }
+
+    fn attach(&mut self, a: &mut Attacher<'_>) -> anyhow::Result<Vec<Attached>> {
+        let mut attached = Vec::new();
+        for p in PROBES {
+            if p.choices.iter().any(|c| a.loaded(c.program)) {
+                continue;
+            }
+            match a.attach(std::slice::from_ref(p)) {
+                Ok(more) => attached.extend(more),
+                Err(e) if crate::bpf::is_permission_error(e.as_ref()) => return Err(e),
+                Err(e) => tracing::warn!(
+                    measure = p.measure,
+                    error = format!("{e:#}"),
+                    "audit events of this kind are not recorded on this kernel"
+                ),
+            }
         }
+        if attached.is_empty() {
+            anyhow::bail!("no audit program could attach");
+        }
+        Ok(attached)
     }
-    if attached.is_empty() {
-        anyhow::bail!("no audit program could attach");
-    }
-    Ok((
-        AuditMaps {
+
+    fn take(&mut self, ebpf: &mut Ebpf, _attached: &[Attached]) -> anyhow::Result<()> {
+        let maps = AuditMaps {
             events: take_map(ebpf, maps::AUDIT_EVENTS)?,
             lost: take_map(ebpf, maps::AUDIT_LOST)?,
-        },
-        attached,
-    ))
+        };
+        if let Ok(mut slot) = self.maps.lock() {
+            *slot = Some(maps);
+        }
+        Ok(())
+    }
 }

@@ -2,14 +2,13 @@
 //! operation: completed requests, bytes, errors, issue-to-completion latency and time queued
 //! before issue. Per group: the reads and writes its processes submitted, with their latency.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::anyhow;
-use monitor_common::block::{BlockTaskCounters, DiskStats, OP_NAMES};
+use monitor_common::block::{BlockTaskCounters, DiskKey, DiskStats, OP_NAMES};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use crate::{
-    collectors::{Collector, Spec, View},
+    collectors::{Build, Spec, View},
     metrics::{counter, family, histogram, log2_buckets, ns_to_seconds},
     process::counters::Counters,
 };
@@ -20,16 +19,8 @@ pub const SPEC: Spec = Spec {
            histograms) and per process group, from block tracepoints (eBPF)",
     default_enabled: true,
     needs_bpf: true,
-    build: |c| {
-        Box::new(Block {
-            sysfs: c.sysfs.clone(),
-        })
-    },
+    build: Build::Family(|c| Box::new(super::family::Block::new(c.sysfs.clone()))),
 };
-
-pub struct Block {
-    sysfs: PathBuf,
-}
 
 /// The name of disk `dev` (the kernel's `dev_t`, major << 20 | minor), from the
 /// `/sys/dev/block/MAJ:MIN` link, or `MAJ:MIN` for a disk that is gone. Read on every scrape:
@@ -136,37 +127,32 @@ fn group_families(rows: &[(&str, Counters)]) -> Vec<MetricFamily> {
     ]
 }
 
-impl Collector for Block {
-    fn name(&self) -> &'static str {
-        SPEC.name
-    }
-
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        let b = view.block.as_ref().map_err(|e| anyhow!("{e}"))?;
-        let mut rows: Vec<(String, &'static str, DiskStats)> = b
-            .disks
-            .iter()
-            .filter_map(|(k, s)| {
-                let op = OP_NAMES.get(k.op as usize)?;
-                Some((device_name(&self.sysfs, k.dev), *op, *s))
-            })
-            .collect();
-        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        out.extend(disk_families(&rows));
-        // Per group only with the process table, which the `sched` collector keeps.
-        // Series only for the groups whose I/O this family has seen; the others are all
-        // zeros, and the sum over groups is the same without them.
-        if let Ok(s) = view.sched {
-            let rows: Vec<(&str, Counters)> = s
-                .export
-                .rows()
-                .into_iter()
-                .filter(|(_, c)| c.disk != BlockTaskCounters::default())
-                .collect();
-            out.extend(group_families(&rows));
-        }
-        Ok(())
-    }
+/// The family's exposition: per disk (named from `sysfs`) and operation, and per group
+/// from the process table's export.
+pub fn families(
+    sysfs: &Path,
+    disks: &[(DiskKey, DiskStats)],
+    view: &View<'_>,
+    out: &mut Vec<MetricFamily>,
+) {
+    let mut rows: Vec<(String, &'static str, DiskStats)> = disks
+        .iter()
+        .filter_map(|(k, s)| {
+            let op = OP_NAMES.get(k.op as usize)?;
+            Some((device_name(sysfs, k.dev), *op, *s))
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out.extend(disk_families(&rows));
+    // Series only for the groups whose I/O this family has seen; the others are all zeros,
+    // and the sum over groups is the same without them.
+    let rows: Vec<(&str, Counters)> = view
+        .export
+        .rows()
+        .into_iter()
+        .filter(|(_, c)| c.disk != BlockTaskCounters::default())
+        .collect();
+    out.extend(group_families(&rows));
 }
 
 #[cfg(test)]

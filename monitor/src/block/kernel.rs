@@ -6,7 +6,7 @@ use std::{collections::HashSet, path::Path};
 use anyhow::Context as _;
 use aya::{
     maps::{HashMap, MapData},
-    Ebpf, EbpfLoader,
+    Ebpf,
 };
 use monitor_common::{
     block::{
@@ -81,8 +81,8 @@ impl RwbsOffset {
     }
 
     /// Hands it to the program; must run before the object is loaded.
-    pub fn set<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
-        loader.override_global(RQ_COMPLETE_RWBS_OFFSET, &self.0, true);
+    pub fn set(&self, setup: &mut crate::bpf::family::Setup) {
+        setup.global(RQ_COMPLETE_RWBS_OFFSET, &self.0);
     }
 }
 

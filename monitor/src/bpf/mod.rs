@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod batch;
+pub mod family;
 pub mod health;
 pub mod per_task;
 pub mod tracefs;
@@ -62,7 +63,7 @@ mod tests {
             .chain(crate::net::kernel::PROBES)
             .chain([&crate::net::kernel::UDP_RECEIVE])
             .chain(crate::audit::kernel::PROBES)
-            .chain(crate::audit::kernel::OOM_PROBE)
+            .chain(crate::sched::kernel::OOM_PROBE)
             .collect();
         let mut programs: Vec<&str> = probes
             .iter()

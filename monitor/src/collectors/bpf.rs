@@ -5,7 +5,7 @@
 use anyhow::anyhow;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Collector, Spec, View};
+use super::{Build, Collector, Spec, View};
 use crate::{
     bpf::health::{program_stats, stats_enabled},
     metrics::{counter, family, gauge},
@@ -17,7 +17,7 @@ pub const SPEC: Spec = Spec {
            failed updates",
     default_enabled: true,
     needs_bpf: true,
-    build: |_| Box::new(Bpf),
+    build: Build::Collector(|_| Box::new(Bpf)),
 };
 
 pub struct Bpf;
@@ -110,13 +110,7 @@ impl Collector for Bpf {
                     .collect(),
             ));
         }
-        let maps: Vec<_> = view
-            .sched
-            .iter()
-            .flat_map(|s| &s.maps)
-            .chain(view.block.iter().flat_map(|b| &b.maps))
-            .chain(view.net.iter().flat_map(|n| &n.maps))
-            .collect();
+        let maps = view.maps;
         if !maps.is_empty() {
             out.push(family(
                 "monitor_bpf_map_entries",

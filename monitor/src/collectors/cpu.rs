@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Host, ScrapeCollector, Spec};
+use super::{Build, Host, ScrapeCollector, Spec};
 use crate::metrics::{counter, family};
 
 pub const SPEC: Spec = Spec {
@@ -13,7 +13,7 @@ pub const SPEC: Spec = Spec {
     help: "host CPU time per CPU and mode, from /proc/stat",
     default_enabled: true,
     needs_bpf: false,
-    build: |_| Box::new(Cpu),
+    build: Build::Collector(|_| Box::new(Cpu)),
 };
 
 /// Columns of a `cpuN` line, in order (guest time is already inside user and nice).

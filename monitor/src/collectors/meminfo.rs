@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Host, ScrapeCollector, Spec};
+use super::{Build, Host, ScrapeCollector, Spec};
 use crate::metrics::{family, gauge};
 
 pub const SPEC: Spec = Spec {
@@ -18,7 +18,7 @@ pub const SPEC: Spec = Spec {
            from /proc/meminfo",
     default_enabled: true,
     needs_bpf: false,
-    build: |_| Box::new(Meminfo),
+    build: Build::Collector(|_| Box::new(Meminfo)),
 };
 
 pub struct Meminfo;

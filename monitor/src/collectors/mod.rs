@@ -6,8 +6,9 @@ use std::path::Path;
 use prometheus::proto::MetricFamily;
 
 use crate::{
-    core::{BlockSnapshot, Kernel, SchedSnapshot},
-    net::kernel::NetSnapshot,
+    bpf::{family::KernelFamily, health::MapStat},
+    core::Kernel,
+    process::{budget::Export, table::ProcessTable},
     snapshot::Snapshot,
 };
 
@@ -22,9 +23,11 @@ pub mod pressure;
 pub struct View<'a> {
     pub procfs: &'a Path,
     pub kernel: &'a Kernel,
-    pub sched: &'a Result<SchedSnapshot, String>,
-    pub block: &'a Result<BlockSnapshot, String>,
-    pub net: &'a Result<NetSnapshot, String>,
+    pub table: &'a ProcessTable,
+    /// The process table's per-group figures under the series budget.
+    pub export: &'a Export,
+    /// Every running family's maps.
+    pub maps: &'a [MapStat],
 }
 
 /// A collector of the kernel programs' and the process table's figures. It runs in the
@@ -98,7 +101,14 @@ pub struct Spec {
     pub default_enabled: bool,
     /// Whether it needs the kernel programs loaded.
     pub needs_bpf: bool,
-    pub build: fn(&Config) -> Box<dyn Collector>,
+    pub build: Build,
+}
+
+/// What a registered name builds.
+pub enum Build {
+    Collector(fn(&Config) -> Box<dyn Collector>),
+    /// A kernel family: the loader attaches it, the refresher reads and exports it.
+    Family(fn(&Config) -> Box<dyn KernelFamily>),
 }
 
 pub const ALL: &[Spec] = &[
@@ -115,4 +125,29 @@ pub const ALL: &[Spec] = &[
 
 pub fn spec(name: &str) -> Option<&'static Spec> {
     ALL.iter().find(|s| s.name == name)
+}
+
+/// The enabled collectors and kernel families, in registry order.
+#[derive(Default)]
+pub struct Built {
+    pub collectors: Vec<Box<dyn Collector>>,
+    pub families: Vec<Box<dyn KernelFamily>>,
+}
+
+/// Builds the `enabled` collectors and kernel families.
+pub fn build(enabled: &[&'static str], config: &Config) -> Built {
+    let Built {
+        mut collectors,
+        mut families,
+    } = Built::default();
+    for s in ALL.iter().filter(|s| enabled.contains(&s.name)) {
+        match s.build {
+            Build::Collector(b) => collectors.push(b(config)),
+            Build::Family(b) => families.push(b(config)),
+        }
+    }
+    Built {
+        collectors,
+        families,
+    }
 }

@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Host, ScrapeCollector, Spec};
+use super::{Build, Host, ScrapeCollector, Spec};
 use crate::{
     metrics::{counter, family},
     net::netdev::{self, Interface},
@@ -18,7 +18,7 @@ pub const SPEC: Spec = Spec {
            process accounts for",
     default_enabled: true,
     needs_bpf: false,
-    build: |_| Box::new(NetDev),
+    build: Build::Collector(|_| Box::new(NetDev)),
 };
 
 pub struct NetDev;

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::{Host, ScrapeCollector, Spec};
+use super::{Build, Host, ScrapeCollector, Spec};
 use crate::metrics::{counter, family};
 
 pub const SPEC: Spec = Spec {
@@ -15,7 +15,7 @@ pub const SPEC: Spec = Spec {
     help: "pressure stall time for cpu, memory and io from /proc/pressure (kernels with PSI)",
     default_enabled: true,
     needs_bpf: false,
-    build: |_| Box::new(Pressure),
+    build: Build::Collector(|_| Box::new(Pressure)),
 };
 
 const RESOURCES: [&str; 3] = ["cpu", "memory", "io"];

@@ -4,11 +4,10 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use anyhow::anyhow;
 use monitor_common::net::{connect_upper_seconds, NetCounters, CONNECT_BUCKETS, PROTO_NAMES};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use crate::collectors::{Collector, Spec, View};
+use crate::collectors::{Build, Spec, View};
 use crate::{
     metrics::{counter, family, gauge, histogram, ns_to_seconds},
     net::kernel::NetSnapshot,
@@ -22,10 +21,8 @@ pub const SPEC: Spec = Spec {
            tracepoints (eBPF)",
     default_enabled: true,
     needs_bpf: true,
-    build: |_| Box::new(Network),
+    build: Build::Family(|_| Box::<super::family::Network>::default()),
 };
-
-pub struct Network;
 
 /// The families this collector exports (for the alert rules' catalog).
 pub const FAMILIES: &[&str] = &[
@@ -194,30 +191,18 @@ fn connections(n: &NetSnapshot, export: &Export) -> MetricFamily {
     )
 }
 
-impl Collector for Network {
-    fn name(&self) -> &'static str {
-        SPEC.name
-    }
-
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        let n = view.net.as_ref().map_err(|e| anyhow!("{e}"))?;
-        // Per group only with the process table, which the `sched` collector keeps.
-        let s = view
-            .sched
-            .as_ref()
-            .map_err(|e| anyhow!("no process table (the sched collector): {e}"))?;
-        // Series only for the groups this family has seen (any traffic or TCP event); the
-        // others are all zeros, and the sum over groups is the same without them.
-        let rows: Vec<(&str, NetCounters)> = s
-            .export
-            .rows()
-            .into_iter()
-            .map(|(g, c)| (g, c.net))
-            .filter(|(_, c)| *c != NetCounters::default())
-            .collect();
-        out.extend(traffic(&rows));
-        out.extend(tcp_health(&rows));
-        out.push(connections(n, &s.export));
-        Ok(())
-    }
+/// The family's exposition, per group from the process table's export.
+pub fn families(n: &NetSnapshot, view: &View<'_>, out: &mut Vec<MetricFamily>) {
+    // Series only for the groups this family has seen (any traffic or TCP event); the
+    // others are all zeros, and the sum over groups is the same without them.
+    let rows: Vec<(&str, NetCounters)> = view
+        .export
+        .rows()
+        .into_iter()
+        .map(|(g, c)| (g, c.net))
+        .filter(|(_, c)| *c != NetCounters::default())
+        .collect();
+    out.extend(traffic(&rows));
+    out.extend(tcp_health(&rows));
+    out.push(connections(n, view.export));
 }

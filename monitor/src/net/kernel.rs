@@ -116,8 +116,8 @@ pub const PROBES: &[Probe] = &[
 ];
 
 /// Says in the log how exact the traffic figures are with the hooks that attached.
-pub fn log_exactness(hooks: &[(&'static str, Attached)]) {
-    for (_, a) in hooks.iter().filter(|(c, _)| *c == "network") {
+pub fn log_exactness(attached: &[Attached]) {
+    for a in attached {
         match a.program {
             "net_sock_send" | "net_sock_recv" | "net_sock_send_btf" | "net_sock_recv_btf" => {
                 tracing::info!(

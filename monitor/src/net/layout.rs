@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use aya::EbpfLoader;
 use monitor_common::net::{NetLayout, GLOBAL_LAYOUT};
 
 use crate::{audit::layout::offset_of, bpf::tracefs::Format};
@@ -79,7 +78,7 @@ impl Layout {
         Self(l)
     }
 
-    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
-        loader.override_global(GLOBAL_LAYOUT, &self.0, true);
+    pub fn set(&self, setup: &mut crate::bpf::family::Setup) {
+        setup.global(GLOBAL_LAYOUT, &self.0);
     }
 }

@@ -1,12 +1,11 @@
 //! `sched`: per-group CPU time, run-queue wait, context switches, process starts and exits,
 //! and the host run-queue latency histogram, all measured in the kernel (eBPF).
 
-use anyhow::anyhow;
+use monitor_common::sched::RunqHist;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use crate::collectors::{Collector, Spec, View};
 use crate::{
-    core::SchedSnapshot,
+    collectors::{Build, Spec, View},
     metrics::{counter, family, gauge, histogram, log2_buckets, ns_to_seconds},
     process::counters::Counters,
 };
@@ -17,13 +16,14 @@ pub const SPEC: Spec = Spec {
            run-queue latency histogram, from scheduler tracepoints (eBPF)",
     default_enabled: true,
     needs_bpf: true,
-    build: |_| Box::new(Sched),
+    build: Build::Family(|_| Box::<super::family::Sched>::default()),
 };
 
-pub struct Sched;
-
-pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
-    let rows = s.export.rows();
+/// The family's exposition: per group from the process table's export, and the host
+/// run-queue histogram `hist`.
+pub fn families(hist: &RunqHist, view: &View<'_>) -> Vec<MetricFamily> {
+    let export = view.export;
+    let rows = export.rows();
     let per_group = |name: &str, help: &str, f: &dyn Fn(&Counters) -> f64| {
         family(
             name,
@@ -78,45 +78,33 @@ pub fn families(s: &SchedSnapshot) -> Vec<MetricFamily> {
         MetricType::COUNTER,
         switches,
     ));
-    let buckets = log2_buckets(&s.hist.buckets);
+    let buckets = log2_buckets(&hist.buckets);
     out.push(family(
         "monitor_runqueue_latency_seconds",
         "Time from a thread becoming runnable to running, host-wide.",
         MetricType::HISTOGRAM,
-        vec![histogram(&[], &buckets, ns_to_seconds(s.hist.sum_ns))],
+        vec![histogram(&[], &buckets, ns_to_seconds(hist.sum_ns))],
     ));
     out.push(family(
         "monitor_process_groups",
         "Process groups with their own series (kept) and summed into group=\"other\" (folded).",
         MetricType::GAUGE,
         vec![
-            gauge(&[("state", "kept")], s.export.groups.len() as f64),
-            gauge(&[("state", "folded")], s.export.folded as f64),
+            gauge(&[("state", "kept")], export.groups.len() as f64),
+            gauge(&[("state", "folded")], export.folded as f64),
         ],
     ));
     out.push(family(
         "monitor_processes",
         "Live processes.",
         MetricType::GAUGE,
-        vec![gauge(&[], s.processes as f64)],
+        vec![gauge(&[], view.table.processes().count() as f64)],
     ));
     out.push(family(
         "monitor_process_exit_events_missed_total",
         "Process exits noticed from procfs because their kernel event was lost.",
         MetricType::COUNTER,
-        vec![counter(&[], s.exits_without_event as f64)],
+        vec![counter(&[], view.table.exits_without_event as f64)],
     ));
     out
-}
-
-impl Collector for Sched {
-    fn name(&self) -> &'static str {
-        SPEC.name
-    }
-
-    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        let s = view.sched.as_ref().map_err(|e| anyhow!("{e}"))?;
-        out.extend(families(s));
-        Ok(())
-    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    Ebpf, EbpfLoader,
+    Ebpf,
 };
 use monitor_common::{
     event::ProcEvent,
@@ -16,6 +16,7 @@ use monitor_common::{
 use crate::{
     bpf::{
         attach::{Choice, Hook, Probe},
+        family::Setup,
         take_map,
     },
     process::{identity::comm_str, table::KernelEntry},
@@ -77,6 +78,16 @@ pub const PROBES: &[Probe] = &[
     },
 ];
 
+/// The OOM counter: attached on its own, as a kernel without `oom:mark_victim` must not take
+/// the rest of the family down.
+pub const OOM_PROBE: &[Probe] = &[Probe {
+    measure: "process_oom_kill",
+    choices: &[Choice {
+        program: "oom_mark_victim",
+        hook: Hook::Tracepoint("oom", "mark_victim"),
+    }],
+}];
+
 /// The programs that read `task_struct` members at BTF offsets (`SchedLayout`).
 pub const TYPED_PROGRAMS: &[&str] = &[
     "sched_switch_btf",
@@ -123,8 +134,8 @@ impl Layout {
         self.0.task_pid != 0 && self.0.task_tgid != 0
     }
 
-    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
-        loader.override_global(GLOBAL_LAYOUT, &self.0, true);
+    pub fn set(&self, setup: &mut Setup) {
+        setup.global(GLOBAL_LAYOUT, &self.0);
     }
 }
 

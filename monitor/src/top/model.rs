@@ -96,9 +96,10 @@ pub fn process_rows(prev: Option<&Sample>, cur: &Sample, users: &Users) -> Vec<R
             let r = |f: fn(&ProcessRow) -> Option<f64>| rate(earlier(f), f(p), seconds?);
             let disk_latency = (|| {
                 seconds?;
-                let ios =
-                    |x: &ProcessRow| Some(float(x.disk_reads_total)? + float(x.disk_writes_total)?);
-                let lat = |x: &ProcessRow| x.disk_latency_seconds_total;
+                let ios = |x: &ProcessRow| {
+                    Some(float(x.disk.disk_reads_total)? + float(x.disk.disk_writes_total)?)
+                };
+                let lat = |x: &ProcessRow| x.disk.disk_latency_seconds_total;
                 let d_ios = counter_delta(earlier(ios)?, ios(p)?);
                 let d_lat = counter_delta(earlier(lat)?, lat(p)?);
                 Some((d_lat, d_ios))
@@ -110,14 +111,15 @@ pub fn process_rows(prev: Option<&Sample>, cur: &Sample, users: &Users) -> Vec<R
                 name: p.comm.to_string(),
                 group: p.group.to_string(),
                 index: Some(i),
-                cpu_percent: r(|x| Some(x.cpu_seconds_total)).map(|v| 100.0 * v),
-                wait_ms_per_second: r(|x| Some(x.runqueue_wait_seconds_total)).map(|v| 1e3 * v),
+                cpu_percent: r(|x| Some(x.sched.cpu_seconds_total)).map(|v| 100.0 * v),
+                wait_ms_per_second: r(|x| Some(x.sched.runqueue_wait_seconds_total))
+                    .map(|v| 1e3 * v),
                 rss_bytes: float(p.rss_bytes),
-                read_bytes_per_second: r(|x| float(x.disk_read_bytes_total)),
-                write_bytes_per_second: r(|x| float(x.disk_write_bytes_total)),
+                read_bytes_per_second: r(|x| float(x.disk.disk_read_bytes_total)),
+                write_bytes_per_second: r(|x| float(x.disk.disk_write_bytes_total)),
                 disk_latency,
-                rx_bytes_per_second: r(|x| float(x.net_rx_bytes_total)),
-                tx_bytes_per_second: r(|x| float(x.net_tx_bytes_total)),
+                rx_bytes_per_second: r(|x| float(x.net.net_rx_bytes_total)),
+                tx_bytes_per_second: r(|x| float(x.net.net_tx_bytes_total)),
             }
         })
         .collect()
@@ -263,8 +265,11 @@ mod tests {
             pid,
             comm: comm.into(),
             group: comm.into(),
-            cpu_seconds_total: cpu,
-            runqueue_wait_seconds_total: cpu / 10.0,
+            sched: crate::sched::api::Fields {
+                cpu_seconds_total: cpu,
+                runqueue_wait_seconds_total: cpu / 10.0,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -285,7 +290,7 @@ mod tests {
         let t = Instant::now();
         let a = sample(t, 100.0, vec![proc(1, "init", 1.0), proc(7, "old", 5.0)]);
         let mut p2 = proc(2, "new", 0.5);
-        p2.disk_read_bytes_total = Some(4096);
+        p2.disk.disk_read_bytes_total = Some(4096);
         let b = sample(
             t + Duration::from_secs(3),
             // The source's own clock says 2 s passed: that is the time base.
@@ -318,9 +323,12 @@ mod tests {
     fn disk_latency_is_time_over_ios() {
         let t = Instant::now();
         let with = |lat: f64, reads: u64| ProcessRow {
-            disk_latency_seconds_total: Some(lat),
-            disk_reads_total: Some(reads),
-            disk_writes_total: Some(0),
+            disk: crate::block::api::Fields {
+                disk_latency_seconds_total: Some(lat),
+                disk_reads_total: Some(reads),
+                disk_writes_total: Some(0),
+                ..Default::default()
+            },
             ..proc(3, "db", 0.0)
         };
         let a = sample(t, 0.0, vec![with(1.0, 100)]);

@@ -115,11 +115,11 @@ mod tests {
         assert_eq!(s.read_at, Some(12.5));
         assert_eq!(s.procs.len(), 2);
         assert_eq!(&*s.procs[0].comm, "init");
-        assert_eq!(s.procs[0].cpu_seconds_total, 1.5);
+        assert_eq!(s.procs[0].sched.cpu_seconds_total, 1.5);
         assert_eq!(s.procs[0].rss_bytes, None);
         assert_eq!(s.procs[1].rss_bytes, Some(4096));
-        assert_eq!(s.procs[1].disk_read_bytes_total, Some(100));
-        assert_eq!(s.procs[1].net_tx_bytes_total, Some(7));
+        assert_eq!(s.procs[1].disk.disk_read_bytes_total, Some(100));
+        assert_eq!(s.procs[1].net.net_tx_bytes_total, Some(7));
         // Absent optional figures stay absent when written back; memory is `null`, as the
         // daemon writes it for a process that just went.
         let json = serde_json::to_string(&s.procs[0]).unwrap();

@@ -14,7 +14,7 @@ use prometheus::proto::{MetricFamily, MetricType};
 
 pub use mounts::{Filter, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
 
-use super::{Host, ScrapeCollector, Spec};
+use super::{Build, Host, ScrapeCollector, Spec};
 use crate::{
     core::monotonic_seconds,
     metrics::{family, gauge},
@@ -26,7 +26,7 @@ pub const SPEC: Spec = Spec {
            (statvfs, each call under a timeout), with a time-to-full estimate",
     default_enabled: true,
     needs_bpf: false,
-    build: |c| Box::new(Filesystem::new(c.filesystem.clone())),
+    build: Build::Collector(|c| Box::new(Filesystem::new(c.filesystem.clone()))),
 };
 
 #[derive(Clone, Debug)]

@@ -32,7 +32,7 @@ impl Standalone {
     /// Loads and attaches the scheduler programs (root, or CAP_BPF and CAP_PERFMON).
     pub fn start() -> anyhow::Result<Self> {
         let procfs = PathBuf::from("/proc");
-        let (core, _) = assemble::core(&CoreOptions {
+        let core = assemble::core(&CoreOptions {
             procfs: procfs.clone(),
             // The daemon's defaults: groups by name.
             group_by: GroupBy::Comm,
@@ -43,7 +43,8 @@ impl Standalone {
             bpf_stats: false,
             fail_attach: Vec::new(),
             audit: None,
-        })?;
+        })?
+        .core;
         // The daemon's default interval, to fold exited processes between samples.
         let snapshots = snapshot::start(core, Duration::from_secs(1), Duration::ZERO)?;
         Ok(Self {

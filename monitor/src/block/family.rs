@@ -1,0 +1,150 @@
+//! The block family as the loader and the refresher see it: where `rwbs` sits in this
+//! kernel's completion records, which submitter hook serves (with the split hook where bio
+//! events do), and at each refresh the disks' figures and the per-process counters.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use aya::Ebpf;
+use monitor_common::{
+    block::{DiskKey, DiskStats},
+    health::{BLOCK_REQUESTS_INSERT_FAILED, BLOCK_TASKS_INSERT_FAILED, DISK_STATS_INSERT_FAILED},
+    maps,
+};
+use prometheus::proto::MetricFamily;
+
+use super::kernel::{BlockMaps, RwbsOffset, REQUESTS, SPLIT, SUBMITTER};
+use crate::{
+    api::processes::ProcessRow,
+    bpf::{
+        attach::Attached,
+        family::{Attacher, KernelFamily, Prepare, Processes, Refresh, Setup},
+        health::MapStat,
+    },
+    collectors::View,
+    process::counters::Counters,
+};
+
+/// The submitter hook that needs the split hook beside it (and `PART_DISK` kept).
+const BIO_QUEUE: &str = "block_owner_bio_queue";
+
+pub struct Block {
+    /// Where partitions are matched to their disks and devices get their names.
+    sysfs: PathBuf,
+    maps: Option<BlockMaps>,
+    disks: Vec<(DiskKey, DiskStats)>,
+    map_stats: Vec<MapStat>,
+}
+
+impl Block {
+    pub fn new(sysfs: PathBuf) -> Self {
+        Self {
+            sysfs,
+            maps: None,
+            disks: Vec::new(),
+            map_stats: Vec::new(),
+        }
+    }
+
+    fn kernel_maps(&mut self) -> anyhow::Result<&mut BlockMaps> {
+        self.maps.as_mut().context("the block maps are not taken")
+    }
+}
+
+impl KernelFamily for Block {
+    fn name(&self) -> &'static str {
+        super::collector::SPEC.name
+    }
+
+    fn prepare(&mut self, ctx: &Prepare<'_>, setup: &mut Setup) -> anyhow::Result<()> {
+        RwbsOffset::read(ctx.tracefs)?.set(setup);
+        Ok(())
+    }
+
+    fn attach(&mut self, a: &mut Attacher<'_>) -> anyhow::Result<Vec<Attached>> {
+        let mut all = a.attach(&[SUBMITTER])?;
+        let mut rest = REQUESTS.to_vec();
+        if all.iter().any(|s| s.program == BIO_QUEUE) {
+            rest.insert(0, SPLIT);
+        }
+        match a.attach(&rest) {
+            Ok(more) => all.extend(more),
+            Err(e) => {
+                a.detach(&all);
+                return Err(e);
+            }
+        }
+        Ok(all)
+    }
+
+    fn take(&mut self, ebpf: &mut Ebpf, attached: &[Attached]) -> anyhow::Result<()> {
+        let bio = attached.iter().any(|a| a.program == BIO_QUEUE);
+        let mut maps = BlockMaps::take(ebpf, bio)?;
+        if let Err(e) = maps.sync_partitions(&self.sysfs) {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "I/O to partitions is charged to no process"
+            );
+        }
+        self.maps = Some(maps);
+        Ok(())
+    }
+
+    fn refresh(&mut self, r: &Refresh<'_>) -> anyhow::Result<()> {
+        let sysfs = self.sysfs.clone();
+        let maps = self.kernel_maps()?;
+        if let Err(e) = maps.sync_partitions(&sysfs) {
+            tracing::debug!(error = format!("{e:#}"), "following partitions");
+        }
+        let disks = maps.read()?;
+        let map_stats = vec![
+            MapStat {
+                name: maps::DISK_STATS,
+                entries: Some(disks.len() as u64),
+                capacity: maps::DISK_STATS_CAPACITY.into(),
+                update_failures: r.health[DISK_STATS_INSERT_FAILED as usize],
+            },
+            MapStat {
+                name: maps::BLOCK_TASKS,
+                entries: Some(maps.task_entries()),
+                capacity: maps::BLOCK_TASKS_CAPACITY.into(),
+                update_failures: r.health[BLOCK_TASKS_INSERT_FAILED as usize],
+            },
+            MapStat {
+                name: maps::BLOCK_REQUESTS,
+                entries: Some(maps.request_entries()),
+                capacity: maps::BLOCK_REQUESTS_CAPACITY.into(),
+                update_failures: r.health[BLOCK_REQUESTS_INSERT_FAILED as usize],
+            },
+        ];
+        self.disks = disks;
+        self.map_stats = map_stats;
+        Ok(())
+    }
+
+    fn processes(&mut self, p: &mut Processes<'_>) -> anyhow::Result<()> {
+        let table = p.table;
+        let live = p.live.pids();
+        self.kernel_maps()?
+            .merge(p.entries, live, |t| table.knows(t))
+    }
+
+    fn forget(&mut self, tgids: &[u32]) {
+        if let Some(m) = &mut self.maps {
+            m.remove_tasks(tgids);
+        }
+    }
+
+    fn maps(&self) -> Vec<MapStat> {
+        self.map_stats.clone()
+    }
+
+    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        super::collector::families(&self.sysfs, &self.disks, view, out);
+        Ok(())
+    }
+
+    fn row(&self, c: &Counters, row: &mut ProcessRow) {
+        row.disk = super::api::Fields::of(c);
+    }
+}

@@ -1,0 +1,178 @@
+//! The scheduler family as the loader and the refresher see it: the `task_struct` offsets
+//! its typed programs need, its probes (the OOM counter optional), and at each refresh the
+//! process events and the per-process counters, with the slices in progress added.
+
+use anyhow::Context as _;
+use aya::Ebpf;
+use monitor_common::{
+    event::ProcEvent,
+    health::{PROC_EVENTS_LOST, RUNQ_START_INSERT_FAILED, TASK_STATS_INSERT_FAILED},
+    maps,
+    sched::RunqHist,
+};
+use prometheus::proto::MetricFamily;
+
+use super::{
+    kernel::{Layout, SchedMaps, OOM_PROBE, PROBES, TYPED_PROGRAMS},
+    running,
+};
+use crate::{
+    api::processes::ProcessRow,
+    bpf::{
+        attach::Attached,
+        family::{Attacher, KernelFamily, Prepare, Processes, Published, Refresh, Setup},
+        health::MapStat,
+    },
+    collectors::View,
+    process::{budget::Export, counters::Counters, table::ProcessTable},
+};
+
+#[derive(Default)]
+pub struct Sched {
+    maps: Option<SchedMaps>,
+    hist: RunqHist,
+    /// `TASK_STATS` entries read at the last refresh, before the folded ones went.
+    task_entries: usize,
+    folded: usize,
+    map_stats: Vec<MapStat>,
+}
+
+impl Sched {
+    fn kernel_maps(&mut self) -> anyhow::Result<&mut SchedMaps> {
+        self.maps
+            .as_mut()
+            .context("the scheduler's maps are not taken")
+    }
+}
+
+impl KernelFamily for Sched {
+    fn name(&self) -> &'static str {
+        super::collector::SPEC.name
+    }
+
+    fn measures_processes(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, ctx: &Prepare<'_>, setup: &mut Setup) -> anyhow::Result<()> {
+        let layout = Layout::read(ctx.vmlinux, ctx.btf);
+        layout.set(setup);
+        // Without the offsets the typed programs cannot name tasks: their classic fallbacks
+        // serve instead.
+        if !layout.complete() {
+            setup
+                .fail
+                .extend(TYPED_PROGRAMS.iter().map(|p| p.to_string()));
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, a: &mut Attacher<'_>) -> anyhow::Result<Vec<Attached>> {
+        let mut all = a.attach(PROBES)?;
+        match a.attach(OOM_PROBE) {
+            Ok(oom) => all.extend(oom),
+            Err(e) if crate::bpf::is_permission_error(e.as_ref()) => return Err(e),
+            Err(e) => tracing::warn!(
+                collector = self.name(),
+                error = format!("{e:#}"),
+                "OOM kills are not counted on this kernel"
+            ),
+        }
+        Ok(all)
+    }
+
+    fn take(&mut self, ebpf: &mut Ebpf, _attached: &[Attached]) -> anyhow::Result<()> {
+        self.maps = Some(SchedMaps::take(ebpf)?);
+        Ok(())
+    }
+
+    fn events(&mut self, f: &mut dyn FnMut(&ProcEvent)) {
+        if let Some(m) = &mut self.maps {
+            m.drain_events(f);
+        }
+    }
+
+    fn processes(&mut self, p: &mut Processes<'_>) -> anyhow::Result<()> {
+        let maps = self.kernel_maps()?;
+        let mut entries = maps.read_tasks()?;
+        // Processes first seen since the last listing of procfs are alive until their exit
+        // event.
+        p.live.seen(
+            entries
+                .iter()
+                .map(|e| e.tgid)
+                .filter(|&t| p.table.may_run(t)),
+        );
+        // The time base of rates is when the counters are read, not when the refresh
+        // began: listing /proc first can take a good part of a second on a busy host.
+        let now_ns = crate::core::monotonic_ns();
+        *p.read_at = now_ns as f64 / 1e9;
+        let running = maps.running(now_ns)?;
+        let procfs = p.table.identity_reader().root();
+        let live = p.live.pids();
+        running::add_slices(
+            &mut entries,
+            &running,
+            |tid| running::tgid_of(procfs, tid),
+            |t| live.contains(&t) && p.table.may_run(t),
+        );
+        self.task_entries = entries.len();
+        p.entries.append(&mut entries);
+        Ok(())
+    }
+
+    fn forget(&mut self, tgids: &[u32]) {
+        self.folded = tgids.len();
+        if let Some(m) = &mut self.maps {
+            m.remove_tasks(tgids);
+        }
+    }
+
+    fn after(&mut self, r: &Refresh<'_>, _: &ProcessTable, _: &Export) -> anyhow::Result<()> {
+        let maps = self
+            .maps
+            .as_ref()
+            .context("the scheduler's maps are not taken")?;
+        let hist = maps.histogram()?;
+        let runq_start = maps.runq_start_entries() as u64;
+        self.hist = hist;
+        self.map_stats = vec![
+            MapStat {
+                name: maps::TASK_STATS,
+                entries: Some(self.task_entries.saturating_sub(self.folded) as u64),
+                capacity: maps::TASK_STATS_CAPACITY.into(),
+                update_failures: r.health[TASK_STATS_INSERT_FAILED as usize],
+            },
+            MapStat {
+                name: maps::RUNQ_START,
+                entries: Some(runq_start),
+                capacity: maps::RUNQ_START_CAPACITY.into(),
+                update_failures: r.health[RUNQ_START_INSERT_FAILED as usize],
+            },
+            MapStat {
+                name: maps::PROC_EVENTS,
+                entries: None,
+                capacity: maps::PROC_EVENTS_BYTES.into(),
+                update_failures: r.health[PROC_EVENTS_LOST as usize],
+            },
+        ];
+        Ok(())
+    }
+
+    fn maps(&self) -> Vec<MapStat> {
+        self.map_stats.clone()
+    }
+
+    fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
+        out.extend(super::collector::families(&self.hist, view));
+        Ok(())
+    }
+
+    fn publish(&self, p: &mut Published) {
+        p.runq = Some(self.hist);
+    }
+
+    fn row(&self, c: &Counters, row: &mut ProcessRow) {
+        row.sched = super::api::Fields::of(c);
+    }
+}
