@@ -10,6 +10,8 @@ mod build_info;
 mod cli;
 mod collectors;
 mod core;
+#[cfg(test)]
+mod golden;
 mod http;
 mod log;
 mod logmatch;

@@ -36,6 +36,9 @@ enum Command {
     Bench(bench::Options),
     /// Boot Debian kernels under QEMU and check the kernel programs and daemon on each.
     VmTest(vm::Options),
+    /// Rewrite the golden test's checked-in exposition and process list from this build
+    /// (after a deliberate change; review the diff like code).
+    Bless,
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +49,12 @@ fn main() -> std::process::ExitCode {
         Command::Test { filter } => test::run(filter.as_deref()),
         Command::Bench(o) => bench::run(&o),
         Command::VmTest(o) => vm::run(&o),
+        Command::Bless => cmd::run(
+            cmd::new("cargo")
+                .args(["test", "-p", "monitor", "golden"])
+                .env("MONITOR_BLESS", "1")
+                .env("AYA_BUILD_SKIP", "1"),
+        ),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -13,7 +13,7 @@ use monitor_common::{
 };
 use prometheus::proto::MetricFamily;
 
-use super::kernel::{BlockMaps, RwbsOffset, REQUESTS, SPLIT, SUBMITTER};
+use super::kernel::{BlockMaps, BlockSource, RwbsOffset, REQUESTS, SPLIT, SUBMITTER};
 use crate::{
     api::processes::ProcessRow,
     bpf::{
@@ -31,7 +31,7 @@ const BIO_QUEUE: &str = "block_owner_bio_queue";
 pub struct Block {
     /// Where partitions are matched to their disks and devices get their names.
     sysfs: PathBuf,
-    maps: Option<BlockMaps>,
+    maps: Option<Box<dyn BlockSource>>,
     disks: Vec<(DiskKey, DiskStats)>,
     map_stats: Vec<MapStat>,
 }
@@ -46,8 +46,19 @@ impl Block {
         }
     }
 
-    fn kernel_maps(&mut self) -> anyhow::Result<&mut BlockMaps> {
-        self.maps.as_mut().context("the block maps are not taken")
+    /// The family reading `source` instead of the kernel's maps.
+    #[cfg(test)]
+    pub fn reading(sysfs: PathBuf, source: Box<dyn BlockSource>) -> Self {
+        Self {
+            maps: Some(source),
+            ..Self::new(sysfs)
+        }
+    }
+
+    fn kernel_maps(&mut self) -> anyhow::Result<&mut (dyn BlockSource + 'static)> {
+        self.maps
+            .as_deref_mut()
+            .context("the block maps are not taken")
     }
 }
 
@@ -86,7 +97,7 @@ impl KernelFamily for Block {
                 "I/O to partitions is charged to no process"
             );
         }
-        self.maps = Some(maps);
+        self.maps = Some(Box::new(maps));
         Ok(())
     }
 
@@ -126,7 +137,7 @@ impl KernelFamily for Block {
         let table = p.table;
         let live = p.live.pids();
         self.kernel_maps()?
-            .merge(p.entries, live, |t| table.knows(t))
+            .merge(p.entries, live, &|t| table.knows(t))
     }
 
     fn forget(&mut self, tgids: &[u32]) {

@@ -117,6 +117,26 @@ pub fn partitions(sysfs: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
     Ok(out)
 }
 
+/// What the family reads of its maps: the kernel's (`BlockMaps`), or recorded contents
+/// (`bpf::recording`, for tests without privileges).
+pub trait BlockSource: Send {
+    /// Brings `PART_DISK` in line with the host's partitions (when bio events are in use).
+    fn sync_partitions(&mut self, sysfs: &Path) -> anyhow::Result<()>;
+    /// Every disk and operation seen so far.
+    fn read(&self) -> anyhow::Result<Vec<(DiskKey, DiskStats)>>;
+    /// Sets each group's disk counters on its entry (see `bpf::per_task`).
+    fn merge(
+        &mut self,
+        entries: &mut Vec<KernelEntry>,
+        live: &HashSet<u32>,
+        knows: &dyn Fn(u32) -> bool,
+    ) -> anyhow::Result<()>;
+    /// Forgets the groups whose `TASK_STATS` entries were folded.
+    fn remove_tasks(&mut self, tgids: &[u32]);
+    fn task_entries(&self) -> u64;
+    fn request_entries(&self) -> u64;
+}
+
 pub struct BlockMaps {
     stats: HashMap<MapData, DiskKey, DiskStats>,
     tasks: PerTaskMap<BlockTaskCounters>,
@@ -139,9 +159,10 @@ impl BlockMaps {
             bio_events,
         })
     }
+}
 
-    /// Brings `PART_DISK` in line with the host's partitions (when bio events are in use).
-    pub fn sync_partitions(&mut self, sysfs: &Path) -> anyhow::Result<()> {
+impl BlockSource for BlockMaps {
+    fn sync_partitions(&mut self, sysfs: &Path) -> anyhow::Result<()> {
         if !self.bio_events {
             return Ok(());
         }
@@ -164,8 +185,7 @@ impl BlockMaps {
         Ok(())
     }
 
-    /// Every disk and operation seen so far.
-    pub fn read(&self) -> anyhow::Result<Vec<(DiskKey, DiskStats)>> {
+    fn read(&self) -> anyhow::Result<Vec<(DiskKey, DiskStats)>> {
         let mut out = Vec::new();
         for kv in self.stats.iter() {
             match kv {
@@ -177,26 +197,24 @@ impl BlockMaps {
         Ok(out)
     }
 
-    /// Sets each group's disk counters on its entry (see `bpf::per_task`).
-    pub fn merge(
+    fn merge(
         &mut self,
         entries: &mut Vec<KernelEntry>,
         live: &HashSet<u32>,
-        knows: impl Fn(u32) -> bool,
+        knows: &dyn Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
         self.tasks.merge(entries, live, knows, |c, v| c.disk = v)
     }
 
-    /// Forgets the groups whose `TASK_STATS` entries were folded.
-    pub fn remove_tasks(&mut self, tgids: &[u32]) {
+    fn remove_tasks(&mut self, tgids: &[u32]) {
         self.tasks.remove(tgids);
     }
 
-    pub fn task_entries(&self) -> u64 {
+    fn task_entries(&self) -> u64 {
         self.tasks.entries()
     }
 
-    pub fn request_entries(&self) -> u64 {
+    fn request_entries(&self) -> u64 {
         self.requests_count.get(&self.requests)
     }
 }

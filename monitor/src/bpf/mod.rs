@@ -6,6 +6,8 @@ pub mod batch;
 pub mod family;
 pub mod health;
 pub mod per_task;
+#[cfg(test)]
+pub mod recording;
 pub mod tracefs;
 
 /// The kernel object built from `monitor-ebpf` by `build.rs`.

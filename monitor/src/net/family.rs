@@ -8,7 +8,7 @@ use aya::Ebpf;
 use prometheus::proto::MetricFamily;
 
 use super::{
-    kernel::{NetMaps, NetSnapshot},
+    kernel::{NetMaps, NetSnapshot, NetSource},
     layout::Layout,
     unattributed::Unattributed,
 };
@@ -25,14 +25,25 @@ use crate::{
 
 #[derive(Default)]
 pub struct Network {
-    maps: Option<NetMaps>,
+    maps: Option<Box<dyn NetSource>>,
     snapshot: Option<NetSnapshot>,
     unattributed: Unattributed,
 }
 
 impl Network {
-    fn kernel_maps(&mut self) -> anyhow::Result<&mut NetMaps> {
-        self.maps.as_mut().context("the network maps are not taken")
+    /// The family reading `source` instead of the kernel's maps.
+    #[cfg(test)]
+    pub fn reading(source: Box<dyn NetSource>) -> Self {
+        Self {
+            maps: Some(source),
+            ..Default::default()
+        }
+    }
+
+    fn kernel_maps(&mut self) -> anyhow::Result<&mut (dyn NetSource + 'static)> {
+        self.maps
+            .as_deref_mut()
+            .context("the network maps are not taken")
     }
 }
 
@@ -53,7 +64,7 @@ impl KernelFamily for Network {
     }
 
     fn take(&mut self, ebpf: &mut Ebpf, _attached: &[Attached]) -> anyhow::Result<()> {
-        self.maps = Some(NetMaps::take(ebpf)?);
+        self.maps = Some(Box::new(NetMaps::take(ebpf)?));
         Ok(())
     }
 
@@ -61,7 +72,7 @@ impl KernelFamily for Network {
         let table = p.table;
         let live = p.live.pids();
         self.kernel_maps()?
-            .merge(p.entries, live, |t| table.knows(t))
+            .merge(p.entries, live, &|t| table.knows(t))
     }
 
     fn forget(&mut self, tgids: &[u32]) {
@@ -78,7 +89,7 @@ impl KernelFamily for Network {
     ) -> anyhow::Result<()> {
         let maps = self
             .maps
-            .as_ref()
+            .as_deref()
             .context("the network maps are not taken")?;
         let sockets = maps.sockets();
         let unattributed = super::netdev::read(r.procfs)
@@ -94,7 +105,7 @@ impl KernelFamily for Network {
             .ok();
         self.snapshot = Some(NetSnapshot {
             unattributed,
-            maps: maps.map_stats(&sockets, r.health),
+            maps: super::kernel::map_stats(maps, &sockets, r.health),
             sockets,
             groups: table
                 .processes()

@@ -149,6 +149,41 @@ pub fn log_exactness(attached: &[Attached]) {
     }
 }
 
+/// What the family reads of its maps: the kernel's (`NetMaps`), or recorded contents
+/// (`bpf::recording`, for tests without privileges).
+pub trait NetSource: Send {
+    /// Adds each thread group's network counters to its entry (see `bpf::per_task`).
+    fn merge(
+        &mut self,
+        entries: &mut Vec<KernelEntry>,
+        live: &HashSet<u32>,
+        knows: &dyn Fn(u32) -> bool,
+    ) -> anyhow::Result<()>;
+    /// Forgets the groups whose `TASK_STATS` entries were folded.
+    fn remove(&mut self, tgids: &[u32]);
+    fn stats_entries(&self) -> u64;
+    fn sockets(&self) -> Sockets;
+}
+
+/// The family's maps' fill and failed updates.
+pub fn map_stats(source: &dyn NetSource, sockets: &Sockets, health: &[u64]) -> Vec<MapStat> {
+    use monitor_common::health::{NET_STATS_INSERT_FAILED, TCP_SOCKS_INSERT_FAILED};
+    vec![
+        MapStat {
+            name: maps::NET_STATS,
+            entries: Some(source.stats_entries()),
+            capacity: maps::NET_STATS_CAPACITY.into(),
+            update_failures: health[NET_STATS_INSERT_FAILED as usize],
+        },
+        MapStat {
+            name: maps::TCP_SOCKS,
+            entries: Some(sockets.connections.len() as u64),
+            capacity: maps::TCP_SOCKS_CAPACITY.into(),
+            update_failures: health[TCP_SOCKS_INSERT_FAILED as usize],
+        },
+    ]
+}
+
 pub struct NetMaps {
     stats: PerTaskMap<NetCounters>,
     socks: HashMap<MapData, u64, SockOwner>,
@@ -171,30 +206,31 @@ impl NetMaps {
             listeners: take_map(ebpf, maps::TCP_LISTENERS)?,
         })
     }
+}
 
-    /// Adds each thread group's network counters to its `TASK_STATS` entry. A group without
-    /// one is added on its own when the process table `knows` it (a socket of a process
-    /// that exited moments ago: its close, last segments and retransmits come after the
-    /// exit); otherwise, unless it is alive, its entry is stale and removed.
-    pub fn merge(
+impl NetSource for NetMaps {
+    /// A group without a scheduler entry is added on its own when the process table
+    /// `knows` it (a socket of a process that exited moments ago: its close, last segments
+    /// and retransmits come after the exit); otherwise, unless it is alive, its entry is
+    /// stale and removed.
+    fn merge(
         &mut self,
         entries: &mut Vec<KernelEntry>,
         live: &HashSet<u32>,
-        knows: impl Fn(u32) -> bool,
+        knows: &dyn Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
         self.stats.merge(entries, live, knows, |c, v| c.net = v)
     }
 
-    /// Forgets the groups whose `TASK_STATS` entries were folded.
-    pub fn remove(&mut self, tgids: &[u32]) {
+    fn remove(&mut self, tgids: &[u32]) {
         self.stats.remove(tgids);
     }
 
-    pub fn stats_entries(&self) -> u64 {
+    fn stats_entries(&self) -> u64 {
         self.stats.entries()
     }
 
-    pub fn sockets(&self) -> Sockets {
+    fn sockets(&self) -> Sockets {
         let read = |m: &HashMap<MapData, _, SockOwner>, name| {
             crate::bpf::batch::entries(m, name).unwrap_or_else(|e| {
                 tracing::debug!(error = format!("{e:#}"), "reading the socket owners");
@@ -208,24 +244,6 @@ impl NetMaps {
                 .collect(),
             listeners: read_listeners(&self.listeners),
         }
-    }
-
-    pub fn map_stats(&self, sockets: &Sockets, health: &[u64]) -> Vec<MapStat> {
-        use monitor_common::health::{NET_STATS_INSERT_FAILED, TCP_SOCKS_INSERT_FAILED};
-        vec![
-            MapStat {
-                name: maps::NET_STATS,
-                entries: Some(self.stats_entries()),
-                capacity: maps::NET_STATS_CAPACITY.into(),
-                update_failures: health[NET_STATS_INSERT_FAILED as usize],
-            },
-            MapStat {
-                name: maps::TCP_SOCKS,
-                entries: Some(sockets.connections.len() as u64),
-                capacity: maps::TCP_SOCKS_CAPACITY.into(),
-                update_failures: health[TCP_SOCKS_INSERT_FAILED as usize],
-            },
-        ]
     }
 }
 

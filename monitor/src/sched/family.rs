@@ -13,7 +13,7 @@ use monitor_common::{
 use prometheus::proto::MetricFamily;
 
 use super::{
-    kernel::{Layout, SchedMaps, OOM_PROBE, PROBES, TYPED_PROGRAMS},
+    kernel::{Layout, SchedMaps, SchedSource, OOM_PROBE, PROBES, TYPED_PROGRAMS},
     running,
 };
 use crate::{
@@ -29,7 +29,7 @@ use crate::{
 
 #[derive(Default)]
 pub struct Sched {
-    maps: Option<SchedMaps>,
+    maps: Option<Box<dyn SchedSource>>,
     hist: RunqHist,
     /// `TASK_STATS` entries read at the last refresh, before the folded ones went.
     task_entries: usize,
@@ -38,9 +38,18 @@ pub struct Sched {
 }
 
 impl Sched {
-    fn kernel_maps(&mut self) -> anyhow::Result<&mut SchedMaps> {
+    /// The family reading `source` instead of the kernel's maps.
+    #[cfg(test)]
+    pub fn reading(source: Box<dyn SchedSource>) -> Self {
+        Self {
+            maps: Some(source),
+            ..Default::default()
+        }
+    }
+
+    fn kernel_maps(&mut self) -> anyhow::Result<&mut (dyn SchedSource + 'static)> {
         self.maps
-            .as_mut()
+            .as_deref_mut()
             .context("the scheduler's maps are not taken")
     }
 }
@@ -82,7 +91,7 @@ impl KernelFamily for Sched {
     }
 
     fn take(&mut self, ebpf: &mut Ebpf, _attached: &[Attached]) -> anyhow::Result<()> {
-        self.maps = Some(SchedMaps::take(ebpf)?);
+        self.maps = Some(Box::new(SchedMaps::take(ebpf)?));
         Ok(())
     }
 

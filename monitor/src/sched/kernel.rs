@@ -141,12 +141,26 @@ impl Layout {
 
 /// A thread on a CPU when the counters were read, with the part of its slice not yet
 /// charged (charged at its switch-out).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Running {
     /// 0: not known (the classic hook names only the thread).
     pub tgid: u32,
     pub tid: u32,
     pub ns: u64,
+}
+
+/// What the family reads of its maps: the kernel's (`SchedMaps`), or recorded contents
+/// (`bpf::recording`, for tests without privileges).
+pub trait SchedSource: Send {
+    /// Hands every pending process event to `f`.
+    fn drain_events(&mut self, f: &mut dyn FnMut(&ProcEvent));
+    fn read_tasks(&self) -> anyhow::Result<Vec<KernelEntry>>;
+    fn remove_tasks(&mut self, tgids: &[u32]);
+    /// The run-queue histogram summed over CPUs.
+    fn histogram(&self) -> anyhow::Result<RunqHist>;
+    /// The thread on each CPU and its slice so far, as of `now_ns`.
+    fn running(&self, now_ns: u64) -> anyhow::Result<Vec<Running>>;
+    fn runq_start_entries(&self) -> usize;
 }
 
 pub struct SchedMaps {
@@ -169,23 +183,21 @@ impl SchedMaps {
             events: take_map(ebpf, maps::PROC_EVENTS)?,
         })
     }
+}
 
-    /// Hands every pending process event to `f`; returns how many there were.
-    pub fn drain_events(&mut self, mut f: impl FnMut(&ProcEvent)) -> usize {
-        let mut n = 0;
+impl SchedSource for SchedMaps {
+    fn drain_events(&mut self, f: &mut dyn FnMut(&ProcEvent)) {
         while let Some(item) = self.events.next() {
             if item.len() >= std::mem::size_of::<ProcEvent>() {
                 // SAFETY: the record holds a whole `ProcEvent` (checked above), a plain
                 // `repr(C)` struct of integers; the ring buffer gives no alignment promise.
                 let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<ProcEvent>()) };
                 f(&ev);
-                n += 1;
             }
         }
-        n
     }
 
-    pub fn read_tasks(&self) -> anyhow::Result<Vec<KernelEntry>> {
+    fn read_tasks(&self) -> anyhow::Result<Vec<KernelEntry>> {
         Ok(
             crate::bpf::batch::entries(&self.task_stats, maps::TASK_STATS)?
                 .into_iter()
@@ -198,7 +210,7 @@ impl SchedMaps {
         )
     }
 
-    pub fn remove_tasks(&mut self, tgids: &[u32]) {
+    fn remove_tasks(&mut self, tgids: &[u32]) {
         for t in tgids {
             if let Err(e) = self.task_stats.remove(t) {
                 tracing::debug!(tgid = t, error = %e, "removing a folded TASK_STATS entry");
@@ -206,8 +218,7 @@ impl SchedMaps {
         }
     }
 
-    /// The run-queue histogram summed over CPUs.
-    pub fn histogram(&self) -> anyhow::Result<RunqHist> {
+    fn histogram(&self) -> anyhow::Result<RunqHist> {
         let per_cpu = self.runq_hist.get(&0, 0).context("reading map RUNQ_HIST")?;
         let mut sum = RunqHist::default();
         for h in per_cpu.iter() {
@@ -219,10 +230,10 @@ impl SchedMaps {
         Ok(sum)
     }
 
-    /// The thread on each CPU and its slice so far, as of `now_ns` (CLOCK_MONOTONIC, the
-    /// programs' clock), read after `read_tasks` so a slice is never in both: a switch
-    /// between the two reads leaves a slice short for one reading, never counted twice.
-    pub fn running(&self, now_ns: u64) -> anyhow::Result<Vec<Running>> {
+    /// `now_ns` is CLOCK_MONOTONIC, the programs' clock. Read after `read_tasks` so a slice
+    /// is never in both: a switch between the two reads leaves a slice short for one
+    /// reading, never counted twice.
+    fn running(&self, now_ns: u64) -> anyhow::Result<Vec<Running>> {
         let per_cpu = self.cpu_slot.get(&0, 0).context("reading map CPU_SLOT")?;
         Ok(per_cpu
             .iter()
@@ -235,7 +246,7 @@ impl SchedMaps {
             .collect())
     }
 
-    pub fn runq_start_entries(&self) -> usize {
+    fn runq_start_entries(&self) -> usize {
         self.runq_start_count.get(&self.runq_start) as usize
     }
 }
