@@ -43,7 +43,11 @@ pub const fn op_of_rwbs(rwbs: [u8; 4]) -> u32 {
 /// counted at their completion. Totals since the entry was created.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct BlockTaskCounters {
     pub read_bytes: u64,
     pub write_bytes: u64,
@@ -70,7 +74,11 @@ const _: () = assert!(core::mem::size_of::<DiskKey>() == 8);
 /// Value of `DISK_STATS`: totals since the entry was created.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct DiskStats {
     /// Completed requests.
     pub requests: u64,

@@ -41,7 +41,11 @@ pub fn connect_upper_seconds(i: usize) -> Option<f64> {
 /// Value of `NET_STATS`, keyed by tgid: totals since the entry was created.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct NetCounters {
     /// Payload bytes handed to (tx) or copied from (rx) TCP and UDP sockets, by protocol.
     pub tx_bytes: [u64; PROTOS],

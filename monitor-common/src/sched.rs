@@ -8,7 +8,11 @@ use crate::hist::BUCKETS;
 /// `NET_STATS`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct TaskCounters {
     /// Time on a CPU, summed over the group's threads.
     pub on_cpu_ns: u64,
@@ -73,7 +77,11 @@ pub const GLOBAL_LAYOUT: &str = "SCHED_LAYOUT";
 /// Value of the `RUNQ_HIST` per-CPU array.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct RunqHist {
     pub buckets: [u64; BUCKETS],
     pub sum_ns: u64,
