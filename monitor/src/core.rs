@@ -29,6 +29,9 @@ use crate::{
     snapshot::{Outcome, Snapshot},
 };
 
+/// The kernel's BTF.
+const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
 /// The kernel side as loaded: the object and which hook serves each measure.
 pub struct Kernel {
     pub ebpf: Option<Ebpf>,
@@ -80,6 +83,12 @@ impl Kernel {
             return Ok((kernel, Vec::new()));
         }
         raise_memlock();
+        // Made first: aya's constructor parses the whole of the kernel's BTF, which is
+        // dropped at once (the object has no CO-RE relocations), before anything else is
+        // read, so that parse is the start-up's only peak.
+        let mut setup = Setup::default();
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
         // Before loading: the programs' record layouts are read from tracefs (classic
         // tracepoints attach through it too). Reported after the load, so a daemon without
         // privileges says only that.
@@ -88,24 +97,24 @@ impl Kernel {
             Ok((root, _)) => root.clone(),
             Err(_) => PathBuf::from(tracefs::MOUNTS[0]),
         };
-        // Parsed once, for the loader's relocations and for the tp_btf hooks: the kernel's
-        // BTF is megabytes, and each parse peaks at tens of MiB.
-        let btf = match Btf::from_sys_fs() {
+        // For the tp_btf hooks only, and only their typedefs (`sparse_btf`): the whole of
+        // the kernel's BTF parsed by aya is tens of MiB at its peak.
+        let btf = match crate::bpf::sparse_btf::read(Path::new(VMLINUX)) {
             Ok(b) => Some(b),
             Err(e) => {
-                tracing::warn!(error = %e, "no kernel BTF; tp_btf hooks fall back to classic tracepoints");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "no kernel BTF; tp_btf hooks fall back to classic tracepoints"
+                );
                 None
             }
         };
-        let mut setup = Setup::default();
         // Object-wide: the tracepoint record layouts several families' programs read.
         setup.global(
             monitor_common::audit::GLOBAL_FIELDS,
             &crate::audit::layout::trace_fields(&tracefs_root),
         );
         let mut loaded = prepare(families, &tracefs_root, &mut setup)?;
-        let mut loader = EbpfLoader::new();
-        loader.btf(btf.as_ref());
         setup.apply(&mut loader);
         let mut ebpf = match loader.load(OBJECT) {
             Ok(e) => e,
@@ -173,7 +182,7 @@ fn prepare(
     tracefs: &Path,
     setup: &mut Setup,
 ) -> anyhow::Result<Vec<Loaded>> {
-    let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
+    let vmlinux = Path::new(VMLINUX);
     let btf = crate::audit::layout::open_btf(vmlinux);
     let ctx = Prepare {
         tracefs,

@@ -8,6 +8,7 @@ pub mod health;
 pub mod per_task;
 #[cfg(test)]
 pub mod recording;
+pub mod sparse_btf;
 pub mod tracefs;
 
 /// The kernel object built from `monitor-ebpf` by `build.rs`.
