@@ -142,6 +142,7 @@ fn test_notification(receiver: &str, host: &str, c: &super::config::Config) -> N
         ends_at: super::notify::payload::rfc3339(now + Duration::from_secs(300)),
         generator_url: format!("{url}/api/v1/alerts"),
         fingerprint: format!("{fp:016x}"),
+        value: None,
     };
     Notification::new(receiver, "{}/test".to_string(), labels, &url, vec![alert])
 }

@@ -1,8 +1,12 @@
 //! Receivers: each turns a queued notification into its own format and sends it once. The
 //! outcome says whether to retry: 5xx, 429, timeouts and connection errors are retried;
-//! other 4xx are refused for good (retrying cannot fix the request).
+//! other 4xx are refused for good (retrying cannot fix the request). Email follows the same
+//! rule with SMTP's reply codes.
 
+pub mod chat;
 pub mod command;
+pub mod email;
+pub mod opsgenie;
 pub mod payload;
 
 use std::time::Duration;
@@ -54,24 +58,7 @@ pub fn send(r: &Receiver, n: &Notification, host: &str) -> Outcome {
         ReceiverKind::Slack { url, channel } => {
             let mut text = n.title();
             for a in &n.alerts {
-                let what = a
-                    .annotations
-                    .get("summary")
-                    .or_else(|| a.annotations.get("description"))
-                    .cloned()
-                    .unwrap_or_default();
-                let labels: Vec<String> = a
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| *k != "alertname")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                text.push_str(&format!(
-                    "\n• {} {}: {what} ({})",
-                    a.status,
-                    a.labels.get("alertname").map_or("", String::as_str),
-                    labels.join(", ")
-                ));
+                text.push_str(&format!("\n• {}", a.line()));
             }
             let mut body = json!({ "text": text });
             if let Some(c) = channel {
@@ -113,6 +100,12 @@ pub fn send(r: &Receiver, n: &Notification, host: &str) -> Outcome {
             Outcome::Delivered
         }
         ReceiverKind::Command { path, args } => command::run(path, args, n, timeout),
+        ReceiverKind::Email(e) => email::send(e, n, host, timeout),
+        ReceiverKind::Opsgenie(o) => opsgenie::send(o, n, host, timeout),
+        ReceiverKind::Msteams(m) => chat::msteams(m, n, timeout),
+        ReceiverKind::Telegram(t) => chat::telegram(t, n, timeout),
+        ReceiverKind::Ntfy(c) => chat::ntfy(c, n, timeout),
+        ReceiverKind::Discord(d) => chat::discord(d, n, timeout),
     }
 }
 
@@ -138,8 +131,22 @@ pub fn redact(url: &str) -> String {
 }
 
 fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Outcome {
+    post_with(url, &[], body, timeout)
+}
+
+/// `post` with request headers (credentials: never logged).
+fn post_with(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Outcome {
     let shown = redact(url);
-    match ureq::post(url).timeout(timeout).send_json(body) {
+    let mut rq = ureq::post(url).timeout(timeout);
+    for (k, v) in headers {
+        rq = rq.set(k, v);
+    }
+    match rq.send_json(body) {
         Ok(r) => {
             let _ = r.into_string();
             Outcome::Delivered
