@@ -931,9 +931,14 @@ fn chat_and_paging_services_get_firing_and_resolved_notifications() {
     // Resolved: Opsgenie closes the alias; the others say so.
     let _svc = sleeper(&bin);
     let og_reqs = og.wait("Opsgenie's close", |r| {
-        r.iter().any(|r| r.path.contains("/close"))
+        r.iter().any(|r| {
+            r.path.contains("/close") && r.header("Authorization") == Some("GenieKey og-key")
+        })
     });
-    let close = og_reqs.iter().find(|r| r.path.contains("/close")).unwrap();
+    let close = og_reqs
+        .iter()
+        .find(|r| r.path.contains("/close") && r.header("Authorization") == Some("GenieKey og-key"))
+        .unwrap();
     assert_eq!(
         close.path,
         format!("/v2/alerts/{alias}/close?identifierType=alias")

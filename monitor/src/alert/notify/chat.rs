@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{payload::Notification, post, post_with, Outcome};
+use super::{email::html_escape, payload::Notification, post, post_with, Outcome};
 use crate::alert::config::receivers::{Discord, Msteams, Ntfy, Telegram};
 
 /// At most `n` characters, with `…` when cut.
@@ -83,12 +83,6 @@ pub fn msteams(c: &Msteams, n: &Notification, timeout: Duration) -> Outcome {
         }],
     });
     post(&c.webhook_url, &payload, timeout)
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Telegram: `sendMessage` in HTML parse mode (what Alertmanager's receiver uses), at most
@@ -201,6 +195,6 @@ mod tests {
     fn cut_and_lines_stay_within_limits() {
         assert_eq!(cut("abcdef", 4), "abc…");
         assert_eq!(cut("abc", 4), "abc");
-        assert_eq!(html_escape("a<b>&"), "a&lt;b&gt;&amp;");
+        assert_eq!(html_escape("a<b>&\""), "a&lt;b&gt;&amp;&quot;");
     }
 }

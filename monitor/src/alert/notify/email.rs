@@ -81,7 +81,36 @@ fn environment() -> Environment<'static> {
         }
     });
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+    // HTML escaping of &, <, >, " and ' only: MiniJinja's own also escapes `/`, which
+    // leaves every link in the message as `http:&#x2f;&#x2f;...`.
+    env.set_formatter(|out, state, value| {
+        if *state.auto_escape() == AutoEscape::Html
+            && !value.is_safe()
+            && !value.is_undefined()
+            && !value.is_none()
+        {
+            out.write_str(&html_escape(&value.to_string()))
+                .map_err(minijinja::Error::from)
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     env
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether `text` is a template that parses.
@@ -308,6 +337,10 @@ mod tests {
         assert!(html.contains("service=&lt;svc&gt;"), "{html}");
         assert!(html.contains("svc &amp; co are down"), "{html}");
         assert!(html.contains("<th align=\"left\">ended</th>"), "{html}");
+        assert!(
+            html.contains("<a href=\"http://h:9957/api/v1/alerts\">"),
+            "{html}"
+        );
     }
 
     #[test]
