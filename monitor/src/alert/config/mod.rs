@@ -198,7 +198,7 @@ pub enum ReceiverKind {
         #[serde(default)]
         args: Vec<String>,
     },
-    Email(receivers::Email),
+    Email(Box<receivers::Email>),
     Opsgenie(receivers::Opsgenie),
     Msteams(receivers::Msteams),
     Telegram(receivers::Telegram),
