@@ -107,7 +107,7 @@ pub fn command(c: &AlertCommand) -> anyhow::Result<()> {
         let n = test_notification(&r.name, &host, &loaded.config);
         match notify::send(r, &n, &host) {
             Outcome::Delivered => println!("{} ({}): delivered", r.name, r.kind.kind()),
-            Outcome::Refused(why) | Outcome::Failed(why) => {
+            Outcome::Refused(why) | Outcome::Failed(why) | Outcome::Throttled(why, _) => {
                 failed += 1;
                 println!("{} ({}): FAILED: {why}", r.name, r.kind.kind());
             }

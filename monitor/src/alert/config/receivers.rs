@@ -23,8 +23,8 @@ pub struct Email {
     pub auth_password: Option<String>,
     /// PLAIN's authorization identity: only empty or the username (which mean the same).
     pub auth_identity: Option<String>,
-    /// STARTTLS must succeed before anything is sent (default). Off: STARTTLS when the
-    /// server offers it, plain text otherwise.
+    /// STARTTLS must succeed before anything is sent (default). Off: no STARTTLS (plain
+    /// SMTP, as Alertmanager does); port 465 is TLS either way.
     #[serde(default = "super::yes")]
     pub require_tls: bool,
     #[serde(default)]

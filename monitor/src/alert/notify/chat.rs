@@ -21,19 +21,31 @@ pub fn cut(s: &str, n: usize) -> String {
     out
 }
 
-/// The alerts' lines, one per alert, under `width` characters in all.
-fn lines(n: &Notification, width: usize) -> String {
+/// The alerts' lines, one per alert, each through `f` (an escape), under `width`
+/// characters in all as `f` leaves them.
+fn lines(n: &Notification, width: usize, f: fn(&str) -> String) -> String {
     let mut out = String::new();
+    let mut used = 0;
     for (i, a) in n.alerts.iter().enumerate() {
-        let line = format!("• {}\n", a.line());
-        if out.chars().count() + line.chars().count() > width {
+        let line = f(&format!("• {}\n", cut(&a.line(), 1000)));
+        let len = line.chars().count();
+        if used + len > width {
             out.push_str(&format!("… and {} more\n", n.alerts.len() - i));
             break;
         }
+        used += len;
         out.push_str(&line);
     }
     out.trim_end().to_string()
 }
+
+fn same(s: &str) -> String {
+    s.to_string()
+}
+
+/// Alerts shown one by one in a Teams card; the rest are counted (a workflow takes at
+/// most 28 KB).
+const TEAMS_ALERTS: usize = 30;
 
 /// Teams: the payload a "When a Teams webhook request is received" workflow posts to a
 /// channel: a message with one Adaptive Card attachment.
@@ -48,10 +60,10 @@ pub fn msteams(c: &Msteams, n: &Notification, timeout: Duration) -> Outcome {
         "style": "heading",
         "color": if firing { "Attention" } else { "Good" },
     })];
-    for a in &n.alerts {
+    for a in n.alerts.iter().take(TEAMS_ALERTS) {
         body.push(json!({
             "type": "TextBlock",
-            "text": format!("**{}** {}: {}", a.name(), a.status, a.what()),
+            "text": cut(&format!("**{}** {}: {}", a.name(), a.status, a.what()), 1000),
             "wrap": true,
             "separator": true,
         }));
@@ -59,9 +71,16 @@ pub fn msteams(c: &Msteams, n: &Notification, timeout: Duration) -> Outcome {
             .labels
             .iter()
             .filter(|(k, _)| *k != "alertname")
-            .map(|(k, v)| json!({"title": k, "value": v}))
+            .map(|(k, v)| json!({"title": k, "value": cut(v, 200)}))
             .collect();
         body.push(json!({"type": "FactSet", "facts": facts}));
+    }
+    if n.alerts.len() > TEAMS_ALERTS {
+        body.push(json!({
+            "type": "TextBlock",
+            "text": format!("… and {} more", n.alerts.len() - TEAMS_ALERTS),
+            "wrap": true,
+        }));
     }
     let mut card = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
@@ -88,10 +107,11 @@ pub fn msteams(c: &Msteams, n: &Notification, timeout: Duration) -> Outcome {
 /// Telegram: `sendMessage` in HTML parse mode (what Alertmanager's receiver uses), at most
 /// 4096 characters.
 pub fn telegram(c: &Telegram, n: &Notification, timeout: Duration) -> Outcome {
+    // Escaped before it is measured, so the message stays within 4096 characters.
     let text = format!(
         "<b>{}</b>\n{}",
-        html_escape(&cut(&n.title(), 512)),
-        html_escape(&lines(n, 3000))
+        html_escape(&cut(&n.title(), 200)),
+        lines(n, 2800, html_escape)
     );
     let mut body = json!({
         "chat_id": c.chat_id,
@@ -137,7 +157,7 @@ pub fn ntfy(c: &Ntfy, n: &Notification, timeout: Duration) -> Outcome {
     let mut body = json!({
         "topic": c.topic,
         "title": cut(&n.title(), 250),
-        "message": lines(n, 3500),
+        "message": lines(n, 3500, same),
         "priority": priority,
         "tags": tags,
     });
@@ -171,7 +191,7 @@ pub fn discord(c: &Discord, n: &Notification, timeout: Duration) -> Outcome {
     };
     let mut embed = json!({
         "title": cut(&n.title(), 256),
-        "description": lines(n, 4000),
+        "description": lines(n, 4000, same),
         "color": color,
     });
     if let Some(a) = n.alerts.first() {
@@ -196,5 +216,21 @@ mod tests {
         assert_eq!(cut("abcdef", 4), "abc…");
         assert_eq!(cut("abc", 4), "abc");
         assert_eq!(html_escape("a<b>&\""), "a&lt;b&gt;&amp;&quot;");
+        // 100 alerts whose lines are all ampersands: escaped, still within the limit.
+        let alert = crate::alert::notify::payload::AlertJson {
+            status: "firing".into(),
+            labels: [("alertname".to_string(), "&".repeat(300))].into(),
+            annotations: Default::default(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+            generator_url: String::new(),
+            fingerprint: String::new(),
+            value: None,
+        };
+        let n = Notification::new("r", "k".into(), Default::default(), "", vec![alert; 100]);
+        let text = lines(&n, 2800, html_escape);
+        assert!(text.chars().count() <= 2800 + 20, "{}", text.len());
+        assert!(text.ends_with("more"), "{text}");
+        assert!(!text.contains("&amp\n"), "no entity cut in half");
     }
 }

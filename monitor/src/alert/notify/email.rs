@@ -1,6 +1,6 @@
 //! The email receiver: one message per notification (a group's firing and resolved alerts
 //! alike) over SMTP, with lettre on rustls: implicit TLS on port 465, STARTTLS otherwise
-//! (required unless `require_tls: false`), AUTH PLAIN or LOGIN. The subject, the plain-text
+//! (unless `require_tls: false`: plain SMTP, as Alertmanager), AUTH PLAIN or LOGIN. The subject, the plain-text
 //! and the HTML bodies and extra headers are MiniJinja templates over the webhook payload
 //! (`status`, `alerts`, `commonLabels`, ...), plus `title`.
 //!
@@ -231,7 +231,9 @@ fn transport(c: &Email, host: &str, timeout: Duration) -> Result<SmtpTransport, 
     } else if c.require_tls {
         Tls::Required(tls_parameters(server, &c.tls_config)?)
     } else {
-        Tls::Opportunistic(tls_parameters(server, &c.tls_config)?)
+        // As Alertmanager: no STARTTLS at all (a relay's self-signed certificate must not
+        // stop the mail).
+        Tls::None
     };
     let hello = c.hello.clone().unwrap_or_else(|| host.to_string());
     let mut t = SmtpTransport::builder_dangerous(server)

@@ -23,6 +23,9 @@ pub enum Outcome {
     Refused(String),
     /// Failed for now: retried with backoff.
     Failed(String),
+    /// Rate limited with a time to wait (`Retry-After`, or the wait in the answer's body as
+    /// Telegram and Discord give it): retried with backoff, but not before that wait.
+    Throttled(String, Duration),
 }
 
 /// Sends `n` through `r` once.
@@ -152,13 +155,17 @@ fn post_with(
             Outcome::Delivered
         }
         Err(ureq::Error::Status(code, r)) => {
-            let text: String = r
-                .into_string()
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
+            let header = r
+                .header("Retry-After")
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            let body = r.into_string().unwrap_or_default();
+            let text: String = body.chars().take(200).collect();
             let why = format!("{shown}: HTTP {code}: {}", text.trim());
+            if code == 429 || code == 503 {
+                if let Some(wait) = header.or_else(|| retry_after_in(&body)) {
+                    return Outcome::Throttled(why, Duration::from_secs_f64(wait));
+                }
+            }
             if code == 429 || code >= 500 {
                 Outcome::Failed(why)
             } else {
@@ -174,9 +181,34 @@ fn post_with(
     }
 }
 
+/// The wait a rate-limit answer's body asks for, in seconds: Telegram's
+/// `parameters.retry_after`, Discord's `retry_after`. At most an hour.
+fn retry_after_in(body: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["parameters"]["retry_after"]
+        .as_f64()
+        .or_else(|| v["retry_after"].as_f64())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| s.min(3600.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_answers_say_how_long_to_wait() {
+        assert_eq!(
+            retry_after_in(r#"{"ok":false,"error_code":429,"parameters":{"retry_after":5}}"#),
+            Some(5.0)
+        );
+        assert_eq!(
+            retry_after_in(r#"{"message":"You are being rate limited.","retry_after":0.25}"#),
+            Some(0.25)
+        );
+        assert_eq!(retry_after_in(r#"{"retry_after":-1}"#), None);
+        assert_eq!(retry_after_in("busy"), None);
+    }
 
     #[test]
     fn logs_do_not_show_secrets_in_urls() {
