@@ -393,7 +393,7 @@ fn email_through_a_real_smtp_server_with_starttls_and_auth() {
 }
 
 #[test]
-fn email_refused_for_good_is_not_retried_and_bad_settings_say_why() {
+fn email_refused_for_good_bad_settings_and_implicit_tls_on_465() {
     let dir = tempfile::tempdir().unwrap();
     let certs = certs(dir.path());
     let bin = NamedBinary::new("/bin/sleep", "mtbounce");
@@ -452,6 +452,26 @@ fn email_refused_for_good_is_not_retried_and_bad_settings_say_why() {
         "{stdout}"
     );
     assert!(smtp.messages().is_empty());
+
+    // Port 465: TLS from the first byte (a server that speaks nothing else).
+    let tls = Smtp::start(
+        465,
+        &certs,
+        &dir.path().join("mail465"),
+        &["--implicit-tls"],
+    );
+    let config = write(
+        dir.path(),
+        "implicit.yml",
+        &format!(
+            "receivers: [{{name: implicit, email: {{to: a@example.com, from: m@example.com, smarthost: 'localhost:465', auth_username: alice, auth_password: s3cret, {ca}}}}}]\n"
+        ),
+    );
+    let (ok, stdout) = alert_test(&config);
+    assert!(ok, "{stdout}");
+    let msgs = tls.wait_messages("the message over implicit TLS", 1);
+    assert_eq!(msgs[0]["login"], "alice");
+    assert_eq!(msgs[0]["rcpt_tos"], json!(["a@example.com"]));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ The first --refuse logins are refused even with the right password (535), as a s
 whose credentials are being changed does.
 
 Run with Debian's interpreter: /usr/bin/python3 smtp_server.py --port N --cert C --key K
---user U --password P --out DIR [--refuse N] [--exclude PLAIN]. Prints "ready" once it accepts connections.
+--user U --password P --out DIR [--refuse N] [--exclude PLAIN] [--implicit-tls]. Prints "ready" once it accepts connections.
 """
 
 import argparse
@@ -31,6 +31,7 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--refuse", type=int, default=0)
+    p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465)")
     p.add_argument("--exclude", action="append", default=[], help="an AUTH mechanism not to offer")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -75,7 +76,7 @@ def main():
                 "text": text.get_content() if text else None,
                 "html": html.get_content() if html else None,
                 "login": session.auth_data.login.decode() if session.auth_data else None,
-                "tls": session.ssl is not None,
+                "tls": session.ssl is not None or a.implicit_tls,
                 "hello": session.host_name,
             }
             with lock:
@@ -89,17 +90,20 @@ def main():
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(a.cert, a.key)
+    if a.implicit_tls:
+        # The whole connection is TLS; aiosmtpd's "over TLS" checks only know STARTTLS.
+        tls = dict(ssl_context=ctx, require_starttls=False, auth_require_tls=False)
+    else:
+        tls = dict(tls_context=ctx, require_starttls=True, auth_require_tls=True)
     controller = Controller(
         Handler(),
         hostname="127.0.0.1",
         port=a.port,
         server_hostname="localhost",
-        tls_context=ctx,
-        require_starttls=True,
         auth_required=True,
-        auth_require_tls=True,
         authenticator=authenticator,
         auth_exclude_mechanism=a.exclude,
+        **tls,
     )
     controller.start()
     print("ready", flush=True)
