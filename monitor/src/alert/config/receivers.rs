@@ -7,6 +7,8 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 
+use crate::alert::notify::email;
+
 /// `email`: one message per notification, over SMTP.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -165,12 +167,11 @@ impl Email {
     }
 
     pub fn check(&self) -> Result<(), String> {
-        let to =
-            super::super::notify::email::mailboxes(&self.to).map_err(|e| format!("to: {e}"))?;
+        let to = email::mailboxes(&self.to).map_err(|e| format!("to: {e}"))?;
         if to.iter().next().is_none() {
             return Err("to: give at least one address".to_string());
         }
-        super::super::notify::email::mailboxes(&self.from)
+        email::mailboxes(&self.from)
             .and_then(|f| {
                 if f.iter().count() == 1 {
                     Ok(())
@@ -208,13 +209,11 @@ impl Email {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
                 return Err(format!("headers: {name:?} is not a header name"));
             }
-            super::super::notify::email::check_template(value)
-                .map_err(|e| format!("headers.{name}: {e}"))?;
+            email::check_template(value).map_err(|e| format!("headers.{name}: {e}"))?;
         }
         for (field, t) in [("html", &self.html), ("text", &self.text)] {
             if let Some(t) = t {
-                super::super::notify::email::check_template(t)
-                    .map_err(|e| format!("{field}: {e}"))?;
+                email::check_template(t).map_err(|e| format!("{field}: {e}"))?;
             }
         }
         Ok(())
@@ -231,7 +230,7 @@ impl TlsConfig {
             }
         }
         if let Some(f) = &self.ca_file {
-            super::super::notify::email::read_ca(f).map_err(|e| format!("ca_file: {e}"))?;
+            email::read_ca(f).map_err(|e| format!("ca_file: {e}"))?;
         }
         if self.server_name.as_ref().is_some_and(|s| s.is_empty()) {
             return Err("server_name: must not be empty".to_string());

@@ -157,7 +157,8 @@ fn post_with(
         Err(ureq::Error::Status(code, r)) => {
             let header = r
                 .header("Retry-After")
-                .and_then(|v| v.trim().parse::<f64>().ok());
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .and_then(wait_seconds);
             let body = r.into_string().unwrap_or_default();
             let text: String = body.chars().take(200).collect();
             let why = format!("{shown}: HTTP {code}: {}", text.trim());
@@ -188,8 +189,12 @@ fn retry_after_in(body: &str) -> Option<f64> {
     v["parameters"]["retry_after"]
         .as_f64()
         .or_else(|| v["retry_after"].as_f64())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| s.min(3600.0))
+        .and_then(wait_seconds)
+}
+
+/// A wait a service asked for, if it is one: above zero, at most an hour.
+fn wait_seconds(s: f64) -> Option<f64> {
+    (s.is_finite() && s > 0.0).then(|| s.min(3600.0))
 }
 
 #[cfg(test)]
@@ -208,6 +213,8 @@ mod tests {
         );
         assert_eq!(retry_after_in(r#"{"retry_after":-1}"#), None);
         assert_eq!(retry_after_in("busy"), None);
+        assert_eq!(retry_after_in(r#"{"retry_after":1e300}"#), Some(3600.0));
+        assert_eq!(wait_seconds(f64::NAN), None);
     }
 
     #[test]

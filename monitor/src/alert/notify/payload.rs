@@ -21,7 +21,7 @@ pub struct AlertJson {
     #[serde(rename = "generatorURL")]
     pub generator_url: String,
     pub fingerprint: String,
-    /// The rule's value when the alert last changed, as `/api/v1/alerts` shows it (not in
+    /// The rule's value as of the notification, as `/api/v1/alerts` shows it (not in
     /// Alertmanager's payload; for the receivers' texts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
