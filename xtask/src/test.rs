@@ -9,7 +9,8 @@ use crate::{cmd, setup, vm};
 /// Debian packages the integration tests drive: Prometheus and promtool, node_exporter (a
 /// peer to compare figures with), setpriv (to run the daemon without privileges), tmux (to
 /// drive `monitor top` in a real terminal), Alertmanager (the alerts tests start their own
-/// instance on loopback; the package's system service is never used).
+/// instance on loopback; the package's system service is never used), aiosmtpd and openssl
+/// (the email receiver's SMTP server).
 const TEST_PACKAGES: &[&str] = &[
     "prometheus",
     "prometheus-alertmanager",
@@ -22,6 +23,10 @@ const TEST_PACKAGES: &[&str] = &[
     // network tests.
     "iproute2",
     "iptables",
+    // A real SMTP server on loopback for the email receiver's tests (run by
+    // /usr/bin/python3), and openssl for its certificates.
+    "python3-aiosmtpd",
+    "openssl",
 ];
 
 pub fn run(filter: Option<&str>) -> anyhow::Result<()> {

@@ -46,12 +46,7 @@ impl Status {
                 active_at: rfc3339(a.active_at),
                 fired_at: a.fired_at.map(rfc3339),
                 resolved_at: a.resolved_at.map(rfc3339),
-                value: match a.value {
-                    v if v.is_nan() => "NaN".to_string(),
-                    v if v == f64::INFINITY => "+Inf".to_string(),
-                    v if v == f64::NEG_INFINITY => "-Inf".to_string(),
-                    v => v.to_string(),
-                },
+                value: crate::alert::notify::payload::format_value(a.value),
                 fingerprint: format!("{:016x}", a.fingerprint),
             })
             .collect();

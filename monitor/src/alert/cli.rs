@@ -107,7 +107,7 @@ pub fn command(c: &AlertCommand) -> anyhow::Result<()> {
         let n = test_notification(&r.name, &host, &loaded.config);
         match notify::send(r, &n, &host) {
             Outcome::Delivered => println!("{} ({}): delivered", r.name, r.kind.kind()),
-            Outcome::Refused(why) | Outcome::Failed(why) => {
+            Outcome::Refused(why) | Outcome::Failed(why) | Outcome::Throttled(why, _) => {
                 failed += 1;
                 println!("{} ({}): FAILED: {why}", r.name, r.kind.kind());
             }
@@ -142,6 +142,7 @@ fn test_notification(receiver: &str, host: &str, c: &super::config::Config) -> N
         ends_at: super::notify::payload::rfc3339(now + Duration::from_secs(300)),
         generator_url: format!("{url}/api/v1/alerts"),
         fingerprint: format!("{fp:016x}"),
+        value: None,
     };
     Notification::new(receiver, "{}/test".to_string(), labels, &url, vec![alert])
 }

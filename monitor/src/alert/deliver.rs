@@ -1,7 +1,8 @@
 //! One sender thread per receiver: takes that receiver's oldest queued notification, sends
 //! it, and deletes it once delivered; on failure waits (exponential backoff, capped) and
 //! tries again, so a notification is delivered at least once and a receiver's
-//! notifications arrive in order. A rate limit makes notifications wait, never drops them.
+//! notifications arrive in order. A rate limit makes notifications wait, never drops them;
+//! so does a service's own (a 429 that says how long to wait is retried after that wait).
 
 use std::{
     collections::VecDeque,
@@ -74,6 +75,14 @@ fn run(r: &Receiver, q: &Queue, m: &Metrics, initial: Duration, max: Duration, h
                     m.failed(&r.name);
                     tracing::warn!(receiver = %r.name, error = %why, retry_in = ?backoff, "notification failed; will retry");
                     std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(max);
+                }
+                Outcome::Throttled(why, asked) => {
+                    // The service said how long: sooner would only be refused again.
+                    let wait = backoff.max(asked);
+                    m.failed(&r.name);
+                    tracing::warn!(receiver = %r.name, error = %why, retry_in = ?wait, "notification rate limited; will retry");
+                    std::thread::sleep(wait);
                     backoff = (backoff * 2).min(max);
                 }
             }

@@ -9,6 +9,7 @@ use std::{
 };
 
 mod fields;
+pub mod receivers;
 mod validate;
 
 use anyhow::{bail, Context as _};
@@ -83,6 +84,12 @@ struct ReceiverYaml {
     slack: Option<serde_norway::Value>,
     pagerduty: Option<serde_norway::Value>,
     command: Option<serde_norway::Value>,
+    email: Option<serde_norway::Value>,
+    opsgenie: Option<serde_norway::Value>,
+    msteams: Option<serde_norway::Value>,
+    telegram: Option<serde_norway::Value>,
+    ntfy: Option<serde_norway::Value>,
+    discord: Option<serde_norway::Value>,
     rate_limit: Option<RateLimit>,
     #[serde(default = "default_timeout")]
     timeout: Dur,
@@ -98,6 +105,12 @@ impl TryFrom<ReceiverYaml> for Receiver {
             ("slack", r.slack),
             ("pagerduty", r.pagerduty),
             ("command", r.command),
+            ("email", r.email),
+            ("opsgenie", r.opsgenie),
+            ("msteams", r.msteams),
+            ("telegram", r.telegram),
+            ("ntfy", r.ntfy),
+            ("discord", r.discord),
         ];
         let given: Vec<(&str, serde_norway::Value)> = kinds
             .into_iter()
@@ -105,8 +118,9 @@ impl TryFrom<ReceiverYaml> for Receiver {
             .collect();
         let [(kind, settings)] = <[_; 1]>::try_from(given).map_err(|g| {
             format!(
-                "receiver {:?}: give exactly one of webhook, alertmanager, slack, pagerduty, command (got {})",
+                "receiver {:?}: give exactly one of {} (got {})",
                 r.name,
+                KINDS.join(", "),
                 g.len()
             )
         })?;
@@ -115,8 +129,14 @@ impl TryFrom<ReceiverYaml> for Receiver {
             tag: serde_norway::value::Tag::new(kind),
             value: settings,
         };
-        let kind = serde_norway::from_value(serde_norway::Value::Tagged(Box::new(tagged)))
-            .map_err(|e| format!("receiver {:?}: {kind}: {e}", r.name))?;
+        // With the path inside the kind's settings, so an error names the field.
+        let kind = serde_path_to_error::deserialize(serde_norway::Value::Tagged(Box::new(tagged)))
+            .map_err(|e| {
+                // The path starts with the kind (the enum's variant).
+                let path = e.path().to_string();
+                let at = if path == "." { kind.to_string() } else { path };
+                format!("receiver {:?}: {at}: {}", r.name, e.into_inner())
+            })?;
         Ok(Receiver {
             name: r.name,
             kind,
@@ -125,6 +145,21 @@ impl TryFrom<ReceiverYaml> for Receiver {
         })
     }
 }
+
+/// The receiver kinds, as written in the config.
+pub const KINDS: &[&str] = &[
+    "webhook",
+    "alertmanager",
+    "slack",
+    "pagerduty",
+    "command",
+    "email",
+    "opsgenie",
+    "msteams",
+    "telegram",
+    "ntfy",
+    "discord",
+];
 
 fn default_timeout() -> Dur {
     Dur(Duration::from_secs(10))
@@ -163,6 +198,12 @@ pub enum ReceiverKind {
         #[serde(default)]
         args: Vec<String>,
     },
+    Email(Box<receivers::Email>),
+    Opsgenie(receivers::Opsgenie),
+    Msteams(receivers::Msteams),
+    Telegram(receivers::Telegram),
+    Ntfy(receivers::Ntfy),
+    Discord(receivers::Discord),
 }
 
 fn default_resend() -> Dur {
@@ -181,16 +222,45 @@ impl ReceiverKind {
             ReceiverKind::Slack { .. } => "slack",
             ReceiverKind::Pagerduty { .. } => "pagerduty",
             ReceiverKind::Command { .. } => "command",
+            ReceiverKind::Email(_) => "email",
+            ReceiverKind::Opsgenie(_) => "opsgenie",
+            ReceiverKind::Msteams(_) => "msteams",
+            ReceiverKind::Telegram(_) => "telegram",
+            ReceiverKind::Ntfy(_) => "ntfy",
+            ReceiverKind::Discord(_) => "discord",
         }
     }
 
-    fn url(&self) -> Option<&str> {
+    /// The URLs to check (field name, URL).
+    fn urls(&self) -> Vec<(&'static str, &str)> {
         match self {
             ReceiverKind::Webhook { url }
             | ReceiverKind::Alertmanager { url, .. }
             | ReceiverKind::Slack { url, .. }
-            | ReceiverKind::Pagerduty { url, .. } => Some(url),
-            ReceiverKind::Command { .. } => None,
+            | ReceiverKind::Pagerduty { url, .. } => vec![("url", url)],
+            ReceiverKind::Command { .. } | ReceiverKind::Email(_) => vec![],
+            ReceiverKind::Opsgenie(o) => vec![("api_url", &o.api_url)],
+            ReceiverKind::Msteams(m) => vec![("webhook_url", &m.webhook_url)],
+            ReceiverKind::Telegram(t) => vec![("api_url", &t.api_url)],
+            ReceiverKind::Ntfy(n) => vec![("url", &n.url)],
+            ReceiverKind::Discord(d) => {
+                let mut v = vec![("webhook_url", d.webhook_url.as_str())];
+                if let Some(a) = &d.avatar_url {
+                    v.push(("avatar_url", a));
+                }
+                v
+            }
+        }
+    }
+
+    /// The checks of each kind's own fields: the field at fault and what is wrong.
+    fn check(&self) -> Result<(), String> {
+        match self {
+            ReceiverKind::Email(e) => e.check(),
+            ReceiverKind::Opsgenie(o) => o.check(),
+            ReceiverKind::Telegram(t) => t.check(),
+            ReceiverKind::Ntfy(n) => n.check(),
+            _ => Ok(()),
         }
     }
 }
@@ -434,7 +504,7 @@ probes:
             ("receivers: [{name: a}]", "give exactly one of webhook"),
             (
                 "receivers: [{name: a, slack: {url: 'http://x/', colour: red}}]",
-                "slack: unknown field `colour`",
+                "slack.colour: unknown field `colour`",
             ),
             (
                 "route: {receiver: b}",
@@ -467,6 +537,66 @@ probes:
                 "heartbeat.interval",
             ),
             ("colour: blue", "unknown field `colour`"),
+            (
+                "receivers: [{name: m, email: {from: a@b.c, smarthost: 'x:25'}}]",
+                "receiver \"m\": email: missing field `to`",
+            ),
+            (
+                "receivers: [{name: m, email: {to: o@b.c, from: a@b.c, smarthost: mx.example.com}}]",
+                "receivers[0] (\"m\"): email.smarthost \"mx.example.com\" is not HOST:PORT",
+            ),
+            (
+                "receivers: [{name: m, email: {to: o@b.c, from: a@b.c, smarthost: 'mx:587', tls_config: {min_version: TLS10}}}]",
+                "email.tls_config.min_version \"TLS10\": TLS12 or TLS13",
+            ),
+            (
+                "receivers: [{name: m, email: {to: o@b.c, from: a@b.c, smarthost: 'mx:587', tls_config: {ca_file: /nonexistent.pem}}}]",
+                "email.tls_config.ca_file: cannot read /nonexistent.pem",
+            ),
+            (
+                "receivers: [{name: m, email: {to: o@b.c, from: a@b.c, smarthost: 'mx:587', require_tls: maybe}}]",
+                "email.require_tls: invalid type",
+            ),
+            (
+                "receivers: [{name: m, email: {to: 'ops', from: a@b.c, smarthost: 'mx:587'}}]",
+                "email.to: \"ops\" is not a list of email addresses",
+            ),
+            (
+                "receivers: [{name: m, email: {to: o@b.c, from: a@b.c, smarthost: 'mx:587', text: '{% for %}'}}]",
+                "email.text: not a template",
+            ),
+            (
+                "receivers: [{name: m, email: {to: o@b.c, from: a@b.c, smarthost: 'mx:587', auth_password: x}}]",
+                "email.auth_password: give auth_username too",
+            ),
+            (
+                "receivers: [{name: m, email: {to: o@b.c, from: a@b.c, smarthost: 'mx:587', headers: {To: x@y.z}}}]",
+                "email.headers.To: set the to field instead",
+            ),
+            (
+                "receivers: [{name: m, telegram: {bot_token: nope, chat_id: 1}}]",
+                "telegram.bot_token: not a bot token",
+            ),
+            (
+                "receivers: [{name: m, telegram: {bot_token: '1:x', chat_id: ops}}]",
+                "telegram.chat_id: a chat id (a number) or @channelusername",
+            ),
+            (
+                "receivers: [{name: m, ntfy: {topic: 'a/b'}}]",
+                "ntfy.topic \"a/b\": 1 to 64 letters",
+            ),
+            (
+                "receivers: [{name: m, opsgenie: {api_key: k, responders: [{name: ops}]}}]",
+                "opsgenie.responders[0].type",
+            ),
+            (
+                "receivers: [{name: m, discord: {webhook_url: 'discord.com/api/webhooks/1/x'}}]",
+                "discord.webhook_url \"discord.com/api/webhooks/1/x\"",
+            ),
+            (
+                "receivers: [{name: m, msteams: {url: 'https://x/'}}]",
+                "msteams.url: unknown field `url`, expected `webhook_url`",
+            ),
         ] {
             let e = format!(
                 "{:#}",

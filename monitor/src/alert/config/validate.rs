@@ -23,12 +23,22 @@ pub fn validate(file: &str, c: &Config) -> anyhow::Result<()> {
         if !names.insert(r.name.clone()) {
             bail!("{at}: name is used twice");
         }
-        if let Some(u) = r.kind.url() {
-            let parsed = url::Url::parse(u).map_err(|e| anyhow::anyhow!("{at}: url {u:?}: {e}"))?;
+        let kind = r.kind.kind();
+        for (field, u) in r.kind.urls() {
+            // The old kinds' errors said `url` alone; the new kinds name kind and field.
+            let field = match kind {
+                "webhook" | "alertmanager" | "slack" | "pagerduty" => field.to_string(),
+                _ => format!("{kind}.{field}"),
+            };
+            let parsed =
+                url::Url::parse(u).map_err(|e| anyhow::anyhow!("{at}: {field} {u:?}: {e}"))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                bail!("{at}: url {u:?}: only http and https are supported");
+                bail!("{at}: {field} {u:?}: only http and https are supported");
             }
         }
+        r.kind
+            .check()
+            .map_err(|e| anyhow::anyhow!("{at}: {kind}.{e}"))?;
         if let Some(rl) = r.rate_limit {
             if rl.count == 0 || rl.per.0.is_zero() {
                 bail!("{at}: rate_limit: count and per must be above zero");

@@ -1,8 +1,12 @@
 //! Receivers: each turns a queued notification into its own format and sends it once. The
 //! outcome says whether to retry: 5xx, 429, timeouts and connection errors are retried;
-//! other 4xx are refused for good (retrying cannot fix the request).
+//! other 4xx are refused for good (retrying cannot fix the request). Email follows the same
+//! rule with SMTP's reply codes.
 
+pub mod chat;
 pub mod command;
+pub mod email;
+pub mod opsgenie;
 pub mod payload;
 
 use std::time::Duration;
@@ -19,6 +23,9 @@ pub enum Outcome {
     Refused(String),
     /// Failed for now: retried with backoff.
     Failed(String),
+    /// Rate limited with a time to wait (`Retry-After`, or the wait in the answer's body as
+    /// Telegram and Discord give it): retried with backoff, but not before that wait.
+    Throttled(String, Duration),
 }
 
 /// Sends `n` through `r` once.
@@ -54,24 +61,7 @@ pub fn send(r: &Receiver, n: &Notification, host: &str) -> Outcome {
         ReceiverKind::Slack { url, channel } => {
             let mut text = n.title();
             for a in &n.alerts {
-                let what = a
-                    .annotations
-                    .get("summary")
-                    .or_else(|| a.annotations.get("description"))
-                    .cloned()
-                    .unwrap_or_default();
-                let labels: Vec<String> = a
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| *k != "alertname")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                text.push_str(&format!(
-                    "\n• {} {}: {what} ({})",
-                    a.status,
-                    a.labels.get("alertname").map_or("", String::as_str),
-                    labels.join(", ")
-                ));
+                text.push_str(&format!("\n• {}", a.line()));
             }
             let mut body = json!({ "text": text });
             if let Some(c) = channel {
@@ -113,6 +103,12 @@ pub fn send(r: &Receiver, n: &Notification, host: &str) -> Outcome {
             Outcome::Delivered
         }
         ReceiverKind::Command { path, args } => command::run(path, args, n, timeout),
+        ReceiverKind::Email(e) => email::send(e, n, host, timeout),
+        ReceiverKind::Opsgenie(o) => opsgenie::send(o, n, host, timeout),
+        ReceiverKind::Msteams(m) => chat::msteams(m, n, timeout),
+        ReceiverKind::Telegram(t) => chat::telegram(t, n, timeout),
+        ReceiverKind::Ntfy(c) => chat::ntfy(c, n, timeout),
+        ReceiverKind::Discord(d) => chat::discord(d, n, timeout),
     }
 }
 
@@ -138,20 +134,39 @@ pub fn redact(url: &str) -> String {
 }
 
 fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Outcome {
+    post_with(url, &[], body, timeout)
+}
+
+/// `post` with request headers (credentials: never logged).
+fn post_with(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Outcome {
     let shown = redact(url);
-    match ureq::post(url).timeout(timeout).send_json(body) {
+    let mut rq = ureq::post(url).timeout(timeout);
+    for (k, v) in headers {
+        rq = rq.set(k, v);
+    }
+    match rq.send_json(body) {
         Ok(r) => {
             let _ = r.into_string();
             Outcome::Delivered
         }
         Err(ureq::Error::Status(code, r)) => {
-            let text: String = r
-                .into_string()
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
+            let header = r
+                .header("Retry-After")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .and_then(wait_seconds);
+            let body = r.into_string().unwrap_or_default();
+            let text: String = body.chars().take(200).collect();
             let why = format!("{shown}: HTTP {code}: {}", text.trim());
+            if code == 429 || code == 503 {
+                if let Some(wait) = header.or_else(|| retry_after_in(&body)) {
+                    return Outcome::Throttled(why, Duration::from_secs_f64(wait));
+                }
+            }
             if code == 429 || code >= 500 {
                 Outcome::Failed(why)
             } else {
@@ -167,9 +182,40 @@ fn post(url: &str, body: &serde_json::Value, timeout: Duration) -> Outcome {
     }
 }
 
+/// The wait a rate-limit answer's body asks for, in seconds: Telegram's
+/// `parameters.retry_after`, Discord's `retry_after`. At most an hour.
+fn retry_after_in(body: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["parameters"]["retry_after"]
+        .as_f64()
+        .or_else(|| v["retry_after"].as_f64())
+        .and_then(wait_seconds)
+}
+
+/// A wait a service asked for, if it is one: above zero, at most an hour.
+fn wait_seconds(s: f64) -> Option<f64> {
+    (s.is_finite() && s > 0.0).then(|| s.min(3600.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_answers_say_how_long_to_wait() {
+        assert_eq!(
+            retry_after_in(r#"{"ok":false,"error_code":429,"parameters":{"retry_after":5}}"#),
+            Some(5.0)
+        );
+        assert_eq!(
+            retry_after_in(r#"{"message":"You are being rate limited.","retry_after":0.25}"#),
+            Some(0.25)
+        );
+        assert_eq!(retry_after_in(r#"{"retry_after":-1}"#), None);
+        assert_eq!(retry_after_in("busy"), None);
+        assert_eq!(retry_after_in(r#"{"retry_after":1e300}"#), Some(3600.0));
+        assert_eq!(wait_seconds(f64::NAN), None);
+    }
 
     #[test]
     fn logs_do_not_show_secrets_in_urls() {

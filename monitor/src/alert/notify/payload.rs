@@ -21,6 +21,10 @@ pub struct AlertJson {
     #[serde(rename = "generatorURL")]
     pub generator_url: String,
     pub fingerprint: String,
+    /// The rule's value as of the notification, as `/api/v1/alerts` shows it (not in
+    /// Alertmanager's payload; for the receivers' texts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -43,6 +47,16 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A sample value as Prometheus's API writes it.
+pub fn format_value(v: f64) -> String {
+    match v {
+        v if v.is_nan() => "NaN".to_string(),
+        v if v == f64::INFINITY => "+Inf".to_string(),
+        v if v == f64::NEG_INFINITY => "-Inf".to_string(),
+        v => v.to_string(),
+    }
+}
+
 impl AlertJson {
     /// `ends_at` for a firing alert: Alertmanager's zero time, or (for Alertmanager's API,
     /// which resolves an alert it stops hearing of) a time a few resends ahead.
@@ -60,7 +74,41 @@ impl AlertJson {
             },
             generator_url: format!("{}/api/v1/alerts", external_url.trim_end_matches('/')),
             fingerprint: format!("{:016x}", a.fingerprint),
+            value: Some(format_value(a.value)),
         }
+    }
+
+    pub fn name(&self) -> &str {
+        self.labels.get("alertname").map_or("", String::as_str)
+    }
+
+    /// The summary annotation, or the description.
+    pub fn what(&self) -> &str {
+        self.annotations
+            .get("summary")
+            .or_else(|| self.annotations.get("description"))
+            .map_or("", String::as_str)
+    }
+
+    /// Labels other than `alertname`, as `k=v, k=v`.
+    pub fn other_labels(&self) -> String {
+        self.labels
+            .iter()
+            .filter(|(k, _)| *k != "alertname")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One line for chat: `firing ServiceDown: service svc is not running (service=svc, ...)`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {}: {} ({})",
+            self.status,
+            self.name(),
+            self.what(),
+            self.other_labels()
+        )
     }
 }
 
@@ -95,6 +143,31 @@ impl Notification {
             common_annotations: common(|a| &a.annotations),
             external_url: external_url.to_string(),
             alerts,
+        }
+    }
+
+    /// The group's severity: the gravest of its firing alerts (`critical`, `warning`,
+    /// `info`), or of all its alerts when none fires.
+    pub fn severity(&self) -> &'static str {
+        let firing: Vec<&AlertJson> = self
+            .alerts
+            .iter()
+            .filter(|a| a.status == "firing")
+            .collect();
+        let pool: Vec<&AlertJson> = if firing.is_empty() {
+            self.alerts.iter().collect()
+        } else {
+            firing
+        };
+        let of = |a: &&AlertJson| match a.labels.get("severity").map(String::as_str) {
+            Some("critical") => 0,
+            Some("info") => 2,
+            _ => 1,
+        };
+        match pool.iter().map(of).min() {
+            Some(0) => "critical",
+            Some(2) => "info",
+            _ => "warning",
         }
     }
 
