@@ -6,10 +6,14 @@
 //! `$job`, `$instance` (regular expressions, multi-select), `$group` (the same, on every series
 //! with a `group` label) and `$__rate_interval` (the window of every `rate`). They stay inside
 //! the subset the daemon's own engine evaluates (`alert::expr::check`), so no `topk`: a top-k
-//! table is an instant query sorted and cut by the viewer (`Kind::Table`).
+//! table is an instant query sorted and cut by the viewer (`Kind::Table`). Every type
+//! serializes, so the daemon can hand the catalogue to its page as it is.
+
+use serde::Serialize;
 
 /// How a panel draws its queries.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
 pub enum Kind {
     /// Lines over time (range queries).
     TimeSeries { stacked: bool },
@@ -22,7 +26,8 @@ pub enum Kind {
     Table { order: Order, limit: Option<usize> },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Order {
     /// Highest first (top-k).
     Desc,
@@ -31,7 +36,8 @@ pub enum Order {
 }
 
 /// When a stat turns red.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Thresholds {
     None,
     Above(f64),
@@ -40,7 +46,8 @@ pub enum Thresholds {
 
 /// What a panel's values are. Values are in base units (seconds, bytes, ratios 0..1), as
 /// exported; the unit says how to show them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// 0..1, shown as a percentage.
     Ratio,
@@ -74,14 +81,14 @@ impl Unit {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Query {
     pub expr: String,
     /// Series name in the legend, Grafana's `{{label}}` template.
     pub legend: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Panel {
     pub title: String,
     pub description: String,
@@ -92,7 +99,7 @@ pub struct Panel {
     pub links_to_group: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Row {
     pub title: String,
     pub description: String,
@@ -1372,4 +1379,26 @@ fn self_health() -> Row {
             ),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the daemon's page will read: every panel with its kind and unit.
+    #[test]
+    fn serializes_for_the_page() {
+        let v = serde_json::to_value(rows()).unwrap();
+        let first = &v[0]["panels"][0];
+        assert_eq!(first["title"], "CPU busy");
+        assert_eq!(first["unit"], "ratio");
+        assert_eq!(first["kind"]["type"], "stat");
+        assert_eq!(first["kind"]["thresholds"]["above"], 0.9);
+        let top = &v[1]["panels"][6];
+        assert_eq!(
+            top["kind"],
+            serde_json::json!({"type": "table", "order": "desc", "limit": 10})
+        );
+        assert_eq!(top["links_to_group"], true);
+    }
 }

@@ -141,17 +141,14 @@ fn panel_json(p: &Panel, id: u64, x: u64, y: u64) -> Value {
         "targets": targets(p),
     });
     let unit = p.unit.grafana();
-    let min = match p.unit {
-        Unit::Bool => json!(0),
-        _ => Value::Null,
-    };
+    // Ratios, stacks and flags start at 0; other axes are Grafana's choice.
+    let zero_based = |stacked: bool| matches!(p.unit, Unit::Ratio | Unit::Bool) || stacked;
     match p.kind {
         Kind::TimeSeries { stacked } => {
             v["type"] = json!("timeseries");
             v["fieldConfig"] = json!({
                 "defaults": {
                     "unit": unit,
-                    "min": if p.unit == Unit::Ratio || stacked { json!(0) } else { min },
                     "custom": {
                         "drawStyle": "line",
                         "lineWidth": 1,
@@ -174,7 +171,6 @@ fn panel_json(p: &Panel, id: u64, x: u64, y: u64) -> Value {
             v["fieldConfig"] = json!({
                 "defaults": {
                     "unit": unit,
-                    "decimals": if p.unit == Unit::Count { json!(0) } else { Value::Null },
                     "color": {"mode": "thresholds"},
                     "thresholds": thresholds(t),
                 },
@@ -218,7 +214,7 @@ fn panel_json(p: &Panel, id: u64, x: u64, y: u64) -> Value {
                 json!([])
             };
             v["fieldConfig"] = json!({
-                "defaults": {"unit": unit, "min": min, "custom": {"align": "auto"}},
+                "defaults": {"unit": unit, "custom": {"align": "auto"}},
                 "overrides": overrides,
             });
             v["options"] = json!({"showHeader": true, "cellHeight": "sm"});
@@ -235,6 +231,13 @@ fn panel_json(p: &Panel, id: u64, x: u64, y: u64) -> Value {
             }));
             v["transformations"] = Value::Array(transformations);
         }
+    }
+    let defaults = &mut v["fieldConfig"]["defaults"];
+    if zero_based(matches!(p.kind, Kind::TimeSeries { stacked: true })) {
+        defaults["min"] = json!(0);
+    }
+    if p.unit == Unit::Count && matches!(p.kind, Kind::Stat { .. }) {
+        defaults["decimals"] = json!(0);
     }
     v
 }
