@@ -340,13 +340,13 @@ mod tests {
 
     const CHECKED_IN: &str = include_str!("../../dist/grafana/monitor.json");
 
-    /// The checked-in dashboard is this version's. To regenerate it:
-    /// `MONITOR_UPDATE_DASHBOARD=1 AYA_BUILD_SKIP=1 cargo test -p monitor dashboard::`
-    /// (or `monitor dashboard grafana > monitor/dist/grafana/monitor.json`).
+    /// The checked-in dashboard is this version's. After a deliberate change, bless it with
+    /// the other golden files: `cargo xtask bless` (`MONITOR_BLESS=1 AYA_BUILD_SKIP=1 cargo
+    /// test -p monitor golden`), or `monitor dashboard grafana > monitor/dist/grafana/monitor.json`.
     #[test]
-    fn checked_in_file_is_current() {
+    fn golden_dashboard_is_checked_in() {
         let now = text();
-        if std::env::var_os("MONITOR_UPDATE_DASHBOARD").is_some() {
+        if std::env::var_os("MONITOR_BLESS").is_some() {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/grafana/monitor.json");
             std::fs::write(path, &now).unwrap();
             return;
@@ -354,8 +354,7 @@ mod tests {
         assert!(
             CHECKED_IN == now,
             "monitor/dist/grafana/monitor.json differs from `monitor dashboard grafana`; \
-             regenerate it with `MONITOR_UPDATE_DASHBOARD=1 AYA_BUILD_SKIP=1 cargo test -p \
-             monitor dashboard::` and commit it"
+             if the change is meant, bless it (`cargo xtask bless`) and commit it"
         );
     }
 
