@@ -234,6 +234,41 @@ fn every_panel_query_returns_series() {
     std::thread::sleep(Duration::from_secs(20));
 
     let instance = format!("127.0.0.1:{}", daemon.port);
+    // The variables resolve as Grafana asks for them (label_values(selector, label) is
+    // /api/v1/label/<label>/values?match[]=selector): job and instance from
+    // monitor_build_info, the groups this test made among the groups.
+    for v in d["templating"]["list"].as_array().unwrap() {
+        let Some(q) = v["query"]
+            .as_str()
+            .and_then(|q| q.strip_prefix("label_values("))
+        else {
+            continue;
+        };
+        let (selector, label) = q.strip_suffix(')').unwrap().rsplit_once(", ").unwrap();
+        let selector = selector
+            .replace("$job", "monitor")
+            .replace("$instance", &instance);
+        let values = prom
+            .api(&format!("label/{label}/values"), &[("match[]", &selector)])
+            .unwrap_or_else(|e| panic!("variable {label}: {e}"));
+        let values: Vec<&str> = values["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("variable {label}: {values}"))
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let want = match label {
+            "job" => vec!["monitor"],
+            "instance" => vec![instance.as_str()],
+            _ => vec![spinner.name.as_str(), "dd"],
+        };
+        for w in want {
+            assert!(
+                values.contains(&w),
+                "variable {label}: {w} not in {values:?}"
+            );
+        }
+    }
     // Grafana's value for a multi-select of several groups: the test's own.
     let groups = format!("({}|dd|{me})", spinner.name);
     let mut empty = Vec::new();

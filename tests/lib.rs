@@ -445,18 +445,27 @@ impl Prometheus {
         self.api("query", &[("query", q)]).ok()
     }
 
-    /// `GET|POST /api/v1/<endpoint>` with form `params`: the JSON answer, or the status and
-    /// body of an error (Prometheus says what is wrong with a query in it).
+    /// `POST /api/v1/<endpoint>` with form `params` (`GET` with them in the URL for the
+    /// `label/` endpoints, which take no POST): the JSON answer, or the status and body of an
+    /// error (Prometheus says what is wrong with a query in it).
     pub fn api(
         &self,
         endpoint: &str,
         params: &[(&str, &str)],
     ) -> Result<serde_json::Value, String> {
         let url = format!("http://127.0.0.1:{}/api/v1/{endpoint}", self.port);
-        match ureq::post(&url)
-            .timeout(Duration::from_secs(10))
-            .send_form(params)
-        {
+        let answer = if endpoint.starts_with("label/") {
+            params
+                .iter()
+                .fold(ureq::get(&url), |r, (k, v)| r.query(k, v))
+                .timeout(Duration::from_secs(10))
+                .call()
+        } else {
+            ureq::post(&url)
+                .timeout(Duration::from_secs(10))
+                .send_form(params)
+        };
+        match answer {
             Ok(r) => serde_json::from_str(&r.into_string().unwrap_or_default())
                 .map_err(|e| format!("{endpoint}: not JSON: {e}")),
             Err(ureq::Error::Status(code, r)) => {
