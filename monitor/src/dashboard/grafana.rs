@@ -9,10 +9,11 @@ use super::catalogue::{self, Kind, Order, Panel, Row, Thresholds, Unit};
 /// The dashboard's uid: links between its panels (the drill-down) name it.
 pub const UID: &str = "monitor-host";
 const TITLE: &str = "monitor";
-/// The classic model's schema version. 41 is what Grafana 12 writes; later Grafanas migrate
-/// it forward on import (42 hides fields hidden from a chart from its tooltip too, 43 turns
-/// `formatTime` transformations into `convertFieldType`: this dashboard has neither), while a
-/// number above what a Grafana knows fails its backend migration.
+/// The classic model's schema version. Grafana migrates a dashboard forward from its version
+/// on import, and its backend migration fails on a version above the newest it knows; so 41,
+/// below the newest of current Grafana (43), whose later steps have nothing to do here (42
+/// hides from tooltips the fields hidden from a chart, 43 turns `formatTime` transformations
+/// into `convertFieldType`; a unit test checks this dashboard has neither).
 pub const SCHEMA_VERSION: u64 = 41;
 /// Grafana's width of a dashboard, in grid columns.
 const WIDTH: u64 = 24;
