@@ -398,3 +398,87 @@ impl Drop for HungMount {
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     }
 }
+
+/// A Prometheus server on loopback (Debian's package, installed by `cargo xtask test`)
+/// scraping one target every second, stopped when dropped.
+pub struct Prometheus {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Scrapes `127.0.0.1:target_port` as job `monitor`.
+    pub fn start(target_port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: monitor\n    static_configs:\n      \
+                 - targets: ['127.0.0.1:{target_port}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .expect("prometheus (Debian package prometheus) is installed by cargo xtask test");
+        Prometheus {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// An instant query through the HTTP API; `None` until the server answers 200.
+    pub fn query(&self, q: &str) -> Option<serde_json::Value> {
+        self.api("query", &[("query", q)]).ok()
+    }
+
+    /// `POST /api/v1/<endpoint>` with form `params` (`GET` with them in the URL for the
+    /// `label/` endpoints, which take no POST): the JSON answer, or the status and body of an
+    /// error (Prometheus says what is wrong with a query in it).
+    pub fn api(
+        &self,
+        endpoint: &str,
+        params: &[(&str, &str)],
+    ) -> Result<serde_json::Value, String> {
+        let url = format!("http://127.0.0.1:{}/api/v1/{endpoint}", self.port);
+        let answer = if endpoint.starts_with("label/") {
+            params
+                .iter()
+                .fold(ureq::get(&url), |r, (k, v)| r.query(k, v))
+                .timeout(Duration::from_secs(10))
+                .call()
+        } else {
+            ureq::post(&url)
+                .timeout(Duration::from_secs(10))
+                .send_form(params)
+        };
+        match answer {
+            Ok(r) => serde_json::from_str(&r.into_string().unwrap_or_default())
+                .map_err(|e| format!("{endpoint}: not JSON: {e}")),
+            Err(ureq::Error::Status(code, r)) => {
+                Err(format!("{code}: {}", r.into_string().unwrap_or_default()))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -42,66 +42,6 @@ fn promtool_accepts_the_exposition() {
     assert!(said.trim().is_empty(), "promtool complained:\n{said}");
 }
 
-/// A Prometheus server on loopback, stopped when dropped.
-struct Prometheus {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(target_port: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n  - job_name: monitor\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{target_port}']\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
-            .spawn()
-            .expect("prometheus (Debian package prometheus) is installed by cargo xtask test");
-        Prometheus {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn query(&self, q: &str) -> Option<serde_json::Value> {
-        let url = format!(
-            "http://127.0.0.1:{}/api/v1/query?query={}",
-            self.port,
-            q.replace('{', "%7B")
-                .replace('}', "%7D")
-                .replace('"', "%22")
-                .replace('=', "%3D")
-        );
-        let (status, body) = request("GET", &url);
-        (status == 200).then(|| serde_json::from_str(&body).ok())?
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn prometheus_scrapes_a_per_process_series() {
     let d = Daemon::start(&[]);

@@ -44,6 +44,9 @@ pub enum Command {
     /// Alerting tools.
     #[command(subcommand)]
     Alert(crate::alert::cli::AlertCommand),
+    /// Dashboards for this version.
+    #[command(subcommand)]
+    Dashboard(crate::dashboard::DashboardCommand),
 }
 
 #[derive(Args, Debug)]

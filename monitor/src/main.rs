@@ -10,6 +10,7 @@ mod build_info;
 mod cli;
 mod collectors;
 mod core;
+mod dashboard;
 #[cfg(test)]
 mod golden;
 mod http;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         cli::Command::Top(args) => top::run(args),
         cli::Command::CheckConfig(args) => alert::cli::check_config(&args),
         cli::Command::Alert(cmd) => alert::cli::command(&cmd),
+        cli::Command::Dashboard(cmd) => dashboard::command(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
