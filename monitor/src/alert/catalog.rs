@@ -97,6 +97,8 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
     ("heartbeat", crate::alert::heartbeat::FAMILIES),
     ("services", crate::alert::services::FAMILIES),
     ("probes", crate::alert::probes::FAMILIES),
+    ("log matches", crate::logmatch::FAMILIES),
+    ("audit", crate::audit::stats::FAMILIES),
 ];
 
 fn listed(name: &str) -> bool {
@@ -127,6 +129,8 @@ mod tests {
         assert!(exportable("monitor_runqueue_latency_seconds_bucket"));
         assert!(exportable("monitor_process_oom_kills_total"));
         assert!(exportable("monitor_snapshot_age_seconds"));
+        assert!(exportable("monitor_log_matches_total"));
+        assert!(exportable("monitor_audit_events_dropped_total"));
         assert!(!exportable("monitor_cpu_seconds"));
         assert!(!exportable("node_cpu_seconds_total"));
     }

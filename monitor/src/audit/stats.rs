@@ -90,6 +90,12 @@ impl Stats {
     }
 }
 
+/// The families the audit log exports (for the alert rules' catalogue).
+pub const FAMILIES: &[&str] = &[
+    "monitor_audit_events_total",
+    "monitor_audit_events_dropped_total",
+];
+
 /// Exports the audit counters with the other collectors' families.
 pub struct AuditCollector(pub std::sync::Arc<Stats>);
 

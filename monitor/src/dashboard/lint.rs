@@ -45,17 +45,6 @@ const HOST_WIDE_PROCESS_FAMILIES: &[&str] = &[
     "monitor_process_exit_events_missed_total",
 ];
 
-/// Families the daemon exports that the alert catalogue (`alert/catalog.rs`) does not list
-/// yet, so rules cannot name them although the log-file matcher exports them. The privileged
-/// test (`tests/dashboard.rs`) checks them against the real exposition.
-const NOT_IN_ALERT_CATALOGUE: &[&str] = &[
-    "monitor_log_lines_total",
-    "monitor_log_matches_total",
-    "monitor_log_file_rotations_total",
-    "monitor_log_file_truncations_total",
-    "monitor_log_file_open",
-];
-
 /// The histograms the daemon exports (base names): each must have a heatmap. The privileged
 /// test checks this list against the `# TYPE ... histogram` lines of a real exposition.
 pub const HISTOGRAMS: &[&str] = &[
@@ -356,13 +345,8 @@ fn target_counter_agg() {
 fn queries_name_exported_metrics_and_fit_the_engine() {
     for t in targets(&dashboard()) {
         let e = parse(&t);
-        let mut missing_from_catalogue = false;
         for vs in selectors(&e) {
             let n = name(&vs);
-            if NOT_IN_ALERT_CATALOGUE.contains(&&*n) {
-                missing_from_catalogue = true;
-                continue;
-            }
             assert!(
                 catalog::exportable(&n),
                 "{}: {n} is not a metric the daemon exports",
@@ -371,8 +355,6 @@ fn queries_name_exported_metrics_and_fit_the_engine() {
         }
         match check::check(&expand(&t.expr)) {
             Ok(_) => {}
-            // The engine checks names against the same catalogue.
-            Err(e) if missing_from_catalogue && e.contains("unknown metric monitor_log_") => {}
             Err(e) => panic!(
                 "{}: the daemon's engine would not evaluate {}: {e}",
                 t.panel, t.expr

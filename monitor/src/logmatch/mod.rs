@@ -149,6 +149,15 @@ impl LogMatchArgs {
     }
 }
 
+/// The families the matcher exports (for the alert rules' catalogue).
+pub const FAMILIES: &[&str] = &[
+    "monitor_log_lines_total",
+    "monitor_log_matches_total",
+    "monitor_log_file_rotations_total",
+    "monitor_log_file_truncations_total",
+    "monitor_log_file_open",
+];
+
 impl ScrapeCollector for LogMatchCollector {
     fn name(&self) -> &'static str {
         "log_match"
