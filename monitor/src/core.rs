@@ -24,7 +24,11 @@ use crate::{
     },
     collectors::{Collector, View},
     process::{
-        budget::Export, counters::Counters, identity::comm_str, live::LiveSet, table::ProcessTable,
+        budget::Export,
+        counters::Counters,
+        identity::comm_str,
+        live::LiveSet,
+        table::{KernelEntry, ProcessTable},
     },
     snapshot::{Outcome, Snapshot},
 };
@@ -298,6 +302,8 @@ pub struct Core {
     kernel: Kernel,
     families: Vec<Family>,
     table: ProcessTable,
+    /// The families' per-process counters of a refresh (`KernelFamily::processes`).
+    entries: Vec<KernelEntry>,
     export: Export,
     /// Whether the per-process kernel counters were read at the last refresh.
     measured: bool,
@@ -342,6 +348,7 @@ impl Core {
             kernel,
             families,
             table,
+            entries: Vec::new(),
             export: Export::default(),
             measured: false,
             live: Default::default(),
@@ -422,7 +429,10 @@ impl Core {
                     None => tracing::debug!(kind = ev.kind, "unknown process event"),
                 });
         }
-        let mut entries = Vec::new();
+        // Kept between refreshes: megabytes on a host of many processes, which allocated
+        // afresh each time were mapped and faulted in again each time.
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
         let mut measured = false;
         for f in attached(&mut self.families) {
             let mut p = Processes {
@@ -443,7 +453,8 @@ impl Core {
             }
         }
         self.measured = measured;
-        let delete = self.table.update(entries, self.live.pids(), now);
+        let delete = self.table.update(entries.drain(..), self.live.pids(), now);
+        self.entries = entries;
         self.export = self.table.export(now);
         for f in attached(&mut self.families) {
             f.family.forget(&delete);
@@ -455,10 +466,10 @@ impl Core {
         }
     }
 
-    /// Refreshes, then reads the state into snapshot number `seq`: the families and the
-    /// collectors of the refreshed state run here, once per refresh, not once per scrape. A
-    /// failing one is reported, never fatal.
-    pub fn read(&mut self, seq: u64) -> Snapshot {
+    /// Refreshes, then reads the state into snapshot number `seq` (with the process list
+    /// if `processes`): the families and the collectors of the refreshed state run here,
+    /// once per refresh, not once per scrape. A failing one is reported, never fatal.
+    pub fn read(&mut self, seq: u64, processes: bool) -> Snapshot {
         let started = Instant::now();
         self.refresh();
         let maps: Vec<_> = self
@@ -499,7 +510,7 @@ impl Core {
         // The text encoder rejects a family without samples (a collector with nothing to
         // report yet), which would fail the whole scrape.
         families.retain(|f| !f.get_metric().is_empty());
-        let processes = self.process_list();
+        let processes = processes.then(|| self.process_list());
         Snapshot {
             seq,
             started,

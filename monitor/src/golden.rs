@@ -146,7 +146,7 @@ fn check(file: &str, got: &str) {
 fn exposition_and_process_api_match_the_checked_in_files() {
     let reader = reader();
     check("metrics.txt", &stable(&reader.exposition().unwrap()));
-    let mut list = reader.process_list();
+    let mut list = reader.process_list().unwrap();
     // The read time is the test's clock; the uid is the fixture directories' owner (procfs
     // gives a process's uid as its directory's), which a checkout cannot set.
     list.read_at_monotonic_seconds = None;

@@ -54,13 +54,20 @@ async fn metrics(State(reader): State<Shared>) -> Response {
 }
 
 async fn processes(State(reader): State<Shared>) -> Response {
-    blocking(move || match serde_json::to_vec(&reader.process_list()) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding the process list: {e}\n"),
-        )
-            .into_response(),
-    })
+    blocking(
+        move || match reader.process_list().map(|l| serde_json::to_vec(&l)) {
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the process list is not ready: no refresh ended in time\n",
+            )
+                .into_response(),
+            Some(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Some(Err(e)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding the process list: {e}\n"),
+            )
+                .into_response(),
+        },
+    )
     .await
 }

@@ -177,12 +177,13 @@ impl Reader {
         Ok(body)
     }
 
-    /// The process list for `/api/v1/processes`, with its memory figures read now.
-    pub fn process_list(&self) -> ProcessList {
-        let snap = self.snapshots.fresh(self.freshness);
-        let mut list = snap.processes.clone();
+    /// The process list for `/api/v1/processes`, with its memory figures read now; `None`
+    /// if no refresh could make one in time (the refresher is stuck).
+    pub fn process_list(&self) -> Option<ProcessList> {
+        let snap = self.snapshots.with_processes(self.freshness);
+        let mut list = snap.processes.clone()?;
         drop(snap);
         list.read_memory(&self.scrape.procfs);
-        list
+        Some(list)
     }
 }

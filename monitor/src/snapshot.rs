@@ -33,8 +33,10 @@ pub struct Snapshot {
     pub outcomes: Vec<Outcome>,
     /// The live processes (with `read_at_monotonic_seconds`, when the kernel counters were
     /// read); `rss_bytes` and `swap_bytes` are not read here (`None`): a reader
-    /// of the list reads them (one file per process, too dear for every refresh).
-    pub processes: ProcessList,
+    /// of the list reads them (one file per process, too dear for every refresh). Made only
+    /// while someone reads it (`Snapshots::with_processes`): on a host of thousands of
+    /// processes it is the dearest part of a refresh that nobody might look at.
+    pub processes: Option<ProcessList>,
     /// The host run-queue latency histogram, if it is measured.
     pub runq: Option<RunqHist>,
     /// Interface bytes no process accounts for (rx, tx), once known.
@@ -68,7 +70,7 @@ impl Snapshot {
             families: Vec::new(),
             text: OnceLock::new(),
             outcomes: Vec::new(),
-            processes: ProcessList::default(),
+            processes: None,
             runq: None,
             unattributed: None,
         }
@@ -114,7 +116,15 @@ pub struct Snapshots {
 struct State {
     current: Arc<Snapshot>,
     asked: bool,
+    /// When the process list was last asked for (the daemon's start counts as asked).
+    processes_wanted: Instant,
 }
+
+/// The process list is made for this long after it was last asked for.
+const PROCESSES_WANTED_FOR: Duration = Duration::from_secs(60);
+
+/// A reader of the process list waits at least this long for a refresh that makes one.
+const PROCESSES_WAIT: Duration = Duration::from_secs(5);
 
 impl Snapshots {
     fn new() -> Self {
@@ -122,6 +132,7 @@ impl Snapshots {
             state: Mutex::new(State {
                 current: Arc::new(Snapshot::empty()),
                 asked: false,
+                processes_wanted: Instant::now(),
             }),
             published: Condvar::new(),
             asked: Condvar::new(),
@@ -135,12 +146,38 @@ impl Snapshots {
 
     /// A snapshot as fresh as `f` asks, or the newest one once `f.wait` has passed.
     pub fn fresh(&self, f: Freshness) -> Arc<Snapshot> {
+        self.fresh_where(f, |_| true)
+    }
+
+    /// A snapshot as `fresh` gives it, with the process list in it: when nobody read the
+    /// list lately the newest has none, and this waits up to `PROCESSES_WAIT` more for a
+    /// refresh to make one. Its `processes` is `None` only if no refresh ended in time.
+    pub fn with_processes(&self, f: Freshness) -> Arc<Snapshot> {
+        self.lock().processes_wanted = Instant::now();
+        let s = self.fresh(f);
+        if s.processes.is_some() {
+            return s;
+        }
+        let f = Freshness {
+            wait: PROCESSES_WAIT,
+            ..f
+        };
+        self.fresh_where(f, |s| s.processes.is_some())
+    }
+
+    /// Whether the refresher should make the process list.
+    fn processes_wanted(&self) -> bool {
+        self.lock().processes_wanted.elapsed() < PROCESSES_WANTED_FOR
+    }
+
+    fn fresh_where(&self, f: Freshness, has: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
         let asked_at = Instant::now();
         let deadline = asked_at + f.wait;
         let fresh_enough = |s: &Snapshot| {
-            asked_at
-                .checked_sub(f.max_age)
-                .is_none_or(|oldest| s.started >= oldest)
+            has(s)
+                && asked_at
+                    .checked_sub(f.max_age)
+                    .is_none_or(|oldest| s.started >= oldest)
         };
         let mut st = self.lock();
         loop {
@@ -203,7 +240,7 @@ pub fn start(
 ) -> anyhow::Result<Arc<Snapshots>> {
     core.set_debug_delay(delay);
     let snapshots = Arc::new(Snapshots::new());
-    snapshots.publish(core.read(1));
+    snapshots.publish(core.read(1, true));
     let shared = snapshots.clone();
     std::thread::Builder::new()
         .name("refresh".into())
@@ -221,7 +258,8 @@ fn refresh_loop(mut core: Core, snapshots: &Snapshots, interval: Duration) {
         seq += 1;
         // A panic in one refresh must not end them all: the state is at worst one refresh
         // stale, which beats serving the same snapshot from then on.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| core.read(seq))) {
+        let processes = snapshots.processes_wanted();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| core.read(seq, processes))) {
             Ok(s) => snapshots.publish(s),
             Err(_) => tracing::error!("a refresh panicked; the last snapshot is served"),
         }

@@ -119,16 +119,13 @@ impl SchedSource for Recording {
         }
     }
 
-    fn read_tasks(&self) -> anyhow::Result<Vec<KernelEntry>> {
-        Ok(self
-            .tasks
-            .iter()
-            .map(|t| KernelEntry {
-                tgid: t.tgid,
-                counters: Counters::from(t.counters),
-                comm: t.comm.clone(),
-            })
-            .collect())
+    fn read_tasks(&self, out: &mut Vec<KernelEntry>) -> anyhow::Result<()> {
+        out.extend(self.tasks.iter().map(|t| KernelEntry {
+            tgid: t.tgid,
+            counters: Counters::from(t.counters),
+            comm: comm(&t.comm),
+        }));
+        Ok(())
     }
 
     fn remove_tasks(&mut self, tgids: &[u32]) {

@@ -11,7 +11,7 @@ use crate::collectors::{Build, Spec, View};
 use crate::{
     metrics::{counter, family, gauge, histogram, ns_to_seconds},
     net::kernel::NetSnapshot,
-    process::budget::{Export, OTHER},
+    process::budget::OTHER,
 };
 
 pub const SPEC: Spec = Spec {
@@ -162,10 +162,11 @@ fn tcp_health(rows: &[(&str, NetCounters)]) -> Vec<MetricFamily> {
 
 /// Current connections by group and state; groups without their own series are summed into
 /// "other", as the counters are.
-fn connections(n: &NetSnapshot, export: &Export) -> MetricFamily {
-    let kept: std::collections::HashSet<&str> = export.groups.iter().map(|(g, _)| &**g).collect();
+fn connections(n: &NetSnapshot, view: &View<'_>) -> MetricFamily {
+    let kept: std::collections::HashSet<&str> =
+        view.export.groups.iter().map(|(g, _)| &**g).collect();
     let group_of = |pid: u32| -> Arc<str> {
-        match n.groups.get(&pid) {
+        match view.table.group_of(pid) {
             Some(g) if kept.contains(&**g) => g.clone(),
             _ => Arc::from(OTHER),
         }
@@ -204,5 +205,5 @@ pub fn families(n: &NetSnapshot, view: &View<'_>, out: &mut Vec<MetricFamily>) {
         .collect();
     out.extend(traffic(&rows));
     out.extend(tcp_health(&rows));
-    out.push(connections(n, view.export));
+    out.push(connections(n, view));
 }

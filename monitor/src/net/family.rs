@@ -84,7 +84,7 @@ impl KernelFamily for Network {
     fn after(
         &mut self,
         r: &Refresh<'_>,
-        table: &ProcessTable,
+        _table: &ProcessTable,
         export: &Export,
     ) -> anyhow::Result<()> {
         let maps = self
@@ -107,10 +107,6 @@ impl KernelFamily for Network {
             unattributed,
             maps: super::kernel::map_stats(maps, &sockets, r.health),
             sockets,
-            groups: table
-                .processes()
-                .map(|p| (p.identity.pid, p.group.clone()))
-                .collect(),
         });
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The network collector's kernel side: which programs serve each measure (best hook
 //! first), and reading its maps.
 
-use std::collections::{HashMap as StdHashMap, HashSet};
+use std::collections::HashSet;
 
 use aya::{
     maps::{HashMap, MapData},
@@ -259,8 +259,6 @@ fn read_listeners(m: &HashMap<MapData, u32, SockOwner>) -> Vec<u32> {
 pub struct NetSnapshot {
     pub sockets: Sockets,
     pub maps: Vec<MapStat>,
-    /// Group of each live pid, for the per-group connection gauges.
-    pub groups: StdHashMap<u32, std::sync::Arc<str>>,
     /// (rx, tx) interface bytes no process was charged with (see `unattributed`); `None`
     /// when the interfaces cannot be read.
     pub unattributed: Option<(u64, u64)>,

@@ -30,7 +30,7 @@ pub fn merge<V: Copy>(
             entries.push(KernelEntry {
                 tgid,
                 counters,
-                comm: String::new(),
+                comm: [0; 16],
             });
         } else if !live.contains(&tgid) {
             stale.push(tgid);
@@ -48,7 +48,7 @@ mod tests {
         let mut entries = vec![KernelEntry {
             tgid: 1,
             counters: Counters::default(),
-            comm: "a".into(),
+            comm: [b'a'; 16],
         }];
         let stale = merge(
             &mut entries,

@@ -17,7 +17,7 @@ use super::{
     budget::{Budget, Export, GroupState},
     counters::Counters,
     group::Grouper,
-    identity::{Identity, IdentityError, IdentityReader},
+    identity::{comm_str, Identity, IdentityError, IdentityReader},
 };
 
 /// How long an exited pid is remembered, so a final slice charged after its entry was
@@ -32,13 +32,16 @@ pub struct Proc {
     base: Counters,
     /// Latest kernel totals of the thread group.
     pub last: Counters,
+    /// The `update` that last read a kernel entry for it.
+    seen: u64,
 }
 
 /// One `TASK_STATS` entry as read from the kernel.
 pub struct KernelEntry {
     pub tgid: u32,
     pub counters: Counters,
-    pub comm: String,
+    /// As the kernel has it (NUL-padded); read only for a process already gone.
+    pub comm: [u8; 16],
 }
 
 pub struct ProcessTable {
@@ -52,6 +55,8 @@ pub struct ProcessTable {
     budget: Budget,
     /// Exits noticed only because a known process vanished from procfs (its event was lost).
     pub exits_without_event: u64,
+    /// Counts `update`s (`Proc::seen`).
+    generation: u64,
 }
 
 impl ProcessTable {
@@ -65,11 +70,38 @@ impl ProcessTable {
             recently_exited: HashMap::new(),
             budget: Budget::new(max_groups),
             exits_without_event: 0,
+            generation: 0,
         }
     }
 
     fn group_mut(&mut self, name: &Arc<str>) -> &mut GroupState {
         self.groups.entry(name.clone()).or_default()
+    }
+
+    /// Starts following `p`: its part since `base` joins its group's live totals, which are
+    /// kept as the sum over the group's processes as they change (not recomputed per
+    /// refresh: on a host of idle processes a refresh costs what changed).
+    fn insert(&mut self, tgid: u32, p: Proc) {
+        let g = self.group_mut(&p.group);
+        g.live += p.last.since(p.base);
+        g.live_members += 1;
+        if let Some(old) = self.procs.insert(tgid, p) {
+            self.leave(&old);
+        }
+    }
+
+    /// Stops following `tgid`; returns it.
+    fn remove(&mut self, tgid: u32) -> Option<Proc> {
+        let p = self.procs.remove(&tgid)?;
+        self.leave(&p);
+        Some(p)
+    }
+
+    /// Takes `p`'s part out of its group's live totals.
+    fn leave(&mut self, p: &Proc) {
+        let g = self.group_mut(&p.group);
+        g.live = g.live.since(p.last.since(p.base));
+        g.live_members = g.live_members.saturating_sub(1);
     }
 
     fn read_identity(&self, tgid: u32, comm: &str) -> Identity {
@@ -83,7 +115,7 @@ impl ProcessTable {
     /// A thread group replaced its image. `counters` are its kernel totals just before.
     pub fn on_exec(&mut self, tgid: u32, comm: &str, prev_comm: &str, counters: Counters) {
         let mut counters = counters;
-        if let Some(p) = self.procs.remove(&tgid) {
+        if let Some(p) = self.remove(tgid) {
             // The last reading may hold a running slice the kernel had not charged yet at
             // the exec: it stays with the old image, and the new one starts above it.
             counters = counters.max(p.last);
@@ -96,13 +128,14 @@ impl ProcessTable {
         let identity = self.read_identity(tgid, comm);
         let group = self.grouper.group(&identity);
         self.group_mut(&group).retired.starts += 1;
-        self.procs.insert(
+        self.insert(
             tgid,
             Proc {
                 identity,
                 group,
                 base: counters,
                 last: counters,
+                seen: 0,
             },
         );
     }
@@ -129,13 +162,15 @@ impl ProcessTable {
     /// Starts tracking a live process first seen with kernel totals `last`.
     fn admit(&mut self, tgid: u32, identity: Identity, last: Counters) {
         let group = self.grouper.group(&identity);
-        self.procs.insert(
+        let seen = self.generation;
+        self.insert(
             tgid,
             Proc {
                 identity,
                 group,
                 base: Counters::default(),
                 last,
+                seen,
             },
         );
     }
@@ -149,7 +184,7 @@ impl ProcessTable {
     }
 
     fn retire(&mut self, tgid: u32, group: Arc<str>, final_counters: Counters, now: Instant) {
-        let base = self.procs.remove(&tgid).map(|p| p.base).unwrap_or_default();
+        let base = self.remove(tgid).map(|p| p.base).unwrap_or_default();
         self.group_mut(&group).retired += final_counters.since(base);
         self.recently_exited.insert(tgid, (group, now));
     }
@@ -164,16 +199,35 @@ impl ProcessTable {
     ) -> Vec<u32> {
         self.recently_exited
             .retain(|_, (_, t)| now.duration_since(*t) < EXITED_MEMORY);
+        self.generation += 1;
+        let generation = self.generation;
         let mut delete = Vec::new();
-        let mut seen = HashSet::new();
         for KernelEntry {
             tgid,
             counters,
             comm,
         } in entries
         {
-            seen.insert(tgid);
-            if let Some(group) = self.exited.remove(&tgid) {
+            if let Some(p) = self
+                .procs
+                .get_mut(&tgid)
+                .filter(|_| !self.exited.contains_key(&tgid))
+            {
+                p.seen = generation;
+                if !live.contains(&tgid) {
+                    let group = p.group.clone();
+                    self.retire_without_event(tgid, group, counters, now);
+                    delete.push(tgid);
+                } else if counters != p.last {
+                    // A reading with a running slice can be ahead of the next one when a
+                    // switch fell between its two map reads: never go back.
+                    let last = p.last.max(counters);
+                    let grown = last.since(p.last);
+                    p.last = last;
+                    let group = p.group.clone();
+                    self.group_mut(&group).live += grown;
+                }
+            } else if let Some(group) = self.exited.remove(&tgid) {
                 self.retire(tgid, group, counters, now);
                 delete.push(tgid);
             } else if let Some((group, _)) = self.recently_exited.get(&tgid) {
@@ -181,16 +235,6 @@ impl ProcessTable {
                 let group = group.clone();
                 self.group_mut(&group).retired += counters;
                 delete.push(tgid);
-            } else if let Some(p) = self.procs.get_mut(&tgid) {
-                if live.contains(&tgid) {
-                    // A reading with a running slice can be ahead of the next one when a
-                    // switch fell between its two map reads: never go back.
-                    p.last = p.last.max(counters);
-                } else {
-                    let group = p.group.clone();
-                    self.retire_without_event(tgid, group, counters, now);
-                    delete.push(tgid);
-                }
             } else {
                 match self.reader.read(tgid) {
                     Ok(identity) => self.admit(tgid, identity, counters),
@@ -198,7 +242,7 @@ impl ProcessTable {
                         // Gone before we knew it (its exit event lost), or a thread group
                         // living on after its leader exited. Its time is kept; no exit is
                         // counted, as which of the two it is cannot be told.
-                        let group = self.grouper.group_of_comm(&comm);
+                        let group = self.grouper.group_of_comm(&comm_str(&comm));
                         self.group_mut(&group).retired += counters;
                         delete.push(tgid);
                     }
@@ -213,9 +257,9 @@ impl ProcessTable {
         // Processes gone without an event and without a kernel entry.
         let vanished: Vec<u32> = self
             .procs
-            .keys()
-            .filter(|t| !seen.contains(t) && !live.contains(t))
-            .copied()
+            .iter()
+            .filter(|(t, p)| p.seen != generation && !live.contains(t))
+            .map(|(t, _)| *t)
             .collect();
         for tgid in vanished {
             if let Some(p) = self.procs.get(&tgid) {
@@ -232,20 +276,25 @@ impl ProcessTable {
                 self.admit(tgid, identity, Counters::default());
             }
         }
-        for g in self.groups.values_mut() {
-            g.live = Counters::default();
-            g.live_members = 0;
-        }
-        let mut live_by_group: Vec<(Arc<str>, Counters)> = Vec::with_capacity(self.procs.len());
-        for p in self.procs.values() {
-            live_by_group.push((p.group.clone(), p.last.since(p.base)));
-        }
-        for (group, c) in live_by_group {
-            let g = self.group_mut(&group);
-            g.live += c;
-            g.live_members += 1;
-        }
+        #[cfg(test)]
+        self.check_live_sums();
         delete
+    }
+
+    /// The live totals kept as processes change equal their sum recomputed.
+    #[cfg(test)]
+    fn check_live_sums(&self) {
+        let mut sums: HashMap<Arc<str>, (Counters, usize)> = HashMap::new();
+        for p in self.procs.values() {
+            let e = sums.entry(p.group.clone()).or_default();
+            e.0 += p.last.since(p.base);
+            e.1 += 1;
+        }
+        for (name, g) in &self.groups {
+            let want = sums.remove(name).unwrap_or_default();
+            assert_eq!((g.live, g.live_members), want, "group {name}");
+        }
+        assert!(sums.is_empty(), "groups missing: {:?}", sums.keys());
     }
 
     /// Per-group values under the series budget.
@@ -267,6 +316,11 @@ impl ProcessTable {
     /// exit has not been seen (an exited one gets its last slice from the kernel).
     pub fn may_run(&self, tgid: u32) -> bool {
         !self.exited.contains_key(&tgid) && !self.recently_exited.contains_key(&tgid)
+    }
+
+    /// The group of live process `tgid`.
+    pub fn group_of(&self, tgid: u32) -> Option<&Arc<str>> {
+        self.procs.get(&tgid).map(|p| &p.group)
     }
 
     pub fn processes(&self) -> impl Iterator<Item = &Proc> {
@@ -323,7 +377,11 @@ mod tests {
         KernelEntry {
             tgid,
             counters: cpu(ns),
-            comm: comm.into(),
+            comm: {
+                let mut c = [0; 16];
+                c[..comm.len()].copy_from_slice(comm.as_bytes());
+                c
+            },
         }
     }
 

@@ -103,11 +103,13 @@ impl KernelFamily for Sched {
 
     fn processes(&mut self, p: &mut Processes<'_>) -> anyhow::Result<()> {
         let maps = self.kernel_maps()?;
-        let mut entries = maps.read_tasks()?;
+        // First of the families (the others join their counters to these entries).
+        let first = p.entries.len();
+        maps.read_tasks(p.entries)?;
         // Processes first seen since the last listing of procfs are alive until their exit
         // event.
         p.live.seen(
-            entries
+            p.entries[first..]
                 .iter()
                 .map(|e| e.tgid)
                 .filter(|&t| p.table.may_run(t)),
@@ -120,13 +122,12 @@ impl KernelFamily for Sched {
         let procfs = p.table.identity_reader().root();
         let live = p.live.pids();
         running::add_slices(
-            &mut entries,
+            p.entries,
             &running,
             |tid| running::tgid_of(procfs, tid),
             |t| live.contains(&t) && p.table.may_run(t),
         );
-        self.task_entries = entries.len();
-        p.entries.append(&mut entries);
+        self.task_entries = p.entries.len() - first;
         Ok(())
     }
 

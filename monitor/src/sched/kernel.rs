@@ -19,7 +19,7 @@ use crate::{
         family::Setup,
         take_map,
     },
-    process::{identity::comm_str, table::KernelEntry},
+    process::table::KernelEntry,
 };
 
 pub const PROBES: &[Probe] = &[
@@ -154,7 +154,8 @@ pub struct Running {
 pub trait SchedSource: Send {
     /// Hands every pending process event to `f`.
     fn drain_events(&mut self, f: &mut dyn FnMut(&ProcEvent));
-    fn read_tasks(&self) -> anyhow::Result<Vec<KernelEntry>>;
+    /// Appends every `TASK_STATS` entry to `out`.
+    fn read_tasks(&self, out: &mut Vec<KernelEntry>) -> anyhow::Result<()>;
     fn remove_tasks(&mut self, tgids: &[u32]);
     /// The run-queue histogram summed over CPUs.
     fn histogram(&self) -> anyhow::Result<RunqHist>;
@@ -197,17 +198,14 @@ impl SchedSource for SchedMaps {
         }
     }
 
-    fn read_tasks(&self) -> anyhow::Result<Vec<KernelEntry>> {
-        Ok(
-            crate::bpf::batch::entries(&self.task_stats, maps::TASK_STATS)?
-                .into_iter()
-                .map(|(tgid, stats)| KernelEntry {
-                    tgid,
-                    counters: stats.counters.into(),
-                    comm: comm_str(&stats.comm),
-                })
-                .collect(),
-        )
+    fn read_tasks(&self, out: &mut Vec<KernelEntry>) -> anyhow::Result<()> {
+        let all = crate::bpf::batch::entries(&self.task_stats, maps::TASK_STATS)?;
+        out.extend(all.into_iter().map(|(tgid, stats)| KernelEntry {
+            tgid,
+            counters: stats.counters.into(),
+            comm: stats.comm,
+        }));
+        Ok(())
     }
 
     fn remove_tasks(&mut self, tgids: &[u32]) {

@@ -55,7 +55,7 @@ pub fn add_slices(
                 cpu_ns: ns,
                 ..Default::default()
             },
-            comm: String::new(),
+            comm: [0; 16],
         });
     }
 }
@@ -72,7 +72,7 @@ mod tests {
                 cpu_ns,
                 ..Default::default()
             },
-            comm: "x".into(),
+            comm: [b'x'; 16],
         }
     }
 

@@ -55,8 +55,8 @@ impl Standalone {
     }
 
     pub fn sample(&mut self) -> Sample {
-        let snap = self.snapshots.fresh(SAMPLE);
-        let mut list = snap.processes.clone();
+        let snap = self.snapshots.with_processes(SAMPLE);
+        let mut list = snap.processes.clone().unwrap_or_default();
         list.read_memory(&self.procfs);
         let mut s = Sample::from_list(list, Instant::now());
         s.host.runq = snap.runq.as_ref().map(exposition::from_runq);
