@@ -47,6 +47,17 @@ pub enum Command {
     /// Dashboards for this version.
     #[command(subcommand)]
     Dashboard(crate::dashboard::DashboardCommand),
+    /// Diagnostics of the kernel programs.
+    #[command(subcommand)]
+    Bpf(BpfCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BpfCommand {
+    /// Load each kernel program as the daemon does and print how many instructions the
+    /// verifier processed for it (from its statistics, on any kernel; beside the kernel's
+    /// own count from 5.16), or why this kernel cannot load it. Needs root.
+    Verify(crate::bpf::verify::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
