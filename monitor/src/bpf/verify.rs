@@ -319,25 +319,30 @@ fn check(ebpf: &mut Ebpf, t: &Target<'_>, c: &Choice, level: &mut u32) -> anyhow
             None
         }
     };
-    // As the daemon's attach path loads it.
+    // As the daemon's attach path loads it. The verifier refuses with EACCES too: a refusal
+    // is told from missing privileges by the log it leaves.
     let kernel = match aya_load(ebpf, t.kernel_btf, c) {
         Ok(k) => k,
-        Err(e) if is_permission_error(e.as_ref()) => {
-            return Err(e.context(format!(
-                "loading {} was refused: run as root, or with CAP_BPF and CAP_PERFMON",
-                c.program
-            )))
-        }
         Err(e) => {
-            return match e.downcast_ref::<ProgramError>() {
+            let refusal = match e.downcast_ref::<ProgramError>() {
                 Some(ProgramError::LoadError {
                     io_error,
                     verifier_log,
-                }) => Ok(Status::Refused {
-                    reason: format!("{} ({io_error})", verifier_error(&verifier_log.to_string())),
-                }),
-                _ => failed(format!("loading it with aya: {e:#}")),
-            }
+                }) => {
+                    let log = verifier_log.to_string();
+                    (!log.trim().is_empty())
+                        .then(|| format!("{} ({io_error})", verifier_error(&log)))
+                }
+                _ => None,
+            };
+            return match refusal {
+                Some(reason) => Ok(Status::Refused { reason }),
+                None if is_permission_error(e.as_ref()) => Err(e.context(format!(
+                    "loading {} was refused: run as root, or with CAP_BPF and CAP_PERFMON",
+                    c.program
+                ))),
+                None => failed(format!("loading it with aya: {e:#}")),
+            };
         }
     };
     let Some(prog) = t.obj.programs.get(c.program) else {
@@ -637,8 +642,8 @@ pub fn processed_insns(log: &str) -> Option<u32> {
     })
 }
 
-/// The line of a verifier log that says why it refused: the last that is not one of the
-/// statistics lines.
+/// What a verifier log says about why it refused: its last lines (two at most) after the
+/// last instruction it printed, the statistics left out.
 pub fn verifier_error(log: &str) -> String {
     let stats = [
         "processed ",
@@ -646,12 +651,25 @@ pub fn verifier_error(log: &str) -> String {
         "stack depth",
         "max_states_per_insn",
     ];
-    log.lines()
+    // An instruction ("12: (79) r2 = ...") or the source line before it ("; let x = ...").
+    let code = |l: &str| {
+        l.starts_with(';')
+            || l.split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut why: Vec<&str> = log
+        .lines()
         .map(str::trim)
+        .filter(|l| !l.is_empty() && !stats.iter().any(|s| l.starts_with(s)))
         .rev()
-        .find(|l| !l.is_empty() && !stats.iter().any(|s| l.starts_with(s)))
-        .unwrap_or("the verifier gave no reason")
-        .to_string()
+        .take_while(|l| !code(l))
+        .take(2)
+        .collect();
+    why.reverse();
+    if why.is_empty() {
+        return "the verifier gave no reason".into();
+    }
+    why.join("; ")
 }
 
 /// The report as a table, one line per program.
@@ -721,12 +739,24 @@ mod tests {
 
     #[test]
     fn says_why_it_refused() {
-        let log = "func 'sched_switch' doesn't have 4-th argument\ninvalid bpf_context access \
-                   off=24 size=8\nprocessed 9 insns (limit 1000000) max_states_per_insn 0 \
+        // 5.10, on the typed switch program (its 4th argument came in 5.18).
+        let log = "arg#0 type is not a struct\nUnrecognized arg#0 type PTR\n\
+                   ; T::from_register(unsafe { *ptr as u64 })\n\
+                   0: (79) r8 = *(u64 *)(r1 +0)\n\
+                   ; T::from_register(unsafe { *ptr as u64 })\n\
+                   1: (79) r2 = *(u64 *)(r1 +24)\n\
+                   func 'sched_switch' doesn't have 4-th argument\n\
+                   invalid bpf_context access off=24 size=8\nverification time 823 usec\n\
+                   stack depth 0+0\nprocessed 2 insns (limit 1000000) max_states_per_insn 0 \
                    total_states 0 peak_states 0 mark_read 0\n";
         assert_eq!(
             verifier_error(log),
-            "invalid bpf_context access off=24 size=8"
+            "func 'sched_switch' doesn't have 4-th argument; invalid bpf_context access off=24 \
+             size=8"
+        );
+        assert_eq!(
+            verifier_error("R1 invalid mem access 'scalar'\n"),
+            "R1 invalid mem access 'scalar'"
         );
         assert_eq!(verifier_error(""), "the verifier gave no reason");
     }
