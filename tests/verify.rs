@@ -127,3 +127,12 @@ fn counts_agree_with_the_kernel_and_the_daemon() {
         );
     }
 }
+
+#[test]
+fn without_privileges_it_says_so() {
+    require_root();
+    let (code, err) = fails(UNPRIVILEGED, &["bpf", "verify"]);
+    assert_eq!(code, 1);
+    let line = one_line(&err);
+    assert!(line.contains("refused") && line.contains("root"), "{line}");
+}
