@@ -487,6 +487,34 @@ mod tests {
     }
 
     #[test]
+    fn bpf_verify_flags() {
+        let verify = |args: &[&str]| {
+            let mut argv = vec!["monitor", "bpf", "verify"];
+            argv.extend_from_slice(args);
+            let m = command().try_get_matches_from(argv)?;
+            match Cli::from_arg_matches(&m)?.command {
+                Command::Bpf(BpfCommand::Verify(a)) => Ok::<_, clap::Error>(a),
+                _ => panic!("not bpf verify"),
+            }
+        };
+        let a = verify(&[]).unwrap();
+        assert!(!a.audit && a.audit_cgroup.is_none());
+        assert_eq!(a.output, crate::bpf::verify::Format::Table);
+        let a = verify(&[
+            "--audit",
+            "--audit.cgroup",
+            "/sys/fs/cgroup/x",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        assert!(a.audit);
+        assert_eq!(a.output, crate::bpf::verify::Format::Json);
+        assert!(verify(&["--audit.cgroup", "/sys/fs/cgroup/x"]).is_err());
+        assert!(verify(&["--output", "csv"]).is_err());
+    }
+
+    #[test]
     fn errors_fit_one_line() {
         let e = top(&["--output", "json"]).unwrap_err();
         let line = one_line(&e.render().to_string());
