@@ -331,7 +331,7 @@ fn check(ebpf: &mut Ebpf, t: &Target<'_>, c: &Choice, level: &mut u32) -> anyhow
                 }) => {
                     let log = verifier_log.to_string();
                     (!log.trim().is_empty())
-                        .then(|| format!("{} ({io_error})", verifier_error(&log)))
+                        .then(|| format!("{}: {io_error}", verifier_error(&log)))
                 }
                 _ => None,
             };
