@@ -47,6 +47,17 @@ pub enum Command {
     /// Dashboards for this version.
     #[command(subcommand)]
     Dashboard(crate::dashboard::DashboardCommand),
+    /// Diagnostics of the kernel programs.
+    #[command(subcommand)]
+    Bpf(BpfCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BpfCommand {
+    /// Load each kernel program as the daemon does and print how many instructions the
+    /// verifier processed for it (from its statistics, on any kernel; beside the kernel's
+    /// own count from 5.16), or why this kernel cannot load it. Needs root.
+    Verify(crate::bpf::verify::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -473,6 +484,34 @@ mod tests {
             Command::Top(a) => Ok(a),
             _ => panic!("not the top command"),
         }
+    }
+
+    #[test]
+    fn bpf_verify_flags() {
+        let verify = |args: &[&str]| {
+            let mut argv = vec!["monitor", "bpf", "verify"];
+            argv.extend_from_slice(args);
+            let m = command().try_get_matches_from(argv)?;
+            match Cli::from_arg_matches(&m)?.command {
+                Command::Bpf(BpfCommand::Verify(a)) => Ok::<_, clap::Error>(a),
+                _ => panic!("not bpf verify"),
+            }
+        };
+        let a = verify(&[]).unwrap();
+        assert!(!a.audit && a.audit_cgroup.is_none());
+        assert_eq!(a.output, crate::bpf::verify::Format::Table);
+        let a = verify(&[
+            "--audit",
+            "--audit.cgroup",
+            "/sys/fs/cgroup/x",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        assert!(a.audit);
+        assert_eq!(a.output, crate::bpf::verify::Format::Json);
+        assert!(verify(&["--audit.cgroup", "/sys/fs/cgroup/x"]).is_err());
+        assert!(verify(&["--output", "csv"]).is_err());
     }
 
     #[test]

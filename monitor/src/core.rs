@@ -86,59 +86,12 @@ impl Kernel {
         if !opts.load && families.is_empty() {
             return Ok((kernel, Vec::new()));
         }
-        raise_memlock();
-        // Made first: aya's constructor parses the whole of the kernel's BTF, which is
-        // dropped at once (the object has no CO-RE relocations), before anything else is
-        // read, so that parse is the start-up's only peak.
-        let mut setup = Setup::default();
-        let mut loader = EbpfLoader::new();
-        loader.btf(None);
-        // Before loading: the programs' record layouts are read from tracefs (classic
-        // tracepoints attach through it too). Reported after the load, so a daemon without
-        // privileges says only that.
-        let mounted = tracefs::ensure_mounted();
-        let tracefs_root = match &mounted {
-            Ok((root, _)) => root.clone(),
-            Err(_) => PathBuf::from(tracefs::MOUNTS[0]),
-        };
-        // For the tp_btf hooks only, and only their typedefs (`sparse_btf`): the whole of
-        // the kernel's BTF parsed by aya is tens of MiB at its peak.
-        let btf = match crate::bpf::sparse_btf::read(Path::new(VMLINUX)) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "no kernel BTF; tp_btf hooks fall back to classic tracepoints"
-                );
-                None
-            }
-        };
-        // Object-wide: the tracepoint record layouts several families' programs read.
-        setup.global(
-            monitor_common::audit::GLOBAL_FIELDS,
-            &crate::audit::layout::trace_fields(&tracefs_root),
-        );
-        let mut loaded = prepare(families, &tracefs_root, &mut setup)?;
-        setup.apply(&mut loader);
-        let mut ebpf = match loader.load(OBJECT) {
-            Ok(e) => e,
-            Err(e) if is_permission_error(&e) => {
-                return Err(anyhow::Error::new(e).context(
-                    "loading the kernel programs was refused: run as root, or with CAP_BPF \
-                     and CAP_PERFMON (root on kernels before 5.8)",
-                ))
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
-        };
-        drop(loader);
-        match mounted {
-            Ok((root, true)) => tracing::info!(path = %root.display(), "mounted tracefs"),
-            Ok((_, false)) => {}
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "tracefs is missing; classic tracepoints will not attach"
-            ),
-        }
+        let LoadedObject {
+            mut ebpf,
+            btf,
+            mut loaded,
+            fail,
+        } = load_object(families)?;
         for l in &loaded {
             if let Some(why) = &l.off {
                 tracing::error!(collector = l.family.name(), error = %why, "collector disabled: its programs cannot be set up");
@@ -154,7 +107,7 @@ impl Kernel {
             }
         }
         let mut attach_opts = opts.attach.clone();
-        attach_opts.fail.extend(setup.fail.iter().cloned());
+        attach_opts.fail.extend(fail);
         for l in loaded.iter_mut().filter(|l| l.off.is_none()) {
             l.off = attach(&mut ebpf, btf.as_ref(), &attach_opts, &mut kernel.hooks, l)?;
         }
@@ -177,6 +130,82 @@ impl Kernel {
         kernel.ebpf = Some(ebpf);
         Ok((kernel, loaded))
     }
+}
+
+/// The object as `Kernel::load` loads it, before any program is: its maps made with the
+/// globals the families set in `prepare` (`monitor bpf verify` loads it this way too, so
+/// its figures are the daemon's).
+pub struct LoadedObject {
+    pub ebpf: Ebpf,
+    /// The kernel's BTF for the tp_btf hooks (`sparse_btf`).
+    pub btf: Option<Btf>,
+    /// Each family, off if its `prepare` failed.
+    pub loaded: Vec<Loaded>,
+    /// Programs that must not attach on this kernel (`Setup::fail`).
+    pub fail: Vec<String>,
+}
+
+/// Prepares the families and loads the object; missing privileges are an error that says so.
+pub fn load_object(families: Vec<Box<dyn KernelFamily>>) -> anyhow::Result<LoadedObject> {
+    raise_memlock();
+    // Made first: aya's constructor parses the whole of the kernel's BTF, which is
+    // dropped at once (the object has no CO-RE relocations), before anything else is
+    // read, so that parse is the start-up's only peak.
+    let mut setup = Setup::default();
+    let mut loader = EbpfLoader::new();
+    loader.btf(None);
+    // Before loading: the programs' record layouts are read from tracefs (classic
+    // tracepoints attach through it too). Reported after the load, so a daemon without
+    // privileges says only that.
+    let mounted = tracefs::ensure_mounted();
+    let tracefs_root = match &mounted {
+        Ok((root, _)) => root.clone(),
+        Err(_) => PathBuf::from(tracefs::MOUNTS[0]),
+    };
+    // For the tp_btf hooks only, and only their typedefs (`sparse_btf`): the whole of
+    // the kernel's BTF parsed by aya is tens of MiB at its peak.
+    let btf = match crate::bpf::sparse_btf::read(Path::new(VMLINUX)) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "no kernel BTF; tp_btf hooks fall back to classic tracepoints"
+            );
+            None
+        }
+    };
+    // Object-wide: the tracepoint record layouts several families' programs read.
+    setup.global(
+        monitor_common::audit::GLOBAL_FIELDS,
+        &crate::audit::layout::trace_fields(&tracefs_root),
+    );
+    let loaded = prepare(families, &tracefs_root, &mut setup)?;
+    setup.apply(&mut loader);
+    let ebpf = match loader.load(OBJECT) {
+        Ok(e) => e,
+        Err(e) if is_permission_error(&e) => {
+            return Err(anyhow::Error::new(e).context(
+                "loading the kernel programs was refused: run as root, or with CAP_BPF \
+                     and CAP_PERFMON (root on kernels before 5.8)",
+            ))
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("loading the kernel programs")),
+    };
+    drop(loader);
+    match mounted {
+        Ok((root, true)) => tracing::info!(path = %root.display(), "mounted tracefs"),
+        Ok((_, false)) => {}
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "tracefs is missing; classic tracepoints will not attach"
+        ),
+    }
+    Ok(LoadedObject {
+        ebpf,
+        btf,
+        loaded,
+        fail: setup.fail,
+    })
 }
 
 /// Runs each family's `prepare` against the kernel's BTF, opened once for all of them (read

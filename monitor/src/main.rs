@@ -40,6 +40,10 @@ fn main() -> ExitCode {
         cli::Command::CheckConfig(args) => alert::cli::check_config(&args),
         cli::Command::Alert(cmd) => alert::cli::command(&cmd),
         cli::Command::Dashboard(cmd) => dashboard::command(&cmd),
+        cli::Command::Bpf(cli::BpfCommand::Verify(args)) => {
+            log::init("warn", log::LogFormat::Text);
+            bpf::verify::run(&args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod per_task;
 pub mod recording;
 pub mod sparse_btf;
 pub mod tracefs;
+pub mod verify;
 
 /// The kernel object built from `monitor-ebpf` by `build.rs`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));

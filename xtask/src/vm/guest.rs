@@ -1,7 +1,8 @@
 //! The guest: an initramfs holding busybox, the daemon with its shared libraries, and a
-//! shell for the workload; its `/init` runs the daemon twice (default hooks, then with the
-//! tp_btf hook forced to fail so the classic fallback runs), drives a workload, and prints
-//! the exposition and the daemon's log between markers on the serial console.
+//! shell for the workload; its `/init` runs `monitor bpf verify` in each daemon run's
+//! configuration, then the daemon twice (default hooks, then with the tp_btf hook forced to
+//! fail so the classic fallback runs), drives a workload, and prints the reports, the
+//! exposition and the daemon's log between markers on the serial console.
 
 use std::{
     collections::BTreeMap,
@@ -34,13 +35,20 @@ pub struct GuestRun {
     /// The workload's group (its executable's name).
     pub group: &'static str,
     pub args: &'static str,
+    /// The `monitor bpf verify` run of the same configuration (`VERIFIES`).
+    pub verify: &'static str,
 }
+
+/// `monitor bpf verify` runs, before the daemon's: (name, arguments). The audit log changes
+/// what the object's globals hold, so each daemon run is compared with its own.
+pub const VERIFIES: &[(&str, &str)] = &[("plain", ""), ("audit", "--audit")];
 
 pub const RUNS: &[GuestRun] = &[
     GuestRun {
         name: "default",
         group: "vmwork",
         args: "--bpf.stats --audit.file /tmp/default.audit",
+        verify: "audit",
     },
     GuestRun {
         name: "classic",
@@ -48,6 +56,7 @@ pub const RUNS: &[GuestRun] = &[
         args: "--debug.fail-attach sched_switch_btf --debug.fail-attach sched_wakeup_btf \
                --debug.fail-attach sched_wakeup_new_btf --debug.fail-attach block_owner_io_start \
                --debug.fail-attach net_sock_send --debug.fail-attach net_sock_recv",
+        verify: "plain",
     },
 ];
 
@@ -63,6 +72,14 @@ fn init_script() -> String {
          insmod /opt/loop.ko\n\
          dd if=/dev/zero of=/tmp/disk.img bs=1M count=4 2>/dev/null\n\
          losetup /dev/loop0 /tmp/disk.img\n\
+         verify() {\n\
+           name=$1; shift\n\
+           /monitor bpf verify --output json \"$@\" > /tmp/verify-$name.json 2> /tmp/verify-$name.err\n\
+           rc=$?\n\
+           echo \"@@ VERIFY $name $rc\"; cat /tmp/verify-$name.json\n\
+           echo \"@@ VERIFYLOG $name\"; cat /tmp/verify-$name.err\n\
+           echo \"@@ END $name\"\n\
+         }\n\
          run() {\n\
            name=$1; work=$2; shift 2\n\
            /monitor run --web.listen-address 127.0.0.1:9957 \"$@\" > /tmp/$name.log 2>&1 &\n\
@@ -118,6 +135,9 @@ fn init_script() -> String {
            echo \"@@ END $name\"\n\
          }\n",
     );
+    for (name, args) in VERIFIES {
+        s.push_str(&format!("verify {name} {args}\n"));
+    }
     for r in RUNS {
         s.push_str(&format!("run {} {} {}\n", r.name, r.group, r.args));
     }
@@ -209,17 +229,32 @@ pub struct RunOutput {
     pub audit: Vec<String>,
 }
 
+/// What `monitor bpf verify` printed in the guest.
+#[derive(Default, Debug)]
+pub struct VerifyOutput {
+    /// Its exit status (`None` if the marker carried none).
+    pub status: Option<i32>,
+    /// Its report (`--output json`).
+    pub json: String,
+    /// What it wrote to stderr.
+    pub log: String,
+}
+
 /// Which part of a run's output the console is printing.
 enum Section {
     Metrics,
     Log,
     Audit,
+    Verify,
+    VerifyLog,
 }
 
-/// What the guest printed: its kernel release and each run's output.
+/// What the guest printed: its kernel release, each verify run's and each daemon run's
+/// output.
 #[derive(Default, Debug)]
 pub struct GuestOutput {
     pub release: Option<String>,
+    pub verify: BTreeMap<String, VerifyOutput>,
     pub runs: BTreeMap<String, RunOutput>,
     pub done: bool,
 }
@@ -240,6 +275,12 @@ pub fn parse(console: &str) -> GuestOutput {
                 }
                 (Some("LOG"), Some(n)) => section = Some((n.to_string(), Section::Log)),
                 (Some("AUDIT"), Some(n)) => section = Some((n.to_string(), Section::Audit)),
+                (Some("VERIFY"), Some(n)) => {
+                    out.verify.entry(n.to_string()).or_default().status =
+                        w.next().and_then(|rc| rc.parse().ok());
+                    section = Some((n.to_string(), Section::Verify));
+                }
+                (Some("VERIFYLOG"), Some(n)) => section = Some((n.to_string(), Section::VerifyLog)),
                 (Some("END"), _) => section = None,
                 (Some("DONE"), _) => out.done = true,
                 _ => {}
@@ -249,6 +290,17 @@ pub fn parse(console: &str) -> GuestOutput {
         let Some((name, part)) = &section else {
             continue;
         };
+        if let Section::Verify | Section::VerifyLog = part {
+            let v = out.verify.entry(name.clone()).or_default();
+            let text = if let Section::Verify = part {
+                &mut v.json
+            } else {
+                &mut v.log
+            };
+            text.push_str(line);
+            text.push('\n');
+            continue;
+        }
         let run = out.runs.entry(name.clone()).or_default();
         match part {
             Section::Metrics => {
@@ -263,6 +315,7 @@ pub fn parse(console: &str) -> GuestOutput {
                 run.log.push('\n');
             }
             Section::Audit => run.audit.push(line.to_string()),
+            Section::Verify | Section::VerifyLog => {}
         }
     }
     out
@@ -277,7 +330,8 @@ mod tests {
         let console = "noise\r\n\x1b[?7l\x1b[2J@@ KERNEL 6.1.0-50-amd64\r\n@@ BEGIN default\r\n\
                        monitor_x{a=\"b c\"} 3\r\n@@ LOG default\r\nINFO attached\r\n\
                        @@ END default\r\n@@ AUDIT default\r\n{\"kind\":\"exec\"}\r\n\
-                       @@ END default\r\n@@ DONE\r\n";
+                       @@ END default\r\n@@ VERIFY plain 0\r\n{\"programs\": []}\r\n\
+                       @@ VERIFYLOG plain\r\nWARN x\r\n@@ END plain\r\n@@ DONE\r\n";
         let o = parse(console);
         assert_eq!(o.release.as_deref(), Some("6.1.0-50-amd64"));
         assert!(o.done);
@@ -285,6 +339,11 @@ mod tests {
         assert_eq!(r.metrics["monitor_x{a=\"b c\"}"], 3.0);
         assert_eq!(r.log, "INFO attached\n");
         assert_eq!(r.audit, ["{\"kind\":\"exec\"}"]);
+        let v = &o.verify["plain"];
+        assert_eq!(v.status, Some(0));
+        assert_eq!(v.json, "{\"programs\": []}\n");
+        assert_eq!(v.log, "WARN x\n");
+        assert!(!o.runs.contains_key("plain"));
     }
 
     #[test]
@@ -292,6 +351,10 @@ mod tests {
         let s = init_script();
         for r in RUNS {
             assert!(s.contains(&format!("run {} {}", r.name, r.group)));
+            assert!(VERIFIES.iter().any(|(n, _)| *n == r.verify));
+        }
+        for (name, args) in VERIFIES {
+            assert!(s.contains(&format!("verify {name} {args}\n")));
         }
         assert!(s.starts_with("#!/bin/busybox sh\n"));
     }

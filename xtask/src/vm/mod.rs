@@ -2,13 +2,17 @@
 //! kernel program passes the verifier and attaches through the expected hook (or falls back
 //! as designed), that the daemon serves metrics, and that it counts a workload run in the
 //! guest. Prints one PASS or FAIL line per kernel, and each program's verifier instruction
-//! count so growth is visible.
+//! count (from `monitor bpf verify`: the verifier's own statistics, on every kernel) so growth
+//! is visible.
 
 mod guest;
 mod kernel;
 mod qemu;
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context as _};
 
@@ -116,12 +120,12 @@ fn label<'a>(series: &'a str, name: &str) -> Option<&'a str> {
     Some(&series[start..start + len])
 }
 
-/// Checks one guest run; returns its verifier figures.
+/// Checks one guest run; returns the daemon's `verified_insns` figures (5.16+).
 fn check_run(
     series: &str,
     run: &guest::GuestRun,
     out: &guest::RunOutput,
-) -> anyhow::Result<Vec<(String, u64)>> {
+) -> anyhow::Result<BTreeMap<String, u64>> {
     let m = &out.metrics;
     if m.is_empty() {
         bail!("run {}: no metrics; daemon log:\n{}", run.name, out.log);
@@ -215,6 +219,124 @@ fn check_run(
         .filter(|(k, _)| k.starts_with("monitor_bpf_program_verified_instructions{"))
         .filter_map(|(k, v)| Some((label(k, "program")?.to_string(), *v as u64)))
         .collect())
+}
+
+/// A `monitor bpf verify` report from the guest: it must have exited 0 (every program it
+/// could load counted, and where the kernel reports `verified_insns`, equal to it).
+fn verify_report(name: &str, v: &guest::VerifyOutput) -> anyhow::Result<serde_json::Value> {
+    if v.status != Some(0) {
+        bail!(
+            "monitor bpf verify ({name}) exited with {:?}:\n{}{}",
+            v.status,
+            v.log,
+            v.json
+        );
+    }
+    serde_json::from_str(&v.json).with_context(|| {
+        format!(
+            "monitor bpf verify ({name}) printed no JSON report:\n{}{}",
+            v.json, v.log
+        )
+    })
+}
+
+/// Report entries by program.
+fn report_programs(report: &serde_json::Value) -> BTreeMap<&str, &serde_json::Value> {
+    report["programs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["program"].as_str()?, p)))
+        .collect()
+}
+
+/// Every program a daemon run attached passed verify in the same configuration, with the
+/// daemon's count where it has one; returns how many counts were compared.
+fn check_verify(
+    run: &guest::GuestRun,
+    out: &guest::RunOutput,
+    daemon: &BTreeMap<String, u64>,
+    report: &serde_json::Value,
+) -> anyhow::Result<usize> {
+    let programs = report_programs(report);
+    let attached: std::collections::BTreeSet<&str> = out
+        .metrics
+        .keys()
+        .filter(|k| k.starts_with("monitor_bpf_hook_info{"))
+        .filter_map(|k| label(k, "program"))
+        .collect();
+    for p in attached
+        .iter()
+        .copied()
+        .chain(daemon.keys().map(String::as_str))
+    {
+        let entry = programs.get(p).with_context(|| {
+            format!(
+                "run {}: program {p} is not in verify's report ({})",
+                run.name, run.verify
+            )
+        })?;
+        if entry["status"] != "verified" {
+            bail!(
+                "run {}: the daemon loaded {p}, verify ({}) says {entry}",
+                run.name,
+                run.verify
+            );
+        }
+    }
+    for (p, n) in daemon {
+        let got = programs[p.as_str()]["processed"].as_u64();
+        if got != Some(*n) {
+            bail!(
+                "run {}: {p}: the daemon's verified_insns is {n}, verify ({}) counted {got:?}",
+                run.name,
+                run.verify
+            );
+        }
+    }
+    Ok(daemon.len())
+}
+
+/// The report line's counts: each program's without the audit log, then what the audit log
+/// adds or changes, then what this kernel cannot load and why.
+fn verifier_counts(plain: &serde_json::Value, audit: &serde_json::Value) -> String {
+    let (plain, audit) = (report_programs(plain), report_programs(audit));
+    let verified = |p: &serde_json::Value| {
+        (p["status"] == "verified")
+            .then(|| p["processed"].as_u64())
+            .flatten()
+    };
+    let list = |v: Vec<String>| v.join(" ");
+    let counts: Vec<String> = plain
+        .iter()
+        .filter_map(|(name, p)| Some(format!("{name}={}", verified(p)?)))
+        .collect();
+    let with_audit: Vec<String> = audit
+        .iter()
+        .filter_map(|(name, p)| {
+            let n = verified(p)?;
+            (plain.get(name).and_then(|q| verified(q)) != Some(n)).then(|| format!("{name}={n}"))
+        })
+        .collect();
+    let mut not_here = Vec::new();
+    for (name, p) in &audit {
+        match p["status"].as_str() {
+            Some("absent") => not_here.push(format!("{name} (no hook)")),
+            Some("refused") => not_here.push(format!(
+                "{name} (refused: {})",
+                p["reason"].as_str().unwrap_or("")
+            )),
+            _ => {}
+        }
+    }
+    let mut s = list(counts);
+    if !with_audit.is_empty() {
+        s.push_str(&format!("; with the audit log: {}", list(with_audit)));
+    }
+    if !not_here.is_empty() {
+        s.push_str(&format!("; not loadable here: {}", not_here.join(", ")));
+    }
+    s
 }
 
 /// The guest's network workload, per group: exact payload bytes on every path.
@@ -320,28 +442,45 @@ fn test_kernel(
             log.display()
         );
     }
-    // Every program loaded in any run, the fallback's included.
-    let mut verifier = std::collections::BTreeMap::new();
+    let mut reports = std::collections::BTreeMap::new();
+    for (name, _) in guest::VERIFIES {
+        let v = out
+            .verify
+            .get(*name)
+            .with_context(|| format!("{release}: monitor bpf verify ({name}) printed nothing"))?;
+        reports.insert(
+            *name,
+            verify_report(name, v).with_context(|| release.clone())?,
+        );
+    }
+    // Every program loaded in any run, the fallback's included, is in its verify run's
+    // report; from 5.16 the daemon's count (the kernel's verified_insns) must be the one the
+    // verifier's statistics gave.
+    let mut compared = 0;
     for run in guest::RUNS {
         let r = out
             .runs
             .get(run.name)
             .with_context(|| format!("{release}: run {} printed nothing", run.name))?;
-        verifier.extend(check_run(series, run, r).with_context(|| release.clone())?);
-    }
-    // The kernel reports the count from 5.16 (`verified_insns` in `bpf_prog_info`); before,
-    // only the verifier's log has it, and aya keeps that log only when a load fails.
-    let v: Vec<String> = verifier.iter().map(|(p, n)| format!("{p}={n}")).collect();
-    let counts = if version(series) >= (5, 16) {
-        if v.is_empty() {
-            bail!("{release}: no verifier instruction counts, expected one per program");
+        let daemon = check_run(series, run, r).with_context(|| release.clone())?;
+        if version(series) >= (5, 16) && daemon.is_empty() {
+            bail!(
+                "{release}: run {}: no verified_insns counts, expected one per program",
+                run.name
+            );
         }
-        v.join(" ")
+        compared +=
+            check_verify(run, r, &daemon, &reports[run.verify]).with_context(|| release.clone())?;
+    }
+    let counts = verifier_counts(&reports["plain"], &reports["audit"]);
+    let agree = if compared > 0 {
+        format!("; each as the daemon's verified_insns ({compared} loads compared)")
     } else {
-        "not reported before 5.16".to_string()
+        "; the kernel reports no verified_insns before 5.16".to_string()
     };
     Ok(format!(
-        "{release} ({package}) in {:.0}s; hooks: {}; verified instructions: {counts}",
+        "{release} ({package}) in {:.0}s; hooks: {}; verifier-processed instructions \
+         (BPF_LOG_STATS): {counts}{agree}",
         start.elapsed().as_secs_f64(),
         hooks(series)
     ))
@@ -400,7 +539,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_run, expected_hooks, guest, label, version};
+    use super::{check_run, check_verify, expected_hooks, guest, label, verifier_counts, version};
 
     fn output(hook: &str, starts: f64) -> guest::RunOutput {
         let mut o = guest::RunOutput::default();
@@ -529,7 +668,7 @@ mod tests {
     #[test]
     fn a_run_as_expected_passes_and_reports_the_verifier() {
         let v = check_run("6.1", &guest::RUNS[0], &output("tp_btf/sched_switch", 3.0)).unwrap();
-        assert_eq!(v, vec![("sched_switch_btf".to_string(), 3653)]);
+        assert_eq!(v, [("sched_switch_btf".to_string(), 3653)].into());
     }
 
     #[test]
@@ -546,6 +685,67 @@ mod tests {
         o.audit.retain(|l| !l.contains("tcp_accept"));
         let e = check_run("6.1", &guest::RUNS[0], &o);
         assert!(format!("{:#}", e.unwrap_err()).contains("tcp_accept"));
+    }
+
+    fn report(entries: &[(&str, &str, Option<u64>)]) -> serde_json::Value {
+        let programs: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(name, status, n)| match n {
+                Some(n) => serde_json::json!({"program": name, "status": status, "processed": n}),
+                None => serde_json::json!({"program": name, "status": status, "reason": "why"}),
+            })
+            .collect();
+        serde_json::json!({ "programs": programs })
+    }
+
+    #[test]
+    fn verify_must_count_what_the_daemon_loaded() {
+        let out = output("tp_btf/sched_switch", 3.0);
+        let daemon = [("sched_switch_btf".to_string(), 3653)].into();
+        // The fixture's hooks all name program "p".
+        let good = report(&[
+            ("p", "verified", Some(10)),
+            ("sched_switch_btf", "verified", Some(3653)),
+        ]);
+        assert_eq!(
+            check_verify(&guest::RUNS[0], &out, &daemon, &good).unwrap(),
+            1
+        );
+        let differs = report(&[
+            ("p", "verified", Some(10)),
+            ("sched_switch_btf", "verified", Some(3600)),
+        ]);
+        let e = check_verify(&guest::RUNS[0], &out, &daemon, &differs).unwrap_err();
+        assert!(format!("{e:#}").contains("3653"), "{e:#}");
+        let refused = report(&[
+            ("p", "refused", None),
+            ("sched_switch_btf", "verified", Some(3653)),
+        ]);
+        assert!(check_verify(&guest::RUNS[0], &out, &daemon, &refused).is_err());
+        let missing = report(&[("sched_switch_btf", "verified", Some(3653))]);
+        assert!(check_verify(&guest::RUNS[0], &out, &daemon, &missing).is_err());
+    }
+
+    #[test]
+    fn the_counts_line() {
+        let plain = report(&[
+            ("a", "verified", Some(5)),
+            ("audit_exec", "skipped", None),
+            ("tcp_state", "verified", Some(100)),
+            ("x_btf", "absent", None),
+        ]);
+        let audit = report(&[
+            ("a", "verified", Some(5)),
+            ("audit_exec", "verified", Some(50)),
+            ("tcp_state", "verified", Some(300)),
+            ("x_btf", "absent", None),
+            ("y_btf", "refused", None),
+        ]);
+        assert_eq!(
+            verifier_counts(&plain, &audit),
+            "a=5 tcp_state=100; with the audit log: audit_exec=50 tcp_state=300; not loadable \
+             here: x_btf (no hook), y_btf (refused: why)"
+        );
     }
 
     #[test]
