@@ -165,3 +165,33 @@ fn a_slow_scrape_holds_up_neither_healthz_nor_the_process_list() {
     let err = format!("monitor_filesystem_device_error{{device=\"monitor-test-hang\",mountpoint=\"{mp}\",fstype=\"fuse\"}}");
     assert_eq!(Metrics(body).value(&err), 1.0);
 }
+
+/// The process list is made only while someone reads it: after refreshes nobody read it in
+/// (only the first snapshot has one), a request gets a list the next refresh made for it,
+/// within one refresh and the bounded wait.
+#[test]
+fn the_process_list_is_made_when_asked_for() {
+    let d = Daemon::start(&["--refresh.interval", "1s"]);
+    // When the daemon started, on the clock of `read_at_monotonic_seconds` (seconds since
+    // boot; /proc/<pid>/stat's start time is in clock ticks since boot).
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let started = fields[19].parse::<f64>().unwrap() / hz;
+    thread::sleep(Duration::from_secs(4));
+    let ((status, body), took) = timed(|| d.get("/api/v1/processes"));
+    assert_eq!(status, 200, "{body}");
+    assert!(took < Duration::from_secs(3), "the list took {took:?}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let read_at = list["read_at_monotonic_seconds"].as_f64().unwrap();
+    assert!(
+        read_at >= started + 3.0,
+        "a list read at {read_at} s, the daemon started at {started} s: not made for this request"
+    );
+    assert!(list["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["pid"].as_u64() == Some(u64::from(d.pid()))));
+}

@@ -116,8 +116,8 @@ pub struct Snapshots {
 struct State {
     current: Arc<Snapshot>,
     asked: bool,
-    /// When the process list was last asked for (the daemon's start counts as asked).
-    processes_wanted: Instant,
+    /// When the process list was last asked for (the first snapshot has one anyway).
+    processes_wanted: Option<Instant>,
 }
 
 /// The process list is made for this long after it was last asked for.
@@ -132,7 +132,7 @@ impl Snapshots {
             state: Mutex::new(State {
                 current: Arc::new(Snapshot::empty()),
                 asked: false,
-                processes_wanted: Instant::now(),
+                processes_wanted: None,
             }),
             published: Condvar::new(),
             asked: Condvar::new(),
@@ -153,7 +153,7 @@ impl Snapshots {
     /// list lately the newest has none, and this waits up to `PROCESSES_WAIT` more for a
     /// refresh to make one. Its `processes` is `None` only if no refresh ended in time.
     pub fn with_processes(&self, f: Freshness) -> Arc<Snapshot> {
-        self.lock().processes_wanted = Instant::now();
+        self.lock().processes_wanted = Some(Instant::now());
         let s = self.fresh(f);
         if s.processes.is_some() {
             return s;
@@ -167,7 +167,9 @@ impl Snapshots {
 
     /// Whether the refresher should make the process list.
     fn processes_wanted(&self) -> bool {
-        self.lock().processes_wanted.elapsed() < PROCESSES_WANTED_FOR
+        self.lock()
+            .processes_wanted
+            .is_some_and(|t| t.elapsed() < PROCESSES_WANTED_FOR)
     }
 
     fn fresh_where(&self, f: Freshness, has: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {

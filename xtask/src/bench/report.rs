@@ -268,6 +268,7 @@ pub fn print_summary(work: &[Workload], daemon: &[DaemonCost], top: Option<&TopC
         }
         for (c, t) in [
             (Config::Monitor, Kind::Monitor),
+            (Config::MonitorClassic, Kind::MonitorClassic),
             (Config::Runqlat, Kind::Runqlat),
             (Config::Bpftrace, Kind::Bpftrace),
         ] {
@@ -298,6 +299,16 @@ pub fn print_summary(work: &[Workload], daemon: &[DaemonCost], top: Option<&TopC
             fmt_ratio(ratio(
                 sw(Config::Monitor, Kind::Monitor),
                 sw(Config::Bpftrace, Kind::Bpftrace),
+            )),
+        ));
+        rows.push((
+            format!("monitor-classic (5.10's switch hook) / monitor, sched per switch, {n} procs"),
+            fmt_ratio(ratio(
+                ns_per_switch(
+                    &w.get(Config::MonitorClassic).progs(Kind::MonitorClassic),
+                    is_sched,
+                ),
+                ns_per_switch(&w.get(Config::Monitor).progs(Kind::Monitor), is_sched),
             )),
         ));
         rows.push((

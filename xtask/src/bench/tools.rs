@@ -61,6 +61,9 @@ pub fn write_scripts(dir: &Path) -> anyhow::Result<()> {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Kind {
     Monitor,
+    /// The daemon on the classic `sched:sched_switch` (as on kernels before 5.18, 5.10
+    /// among them: forced with `--debug.fail-attach sched_switch_btf`).
+    MonitorClassic,
     Runqlat,
     Bpftrace,
     /// The floor: an empty bpftrace program (measured in the warm-up run, not compared).
@@ -68,9 +71,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Our daemon, on either switch hook.
+    pub fn is_daemon(self) -> bool {
+        matches!(self, Kind::Monitor | Kind::MonitorClassic)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Monitor => "monitor",
+            Kind::MonitorClassic => "monitor-classic",
             Kind::Runqlat => "runqlat",
             Kind::Bpftrace => "bpftrace",
             Kind::Empty => "empty",
@@ -82,7 +91,7 @@ impl Kind {
     fn hooks(self) -> &'static [&'static str] {
         match self {
             Kind::Empty => &[],
-            Kind::Monitor => &[
+            Kind::Monitor | Kind::MonitorClassic => &[
                 "sched_wakeup",
                 "sched_wakeup_new",
                 "sched_process_exec",
@@ -106,11 +115,14 @@ pub struct Tool {
 /// Starts `kind`, logging to `<name>-<tag>.log`, and returns once its programs run.
 pub fn start(kind: Kind, env: &Env, tag: &str) -> anyhow::Result<Tool> {
     let mut c = match kind {
-        Kind::Monitor => {
+        Kind::Monitor | Kind::MonitorClassic => {
             let mut c = Command::new(&env.bin);
             c.args(["run", "--web.listen-address"])
                 .arg(env.addr.to_string())
                 .arg("--bpf.stats");
+            if kind == Kind::MonitorClassic {
+                c.args(["--debug.fail-attach", "sched_switch_btf"]);
+            }
             c
         }
         Kind::Runqlat => Command::new(RUNQLAT),
@@ -129,7 +141,7 @@ pub fn start(kind: Kind, env: &Env, tag: &str) -> anyhow::Result<Tool> {
     let f = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     c.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
     // runqlat and bpftrace print their histogram on SIGINT; the daemon stops on SIGTERM.
-    let stop = if kind == Kind::Monitor {
+    let stop = if kind.is_daemon() {
         libc::SIGTERM
     } else {
         libc::SIGINT
@@ -171,8 +183,8 @@ fn wait_attached(cfg: Kind, p: &mut Proc, env: &Env, log: &Path) -> anyhow::Resu
             .iter()
             .any(|p| p.name.starts_with("sched_switch") && p.run_cnt > 0);
         if missing.is_empty() && switching {
-            let healthy = cfg != Kind::Monitor
-                || matches!(procs::http_get(env.addr, "/healthz"), Ok((200, _)));
+            let healthy =
+                !cfg.is_daemon() || matches!(procs::http_get(env.addr, "/healthz"), Ok((200, _)));
             if healthy {
                 // Let it finish starting (first refresh, histogram setup) off the clock.
                 procs::sleep(Duration::from_millis(300))?;

@@ -26,15 +26,19 @@ pub enum Config {
     /// misses, as they would on a host running both; each one's programs are told apart by
     /// the fds its process holds.
     MonitorRunqlat,
+    /// Our daemon on the classic `sched_switch`, the switch path of kernels before 5.18
+    /// (5.10 among them): what that fallback costs.
+    MonitorClassic,
 }
 
 /// The configurations compared, in the order of the report.
-pub const CONFIGS: [Config; 5] = [
+pub const CONFIGS: [Config; 6] = [
     Config::Baseline,
     Config::Monitor,
     Config::Runqlat,
     Config::Bpftrace,
     Config::MonitorRunqlat,
+    Config::MonitorClassic,
 ];
 
 impl Config {
@@ -45,6 +49,7 @@ impl Config {
             Config::Runqlat => "runqlat",
             Config::Bpftrace => "bpftrace",
             Config::MonitorRunqlat => "monitor+runqlat",
+            Config::MonitorClassic => "monitor-classic",
         }
     }
 
@@ -58,6 +63,7 @@ impl Config {
             Config::Runqlat => &[Kind::Runqlat],
             Config::Bpftrace => &[Kind::Bpftrace],
             Config::MonitorRunqlat => &[Kind::Monitor, Kind::Runqlat],
+            Config::MonitorClassic => &[Kind::MonitorClassic],
         }
     }
 }
