@@ -33,14 +33,18 @@ enum Config {
     /// The daemon (every default collector) and biolatency attached at the same time, each
     /// one's programs told apart by the fds its process holds.
     MonitorBiolatency,
+    /// The block collector alone on the pre-6.5 submitter path (`block_bio_queue` +
+    /// `block_split`, as on 5.10 and 6.1): what that fallback costs.
+    MonitorBlockBio,
 }
 
-const CONFIGS: [Config; 5] = [
+const CONFIGS: [Config; 6] = [
     Config::Baseline,
     Config::MonitorBlock,
     Config::MonitorAll,
     Config::Biolatency,
     Config::MonitorBiolatency,
+    Config::MonitorBlockBio,
 ];
 
 impl Config {
@@ -51,6 +55,7 @@ impl Config {
             Config::MonitorAll => "monitor",
             Config::Biolatency => "biolatency",
             Config::MonitorBiolatency => "monitor+biolatency",
+            Config::MonitorBlockBio => "monitor-block-pre-6.5",
         }
     }
 
@@ -62,6 +67,7 @@ impl Config {
             Config::MonitorAll => &[Tool::MonitorAll],
             Config::Biolatency => &[Tool::Biolatency],
             Config::MonitorBiolatency => &[Tool::MonitorAll, Tool::Biolatency],
+            Config::MonitorBlockBio => &[Tool::MonitorBlockBio],
         }
     }
 }
@@ -74,6 +80,8 @@ enum Tool {
     /// The daemon with every default collector.
     MonitorAll,
     Biolatency,
+    /// The daemon with only its block collector, on the pre-6.5 submitter hooks.
+    MonitorBlockBio,
 }
 
 impl Tool {
@@ -82,6 +90,7 @@ impl Tool {
             Tool::MonitorBlock => "monitor-block",
             Tool::MonitorAll => "monitor",
             Tool::Biolatency => "biolatency",
+            Tool::MonitorBlockBio => "monitor-block-bio",
         }
     }
 
@@ -187,13 +196,16 @@ fn iops(json: &[u8]) -> anyhow::Result<f64> {
 /// Starts `tool` and returns once its block programs run.
 fn start(tool: Tool, env: &Env, lo: &Loop, tag: &str) -> anyhow::Result<(Proc, PathBuf)> {
     let mut c = match tool {
-        Tool::MonitorBlock | Tool::MonitorAll => {
+        Tool::MonitorBlock | Tool::MonitorAll | Tool::MonitorBlockBio => {
             let mut c = Command::new(&env.bin);
             c.args(["run", "--web.listen-address"])
                 .arg(env.addr.to_string())
                 .arg("--bpf.stats");
-            if tool == Tool::MonitorBlock {
+            if tool != Tool::MonitorAll {
                 c.args(["--collector.disable-defaults", "--collector.block"]);
+            }
+            if tool == Tool::MonitorBlockBio {
+                c.args(["--debug.fail-attach", "block_owner_io_start"]);
             }
             c
         }
@@ -332,6 +344,14 @@ impl DiskCost {
                 "ns",
                 Target::None,
             ),
+            Check::ratio(
+                "block ns/request, pre-6.5 submitter path (block collector only)",
+                "the 6.5+ path",
+                self.per_request(Config::MonitorBlockBio, Tool::MonitorBlockBio),
+                self.per_request(Config::MonitorBlock, Tool::MonitorBlock),
+                "ns",
+                Target::None,
+            ),
             Check::figure(
                 "fio IOPS loss, monitor (default collectors, median)",
                 self.loss(Config::MonitorAll),
@@ -344,6 +364,7 @@ impl DiskCost {
             Config::MonitorBlock,
             Config::Biolatency,
             Config::MonitorBiolatency,
+            Config::MonitorBlockBio,
         ] {
             v.push(Check::figure(
                 format!("fio IOPS loss, {} (median)", c.name()),
