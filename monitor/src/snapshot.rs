@@ -123,7 +123,7 @@ struct State {
 /// The process list is made for this long after it was last asked for.
 const PROCESSES_WANTED_FOR: Duration = Duration::from_secs(60);
 
-/// A reader of the process list waits at least this long for a refresh that makes one.
+/// How long a reader of the process list waits at most for a refresh that makes one.
 const PROCESSES_WAIT: Duration = Duration::from_secs(5);
 
 impl Snapshots {

@@ -22,7 +22,7 @@ const ACTIVITY_TAU_SECS: f64 = 60.0;
 pub struct GroupState {
     /// Totals of processes that left the group (exited, or exec'd into another image).
     pub retired: Counters,
-    /// Totals of the group's live processes, recomputed at each refresh.
+    /// Totals of the group's live processes, kept by the process table as they change.
     pub live: Counters,
     pub live_members: usize,
     /// The largest total exported so far: the floor for the next one.
