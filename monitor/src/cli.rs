@@ -124,6 +124,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub log_match: crate::logmatch::LogMatchArgs,
+
+    #[command(flatten)]
+    pub history: crate::history::HistoryArgs,
 }
 
 /// Settings of the filesystem collector.

@@ -13,6 +13,7 @@ mod core;
 mod dashboard;
 #[cfg(test)]
 mod golden;
+mod history;
 mod http;
 mod log;
 mod logmatch;
