@@ -19,6 +19,7 @@ mod log;
 mod logmatch;
 mod metrics;
 mod net;
+mod page;
 mod process;
 mod run;
 mod sched;

@@ -12,6 +12,7 @@ use crate::{
     cli::RunArgs,
     collectors, history, http,
     log::access::{self, AccessLog},
+    page,
     scrape::Reader,
     snapshot,
     webconfig::{self, BasicAuth},
@@ -119,6 +120,11 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
     if let Some(h) = &history {
         app = app.merge(h.router());
     }
+    app = app.merge(page::router(&page::Settings {
+        telemetry_path: args.telemetry_path.clone(),
+        interval: args.refresh_interval,
+        retention: history.is_some().then_some(args.history.retention),
+    }));
     // Inside the access log, so it sees who authenticated (and the 401s).
     if let Some(auth) = basic_auth {
         app = app.layer(axum::middleware::from_fn_with_state(auth, webconfig::layer));
