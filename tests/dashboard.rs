@@ -2,32 +2,20 @@
 //! scrapes a real daemon every second while this test makes CPU, disk and network work, a
 //! failing probe, a watched service, log lines and notifications; every panel's query, with
 //! the dashboard's variables substituted as Grafana would, is run through Prometheus's HTTP
-//! API and must return series, unless the panel is on the allow-list below.
+//! API and must return series, unless the panel is on the allow-list (`workload.rs`). The
+//! same query through the daemon's own API (`/api/v1/query`, `/api/v1/query_range`) must
+//! return the same series, with values within one scrape's drift.
 
 use std::{
-    collections::BTreeSet,
-    io::Write as _,
+    collections::{BTreeMap, BTreeSet},
     process::Command,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use monitor_tests::{sink::Sink, *};
-
-/// Panels allowed to return nothing here, each with why.
-const MAY_BE_EMPTY: &[(&str, &str)] = &[
-    // Only groups with a kill are drawn, and this test kills nothing (tests/audit.rs makes a
-    // real OOM kill and checks its count).
-    ("OOM kills by group", "no OOM kill here"),
-    // Only groups that retransmitted are drawn; loopback loses nothing (tests/network.rs
-    // checks retransmits under real loss).
-    ("TCP retransmits by group", "no loss on loopback"),
-    // A rule's failure series appears when it first fails; every rule here evaluates.
-    ("Rule evaluation failures", "no rule fails"),
-];
+use monitor_tests::{
+    workload::{Workload, MAY_BE_EMPTY},
+    *,
+};
 
 /// What `$__rate_interval` is for a 1 s scrape: Grafana takes four scrape intervals at least.
 const RATE_INTERVAL: &str = "4s";
@@ -121,15 +109,20 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
-/// Runs `expr` as its panel does (instant for tables, a range over the last 10 s otherwise);
-/// the number of series, or Prometheus's error.
-fn run(prom: &Prometheus, expr: &str, instant: bool) -> Result<usize, String> {
-    let end = now();
+/// Runs `expr` as its panel does (instant at `end` for tables, a range over the 10 s to
+/// `end` otherwise) through the query API `api` (Prometheus's or the daemon's): the answer's
+/// `data`, or the error.
+fn run(
+    api: impl Fn(&str, &[(&str, &str)]) -> Result<serde_json::Value, String>,
+    expr: &str,
+    instant: bool,
+    end: f64,
+) -> Result<serde_json::Value, String> {
     let (end_s, start_s) = (format!("{end:.3}"), format!("{:.3}", end - 10.0));
     let v = if instant {
-        prom.api("query", &[("query", expr), ("time", &end_s)])?
+        api("query", &[("query", expr), ("time", &end_s)])?
     } else {
-        prom.api(
+        api(
             "query_range",
             &[
                 ("query", expr),
@@ -140,79 +133,71 @@ fn run(prom: &Prometheus, expr: &str, instant: bool) -> Result<usize, String> {
         )?
     };
     assert_eq!(v["status"], "success", "{expr}: {v}");
-    Ok(v["data"]["result"].as_array().map_or(0, Vec::len))
+    Ok(v["data"].clone())
+}
+
+/// Each series of an answer by its labels, with its value at `at` (an instant's value, a
+/// range's point at `at`; NaN if the range has none there).
+fn values_at(data: &serde_json::Value, at: f64) -> BTreeMap<String, f64> {
+    let num = |v: &serde_json::Value| match v.as_str() {
+        Some("+Inf") => f64::INFINITY,
+        Some("-Inf") => f64::NEG_INFINITY,
+        Some(s) => s.parse().unwrap_or(f64::NAN),
+        None => f64::NAN,
+    };
+    data["result"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|s| {
+                    let v = if let Some(p) = s.get("value") {
+                        num(&p[1])
+                    } else {
+                        s["values"]
+                            .as_array()
+                            .and_then(|ps| {
+                                ps.iter()
+                                    .find(|p| (p[0].as_f64().unwrap_or(0.0) - at).abs() < 1e-3)
+                            })
+                            .map_or(f64::NAN, |p| num(&p[1]))
+                    };
+                    (s["metric"].to_string(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Panels whose figures move faster than one scrape's drift, so only their series (not
+/// their values) must agree between Prometheus and the daemon, each with why.
+const VOLATILE: &[(&str, &str)] = &[
+    // Read at the request: Prometheus's scrape and the history's sampling are different
+    // requests, each with its own age and durations.
+    (
+        "Snapshot age and refresh duration",
+        "a figure of each request",
+    ),
+    ("Collector duration", "a figure of each request"),
+];
+
+/// How far a value of the daemon's API may be from Prometheus's: the two sample the same
+/// daemon at different moments up to one scrape (1 s) apart, and a rate over 4 s windows
+/// of a workload that is not steady moves by a good share of itself between them.
+fn close(a: f64, b: f64) -> bool {
+    if a.is_nan() || b.is_nan() {
+        return a.is_nan() && b.is_nan();
+    }
+    if a.is_infinite() || b.is_infinite() {
+        return a == b;
+    }
+    (a - b).abs() <= 1e-6 + 0.5 * a.abs().max(b.abs())
 }
 
 #[test]
 fn every_panel_query_returns_series() {
     let d = dashboard();
-    let dir = tempfile::tempdir().unwrap();
-    // Webhook receiver, heartbeat and the HTTP probe's target.
-    let sink = Sink::start(&[]);
-    let closed = free_port();
-    let spinner = NamedBinary::new("/bin/dash", "mtdash");
-    let log = dir.path().join("app.log");
-    std::fs::write(&log, "").unwrap();
-    let config = dir.path().join("alerting.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "receivers:\n  - name: hook\n    webhook: {{url: \"{hook}\"}}\n\
-             route: {{receiver: hook, group_wait: 1s, group_interval: 1s}}\n\
-             heartbeat: {{url: \"{ping}\", interval: 1s}}\n\
-             services:\n  - {{name: spinner, comm: \"^{spinner}$\"}}\n\
-             probes:\n\
-             \x20 - {{name: closed, tcp: {{address: \"127.0.0.1:{closed}\"}}, interval: 1s, timeout: 1s, for: 0s}}\n\
-             \x20 - {{name: web, http: {{url: \"{health}\"}}, interval: 1s}}\n",
-            hook = sink.url("/hook"),
-            ping = sink.url("/ping"),
-            spinner = spinner.name,
-            health = sink.url("/health"),
-        ),
-    )
-    .unwrap();
-    let state = dir.path().join("state");
-    let daemon = Daemon::start(&[
-        "--bpf.stats",
-        "--alert.config",
-        config.to_str().unwrap(),
-        "--alert.state-dir",
-        state.to_str().unwrap(),
-        "--alert.evaluation-interval",
-        "1s",
-        "--log-match.file",
-        log.to_str().unwrap(),
-        "--log-match.pattern",
-        "errors=error",
-    ]);
-
-    // The workload: a CPU-bound child, direct disk reads and writes, TCP traffic to the
-    // sink, log lines (the probes and notifications make their own).
-    let _spin = spin(&spinner, None);
-    let data = dir.path().join("data");
-    let _disk = Guard(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while :; do dd if=/dev/zero of={f} bs=64k count=32 oflag=direct conv=fsync 2>/dev/null; \
-                 dd if={f} of=/dev/null bs=64k iflag=direct 2>/dev/null; done",
-                f = data.display()
-            ))
-            .spawn()
-            .unwrap(),
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let background = {
-        let (stop, url, log) = (stop.clone(), sink.url("/traffic"), log.clone());
-        std::thread::spawn(move || {
-            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                let _ = request("GET", &url);
-                writeln!(f, "an error line and a plain one").unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
-    };
+    let w = Workload::start(&[]);
+    let (daemon, spinner) = (&w.daemon, &w.spinner);
     let me = std::fs::read_to_string("/proc/self/comm").unwrap();
     let me = me.trim();
 
@@ -273,6 +258,7 @@ fn every_panel_query_returns_series() {
     let groups = format!("({}|dd|{me})", spinner.name);
     let mut empty = Vec::new();
     let mut errors = Vec::new();
+    let (mut ours_refused, mut differ, mut compared) = (Vec::new(), Vec::new(), 0);
     let all = targets(&d);
     for t in &all {
         let group = if t.row.starts_with("Groups") {
@@ -286,21 +272,64 @@ fn every_panel_query_returns_series() {
             .replace("$job", "monitor")
             .replace("$instance", &instance)
             .replace("$group", group);
-        match run(&prom, &expr, t.instant) {
-            Ok(0) => {
-                eprintln!("{} / {}: no series", t.row, t.panel);
-                empty.push(t);
+        let end = (now() - 1.0).floor();
+        let theirs = match run(|e, p| prom.api(e, p), &expr, t.instant, end) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("{} / {}: {expr}: {e}", t.row, t.panel));
+                continue;
             }
-            Ok(n) => eprintln!("{} / {}: {n} series", t.row, t.panel),
-            Err(e) => errors.push(format!("{} / {}: {expr}: {e}", t.row, t.panel)),
+        };
+        let n = theirs["result"].as_array().map_or(0, Vec::len);
+        if n == 0 {
+            eprintln!("{} / {}: no series", t.row, t.panel);
+            empty.push(t);
+        } else {
+            eprintln!("{} / {}: {n} series", t.row, t.panel);
+        }
+        // The same query, through the daemon's own API, at the same instant.
+        match run(|e, p| daemon.api(e, p), &expr, t.instant, end) {
+            Err(e) => ours_refused.push(format!("{} / {}: {expr}: {e}", t.row, t.panel)),
+            Ok(ours) => {
+                let (a, b) = (values_at(&theirs, end), values_at(&ours, end));
+                let only_theirs: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+                let only_ours: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+                let volatile = VOLATILE.iter().any(|(p, _)| *p == t.panel);
+                let off: Vec<String> = a
+                    .iter()
+                    .filter_map(|(k, x)| Some((k, x, b.get(k)?)))
+                    .filter(|(_, x, y)| !volatile && !close(**x, **y))
+                    .map(|(k, x, y)| format!("{k}: Prometheus {x}, daemon {y}"))
+                    .collect();
+                compared += a.len();
+                if !(only_theirs.is_empty() && only_ours.is_empty() && off.is_empty()) {
+                    differ.push(format!(
+                        "{} / {}: {expr}\n  only in Prometheus: {only_theirs:?}\n  only in the daemon: {only_ours:?}\n  values apart: {off:?}",
+                        t.row, t.panel
+                    ));
+                }
+            }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    background.join().unwrap();
     assert!(
         errors.is_empty(),
         "Prometheus refused:\n{}",
         errors.join("\n")
+    );
+    assert!(
+        ours_refused.is_empty(),
+        "the daemon's query API refused:\n{}",
+        ours_refused.join("\n")
+    );
+    eprintln!(
+        "{compared} series compared; {} panels differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    assert!(
+        differ.is_empty(),
+        "the daemon's API and Prometheus disagree:\n{}",
+        differ.join("\n")
     );
     let unexpected: Vec<String> = empty
         .iter()
