@@ -49,7 +49,8 @@ try {
     title: await page.textContent('#drill h2'),
     hash: await page.evaluate(() => location.hash),
     state: await cpu.getAttribute('data-state'),
-    legend: await cpu.locator('.u-legend .u-series .u-label').allTextContents(),
+    // The legend's first row is the time axis.
+    legend: await cpu.locator('.u-legend .u-series:not(:first-child) .u-label').allTextContents(),
   };
   await page.screenshot({ path: `${shots}/page-group.png` });
 } finally {
