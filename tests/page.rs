@@ -3,7 +3,8 @@
 //! version into target/page-test). Under the dashboard tests' workload, every panel must
 //! draw data (but those on the shared allow-list), with no console error and no request
 //! outside the daemon; the drill-down must open, from the top-groups table, for the group
-//! this test made. Screenshots go to target/page.png and target/page-group.png.
+//! this test made; the range control redraws every panel; nothing is asked while paused.
+//! Screenshots go to target/page.png and target/page-group.png.
 
 use std::{
     path::{Path, PathBuf},
@@ -82,10 +83,13 @@ fn the_page_draws_every_panel_and_opens_the_drill_down() {
         serde_json::json!([]),
         "requests outside the daemon"
     );
+    // At the first drawing (5 min), and again after the range control asked for 1 min.
+    let first = report["first"].as_array().unwrap();
     let panels = report["panels"].as_array().unwrap();
     assert!(panels.len() > 80, "{} panels", panels.len());
-    let bad: Vec<String> = panels
+    let bad: Vec<String> = first
         .iter()
+        .chain(panels)
         .filter(|p| p["state"] != "data")
         .filter(|p| !(p["state"] == "empty" && MAY_BE_EMPTY.iter().any(|(t, _)| p["title"] == *t)))
         .map(|p| {
@@ -100,6 +104,13 @@ fn the_page_draws_every_panel_and_opens_the_drill_down() {
         "panels without data:\n{}\n(the daemon's log:\n{})",
         bad.join("\n"),
         w.daemon.log()
+    );
+
+    let p = &report["paused"];
+    assert_eq!(p["asked"], 0, "queries while paused: {p}");
+    assert_eq!(
+        (&p["status"], &p["button"]),
+        (&"paused".into(), &"Resume".into())
     );
 
     let d = &report["drill"];

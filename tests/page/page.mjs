@@ -30,20 +30,39 @@ try {
   await page.waitForSelector('body[data-ready=true]', { timeout: 60000 });
   // Every panel has left "loading" (the first round draws all of them).
   await page.waitForFunction(() => ![...document.querySelectorAll('.panel')].some((p) => p.dataset.state === 'loading'), null, { timeout: 60000 });
-  report.panels = await page.$$eval('.panel', (ps) => ps.map((p) => ({
+  const panels = () => page.$$eval('.panel', (ps) => ps.map((p) => ({
     row: p.closest('.row').dataset.row, title: p.dataset.title, state: p.dataset.state,
     message: p.querySelector('.msg').textContent,
   })));
+  const settled = (sel) => page.waitForFunction((s) => {
+    const ps = [...document.querySelectorAll(s)];
+    return ps.length && !ps.some((p) => p.dataset.state === 'loading');
+  }, sel, { timeout: 60000 });
+  report.first = await panels();
   report.alerts = await page.$$eval('#alerts .alert', (as) => as.map((a) => a.textContent));
+
+  // The range control: every panel draws again over the last minute.
+  await page.selectOption('#range', '60');
+  await settled('.panel');
+  report.panels = await panels();
   await page.screenshot({ path: `${shots}/page.png` });
+
+  // Pause: no query while paused.
+  let asked = 0;
+  const count = (r) => { if (r.url().includes('/api/v1/')) asked += 1; };
+  await page.click('#pause');
+  // Queries already sent finish; no more start.
+  await page.waitForTimeout(1500);
+  page.on('request', count);
+  await page.waitForTimeout(7000);
+  page.off('request', count);
+  report.paused = { asked, status: await page.textContent('#status'), button: await page.textContent('#pause') };
+  await page.click('#pause');
 
   // The drill-down, from the top-groups table.
   const link = page.locator(`.panel[data-title="Top groups by CPU"] a.group-link[data-group="${group}"]`);
   await link.click({ timeout: 30000 });
-  await page.waitForFunction(() => {
-    const ps = [...document.querySelectorAll('#drill .panel')];
-    return ps.length && !ps.some((p) => p.dataset.state === 'loading');
-  }, null, { timeout: 60000 });
+  await settled('#drill .panel');
   const cpu = page.locator('#drill .panel[data-title="CPU by group"]');
   report.drill = {
     title: await page.textContent('#drill h2'),

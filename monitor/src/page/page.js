@@ -96,6 +96,12 @@ function legend(tpl, metric) {
 function setState(p, s, msg) {
   p.el.dataset.state = s;
   p.msg.textContent = msg || (s === 'empty' ? 'no data' : '');
+  if (s === 'empty') {
+    if (p.chart) p.chart.destroy();
+    p.chart = null;
+    p.names = null;
+    p.body.replaceChildren();
+  }
 }
 
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -152,7 +158,7 @@ async function drawSeries(p) {
       cursor: { sync: { key: 'monitor' } },
       legend: { live: true },
       scales: { y: { range: (u, lo, hi) => [Math.min(0, lo), hi > lo ? hi : lo + 1] } },
-      axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => fmt(p.def.unit, v)) }],
+      axes: [{}, { size: 84, values: (u, vals) => vals.map((v) => fmt(p.def.unit, v)) }],
       series: [{}, ...sers.map((x, i) => ({
         label: x.name, stroke: COLORS[i % COLORS.length], width: 1,
         fill: stacked ? COLORS[i % COLORS.length] + '40' : undefined,
@@ -216,7 +222,7 @@ async function drawStat(p) {
   const t = p.def.kind.thresholds;
   p.body.replaceChildren(...rows.map((r) => {
     const bad = (t.above != null && r.v > t.above) || (t.below != null && r.v < t.below);
-    return el('div', { class: 'stat' + (bad ? ' bad' : ''), title: legend(r.q.legend, r.metric), text: fmt(p.def.unit, r.v) });
+    return el('div', { class: 'figure' + (bad ? ' bad' : ''), title: legend(r.q.legend, r.metric), text: fmt(p.def.unit, r.v) });
   }));
   setState(p, 'data');
 }
@@ -242,7 +248,13 @@ async function drawTable(p) {
   setState(p, 'data');
 }
 
-async function update(p) {
+// One update of a panel at a time: a refresh and a change of group or range queue up.
+function update(p) {
+  p.queue = (p.queue || Promise.resolve()).then(() => draw(p));
+  return p.queue;
+}
+
+async function draw(p) {
   try {
     const k = p.def.kind.type;
     await (k === 'time_series' ? drawSeries : k === 'heatmap' ? drawHeatmap : k === 'stat' ? drawStat : drawTable)(p);
@@ -297,18 +309,26 @@ function openGroup(g) {
 
 async function tick() {
   clearTimeout(state.timer);
-  if (!state.paused) {
-    const t0 = Date.now();
-    await alerts();
-    // Panels on screen, and those never drawn; four at a time.
-    const todo = state.panels.filter((p) => p.visible || !p.updated);
-    const workers = Array.from({ length: 4 }, async () => {
-      for (let p = todo.shift(); p; p = todo.shift()) await update(p);
-    });
-    await Promise.all(workers);
-    $('#status').textContent = 'updated ' + new Date().toLocaleTimeString() + ` (${Date.now() - t0} ms)`;
-    document.body.dataset.ready = 'true';
+  // One round at a time; a round asked for meanwhile runs right after.
+  if (state.running) { state.again = true; return; }
+  state.running = true;
+  try {
+    if (!state.paused) {
+      const t0 = Date.now();
+      await alerts();
+      // Panels on screen, and those never drawn; four at a time.
+      const todo = state.panels.filter((p) => p.visible || !p.updated);
+      const workers = Array.from({ length: 4 }, async () => {
+        for (let p = todo.shift(); p && !state.paused; p = todo.shift()) await update(p);
+      });
+      await Promise.all(workers);
+      if (!state.paused) $('#status').textContent = 'updated ' + new Date().toLocaleTimeString() + ` (${Date.now() - t0} ms)`;
+      document.body.dataset.ready = 'true';
+    }
+  } finally {
+    state.running = false;
   }
+  if (state.again) { state.again = false; tick(); return; }
   state.timer = setTimeout(tick, state.every * 1000);
 }
 
@@ -357,7 +377,11 @@ async function main() {
   state.range = ranges.some(([s]) => s === 300) ? 300 : ranges[ranges.length - 1][0];
   $('#range').replaceChildren(...ranges.map(([s, t]) => el('option', { value: s, text: t })));
   $('#range').value = state.range;
-  $('#range').addEventListener('change', (e) => { state.range = +e.target.value; state.panels.forEach((p) => { p.updated = 0; }); tick(); });
+  $('#range').addEventListener('change', (e) => {
+    state.range = +e.target.value;
+    state.panels.forEach((p) => { p.updated = 0; setState(p, 'loading'); });
+    tick();
+  });
   $('#every').addEventListener('change', (e) => { state.every = +e.target.value; tick(); });
   $('#pause').addEventListener('click', (e) => {
     state.paused = !state.paused;
