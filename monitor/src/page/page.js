@@ -201,7 +201,8 @@ async function drawHeatmap(p) {
   g.fillStyle = '#555'; g.font = '10px sans-serif';
   const every = Math.ceil(buckets.length / 8);
   buckets.forEach((b, j) => {
-    if (j % every === 0) g.fillText(b.le === Infinity ? '+Inf' : secs(b.le), 2, h - 16 - j * ch);
+    const y = Math.max(10, h - 14 - j * ch - ch / 2 + 4);
+    if (j % every === 0) g.fillText(b.le === Infinity ? '+Inf' : secs(b.le), 2, y);
   });
   g.fillText(new Date(xs[0]).toLocaleTimeString(), left, h - 2);
   g.fillText(new Date(xs[xs.length - 1]).toLocaleTimeString(), w - 60, h - 2);
