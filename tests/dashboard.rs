@@ -180,17 +180,37 @@ const VOLATILE: &[(&str, &str)] = &[
     ("Collector duration", "a figure of each request"),
 ];
 
-/// How far a value of the daemon's API may be from Prometheus's: the two sample the same
-/// daemon at different moments up to one scrape (1 s) apart, and a rate over 4 s windows
-/// of a workload that is not steady moves by a good share of itself between them.
-fn close(a: f64, b: f64) -> bool {
-    if a.is_nan() || b.is_nan() {
-        return a.is_nan() && b.is_nan();
+/// Prometheus's values of each series over the three steps up to `end` (`data`: a range
+/// answer at a 1 s step): (lowest, highest).
+fn envelope(data: &serde_json::Value, end: f64) -> BTreeMap<String, (f64, f64)> {
+    let mut out = BTreeMap::new();
+    for t in [end - 2.0, end - 1.0, end] {
+        for (k, v) in values_at(data, t) {
+            if v.is_nan() {
+                continue;
+            }
+            let e = out.entry(k).or_insert((v, v));
+            *e = (e.0.min(v), e.1.max(v));
+        }
     }
-    if a.is_infinite() || b.is_infinite() {
-        return a == b;
+    out
+}
+
+/// Whether the daemon's value `ours` is within one scrape's drift of Prometheus's: the two
+/// sample the same daemon at moments up to a scrape (1 s) apart, so the daemon's value at an
+/// instant must lie among Prometheus's values of the steps around it (`lo..=hi`, the last
+/// three seconds), give or take half of itself, or 2 % of the panel's largest value
+/// (`scale`: a series near zero beside large ones, such as a group's occasional CPU, moves
+/// by more than itself in a second).
+fn close(ours: f64, (lo, hi): (f64, f64), scale: f64) -> bool {
+    if ours.is_nan() {
+        return lo.is_nan();
     }
-    (a - b).abs() <= 1e-6 + 0.5 * a.abs().max(b.abs())
+    if ours.is_infinite() {
+        return ours == lo || ours == hi;
+    }
+    let slack = (0.5 * ours.abs()).max(0.02 * scale).max(1e-9);
+    ours >= lo - slack && ours <= hi + slack
 }
 
 #[test]
@@ -295,11 +315,43 @@ fn every_panel_query_returns_series() {
                 let only_theirs: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
                 let only_ours: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
                 let volatile = VOLATILE.iter().any(|(p, _)| *p == t.panel);
-                let off: Vec<String> = a
+                // Prometheus's values around `end`: from the range itself, or (a table's
+                // instant query) from the same query as a range.
+                let around = if t.instant {
+                    let e = format!("{end:.3}");
+                    let s = format!("{:.3}", end - 2.0);
+                    prom.api(
+                        "query_range",
+                        &[
+                            ("query", expr.as_str()),
+                            ("start", &s),
+                            ("end", &e),
+                            ("step", "1"),
+                        ],
+                    )
+                    .map(|v| envelope(&v["data"], end))
+                    .unwrap_or_default()
+                } else {
+                    envelope(&theirs, end)
+                };
+                let scale = a
+                    .values()
+                    .chain(b.values())
+                    .filter(|v| v.is_finite())
+                    .fold(0.0_f64, |m, v| m.max(v.abs()));
+                let off: Vec<String> = b
                     .iter()
-                    .filter_map(|(k, x)| Some((k, x, b.get(k)?)))
-                    .filter(|(_, x, y)| !volatile && !close(**x, **y))
-                    .map(|(k, x, y)| format!("{k}: Prometheus {x}, daemon {y}"))
+                    .filter_map(|(k, y)| Some((k, y, a.get(k)?)))
+                    .filter(|(k, y, x)| {
+                        let env = around.get(*k).copied().unwrap_or((**x, **x));
+                        !volatile && !close(**y, env, scale)
+                    })
+                    .map(|(k, y, x)| {
+                        format!(
+                            "{k}: Prometheus {x} ({:?} around), daemon {y}",
+                            around.get(k)
+                        )
+                    })
                     .collect();
                 compared += a.len();
                 if !(only_theirs.is_empty() && only_ours.is_empty() && off.is_empty()) {
