@@ -253,25 +253,35 @@ fn every_panel_query_returns_series() {
         let selector = selector
             .replace("$job", "monitor")
             .replace("$instance", &instance);
-        let values = prom
-            .api(&format!("label/{label}/values"), &[("match[]", &selector)])
-            .unwrap_or_else(|e| panic!("variable {label}: {e}"));
-        let values: Vec<&str> = values["data"]
-            .as_array()
-            .unwrap_or_else(|| panic!("variable {label}: {values}"))
-            .iter()
-            .filter_map(|v| v.as_str())
-            .collect();
-        let want = match label {
-            "job" => vec!["monitor"],
-            "instance" => vec![instance.as_str()],
-            _ => vec![spinner.name.as_str(), "dd"],
-        };
-        for w in want {
-            assert!(
-                values.contains(&w),
-                "variable {label}: {w} not in {values:?}"
-            );
+        // Through Prometheus, and through the daemon's own API (Grafana pointed at it).
+        for (who, answer) in [
+            (
+                "Prometheus",
+                prom.api(&format!("label/{label}/values"), &[("match[]", &selector)]),
+            ),
+            (
+                "the daemon",
+                daemon.api(&format!("label/{label}/values"), &[("match[]", &selector)]),
+            ),
+        ] {
+            let answer = answer.unwrap_or_else(|e| panic!("variable {label} ({who}): {e}"));
+            let values: Vec<&str> = answer["data"]
+                .as_array()
+                .unwrap_or_else(|| panic!("variable {label} ({who}): {answer}"))
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect();
+            let want = match label {
+                "job" => vec!["monitor"],
+                "instance" => vec![instance.as_str()],
+                _ => vec![spinner.name.as_str(), "dd"],
+            };
+            for w in want {
+                assert!(
+                    values.contains(&w),
+                    "variable {label} ({who}): {w} not in {values:?}"
+                );
+            }
         }
     }
     // Grafana's value for a multi-select of several groups: the test's own.
