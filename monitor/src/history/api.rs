@@ -285,7 +285,156 @@ async fn label_values(
 
 #[cfg(test)]
 mod tests {
+    use axum::{body::Body, http::Request};
+    use http_body_util::BodyExt as _;
+    use prometheus::proto::MetricType;
+    use tower::ServiceExt as _;
+
     use super::*;
+    use crate::metrics::{counter, family};
+
+    fn store() -> Shared {
+        let mut s = Store::new(1000.0, 1 << 30, vec![("job".into(), "monitor".into())]);
+        for i in 0..30 {
+            s.push(
+                1000.0 + f64::from(i),
+                &[family(
+                    "c_total",
+                    "c",
+                    MetricType::COUNTER,
+                    vec![
+                        counter(&[("g", "a")], f64::from(i)),
+                        counter(&[("g", "b")], 3.0 * f64::from(i)),
+                    ],
+                )],
+            );
+        }
+        Arc::new(Mutex::new(s))
+    }
+
+    async fn call(req: Request<Body>) -> (StatusCode, Value) {
+        let r = router(store()).oneshot(req).await.unwrap();
+        let status = r.status();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    async fn get(uri: &str) -> (StatusCode, Value) {
+        call(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    #[tokio::test]
+    async fn answers_in_prometheus_shapes() {
+        let (s, v) =
+            get("/api/v1/query?query=sum%20by%20(g)%20(rate(c_total%5B10s%5D))&time=1025").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["data"]["resultType"], "vector");
+        let r = v["data"]["result"].as_array().unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0]["metric"], json!({"g": "a"}));
+        assert_eq!(r[0]["value"], json!([1025.0, "1"]));
+        assert_eq!(r[1]["value"][1], "3");
+        let (_, v) = get("/api/v1/query?query=1%2B1&time=5").await;
+        assert_eq!(
+            v["data"],
+            json!({"resultType": "scalar", "result": [5.0, "2"]})
+        );
+        // A form POST, as Grafana sends it.
+        let (s, v) = call(
+            Request::post("/api/v1/query_range")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(
+                    "query=c_total%7Bg%3D%22b%22%7D&start=1010&end=1012&step=1s",
+                ))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["data"]["resultType"], "matrix");
+        assert_eq!(
+            v["data"]["result"][0],
+            json!({"metric": {"__name__": "c_total", "g": "b", "job": "monitor"},
+                   "values": [[1010.0, "30"], [1011.0, "33"], [1012.0, "36"]]})
+        );
+        let (_, v) = get("/api/v1/series?match[]=c_total%7Bg%3D%22a%22%7D").await;
+        assert_eq!(
+            v["data"],
+            json!([{"__name__": "c_total", "g": "a", "job": "monitor"}])
+        );
+        let (_, v) = get("/api/v1/labels").await;
+        assert_eq!(v["data"], json!(["__name__", "g", "job"]));
+        let (_, v) = get("/api/v1/label/g/values?match[]=c_total").await;
+        assert_eq!(v["data"], json!(["a", "b"]));
+    }
+
+    #[tokio::test]
+    async fn bad_input_gets_prometheus_errors() {
+        for (uri, code, kind, why) in [
+            (
+                "/api/v1/query?query=topk(1,c_total)",
+                400,
+                "bad_data",
+                "topk is not supported",
+            ),
+            (
+                "/api/v1/query?query=c_total%5B",
+                400,
+                "bad_data",
+                "invalid parameter \"query\"",
+            ),
+            ("/api/v1/query", 400, "bad_data", "empty"),
+            (
+                "/api/v1/query?query=c_total&time=soon",
+                400,
+                "bad_data",
+                "timestamp",
+            ),
+            (
+                "/api/v1/query_range?query=c_total&start=1&end=2",
+                400,
+                "bad_data",
+                "step",
+            ),
+            (
+                "/api/v1/query_range?query=c_total&start=2&end=1&step=1",
+                400,
+                "bad_data",
+                "before",
+            ),
+            (
+                "/api/v1/query_range?query=c_total&start=0&end=1e9&step=1",
+                400,
+                "bad_data",
+                "11,000",
+            ),
+            (
+                "/api/v1/query_range?query=c_total&start=0&end=9&step=0",
+                400,
+                "bad_data",
+                "positive",
+            ),
+            ("/api/v1/series", 400, "bad_data", "match[]"),
+            (
+                "/api/v1/series?match[]=rate(c_total%5B1m%5D)",
+                400,
+                "bad_data",
+                "series selector",
+            ),
+            (
+                "/api/v1/query?query=c_total%20%2B%20on()%20c_total&time=1020",
+                422,
+                "execution",
+                "matching",
+            ),
+        ] {
+            let (s, v) = get(uri).await;
+            assert_eq!(s.as_u16(), code, "{uri}: {v}");
+            assert_eq!(v["status"], "error", "{uri}");
+            assert_eq!(v["errorType"], kind, "{uri}");
+            let e = v["error"].as_str().unwrap();
+            assert!(e.contains(why), "{uri}: {e}");
+        }
+    }
 
     #[test]
     fn times_and_steps() {

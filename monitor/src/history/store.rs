@@ -144,7 +144,13 @@ impl Key<'_, '_> {
             .iter()
             .map(|l| (l.name(), l.value()))
             .chain(self.extra)
-            .chain(self.target.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // A series' own label wins over the target's (Prometheus's honor_labels).
+            .chain(
+                self.target
+                    .iter()
+                    .filter(|(k, _)| !self.labels.iter().any(|l| l.name() == k))
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
     }
 
     /// Independent of label order.
