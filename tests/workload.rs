@@ -5,6 +5,7 @@
 
 use std::{
     io::Write as _,
+    net::{TcpListener, TcpStream},
     process::Command,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -36,6 +37,10 @@ pub struct Workload {
     stop: Arc<AtomicBool>,
     background: Option<JoinHandle<()>>,
     _children: Vec<Guard>,
+    /// A TCP connection held open (both ends, a listener made after the daemon attached), so
+    /// the sockets-by-state panel always has one: the traffic's own connections last
+    /// milliseconds and a sampling may miss them all.
+    _held: (TcpListener, TcpStream, TcpStream),
     _sink: Sink,
     _dir: tempfile::TempDir,
 }
@@ -85,6 +90,10 @@ impl Workload {
         args.extend_from_slice(extra);
         let daemon = Daemon::start(&args);
 
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+
         // The workload: a CPU-bound child, direct disk reads and writes, TCP traffic to the
         // sink, log lines (the probes and notifications make their own).
         let spin = spin(&spinner, None);
@@ -118,6 +127,7 @@ impl Workload {
             stop,
             background: Some(background),
             _children: vec![spin, disk],
+            _held: (listener, client, server),
             _sink: sink,
             _dir: dir,
         }
