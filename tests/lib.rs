@@ -14,6 +14,7 @@ use std::{
 };
 
 pub mod faulty_disk;
+pub mod workload;
 
 /// The daemon binary: `MONITOR_BIN` (set by `cargo xtask test`) or the debug build.
 pub fn monitor_bin() -> PathBuf {
@@ -134,6 +135,15 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// The daemon's own query API (`/api/v1/query`...), as `Prometheus::api`.
+    pub fn api(
+        &self,
+        endpoint: &str,
+        params: &[(&str, &str)],
+    ) -> Result<serde_json::Value, String> {
+        query_api(self.port, endpoint, params)
     }
 }
 
@@ -453,26 +463,36 @@ impl Prometheus {
         endpoint: &str,
         params: &[(&str, &str)],
     ) -> Result<serde_json::Value, String> {
-        let url = format!("http://127.0.0.1:{}/api/v1/{endpoint}", self.port);
-        let answer = if endpoint.starts_with("label/") {
-            params
-                .iter()
-                .fold(ureq::get(&url), |r, (k, v)| r.query(k, v))
-                .timeout(Duration::from_secs(10))
-                .call()
-        } else {
-            ureq::post(&url)
-                .timeout(Duration::from_secs(10))
-                .send_form(params)
-        };
-        match answer {
-            Ok(r) => serde_json::from_str(&r.into_string().unwrap_or_default())
-                .map_err(|e| format!("{endpoint}: not JSON: {e}")),
-            Err(ureq::Error::Status(code, r)) => {
-                Err(format!("{code}: {}", r.into_string().unwrap_or_default()))
-            }
-            Err(e) => Err(e.to_string()),
+        query_api(self.port, endpoint, params)
+    }
+}
+
+/// A Prometheus-shaped query API on loopback `port` (Prometheus's, or the daemon's own):
+/// see `Prometheus::api`.
+pub fn query_api(
+    port: u16,
+    endpoint: &str,
+    params: &[(&str, &str)],
+) -> Result<serde_json::Value, String> {
+    let url = format!("http://127.0.0.1:{port}/api/v1/{endpoint}");
+    let answer = if endpoint.starts_with("label/") {
+        params
+            .iter()
+            .fold(ureq::get(&url), |r, (k, v)| r.query(k, v))
+            .timeout(Duration::from_secs(10))
+            .call()
+    } else {
+        ureq::post(&url)
+            .timeout(Duration::from_secs(10))
+            .send_form(params)
+    };
+    match answer {
+        Ok(r) => serde_json::from_str(&r.into_string().unwrap_or_default())
+            .map_err(|e| format!("{endpoint}: not JSON: {e}")),
+        Err(ureq::Error::Status(code, r)) => {
+            Err(format!("{code}: {}", r.into_string().unwrap_or_default()))
         }
+        Err(e) => Err(e.to_string()),
     }
 }
 

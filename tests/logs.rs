@@ -280,9 +280,9 @@ fn basic_auth_from_the_web_config_file_and_the_user_in_the_access_log() {
     poll("the daemon to answer", || {
         (request("GET", &format!("{base}/healthz")).0 == 401).then_some(())
     });
-    let with = |user_pass: &str| {
+    let at = |path: &str, user_pass: &str| {
         let auth = base64::engine::general_purpose::STANDARD.encode(user_pass);
-        match ureq::get(&format!("{base}/metrics"))
+        match ureq::get(&format!("{base}{path}"))
             .set("Authorization", &format!("Basic {auth}"))
             .call()
         {
@@ -291,6 +291,17 @@ fn basic_auth_from_the_web_config_file_and_the_user_in_the_access_log() {
             Err(e) => panic!("{e}"),
         }
     };
+    let with = |user_pass: &str| at("/metrics", user_pass);
+    // The page and the query API are behind the same auth.
+    for path in [
+        "/",
+        "/page/page.js",
+        "/api/v1/query?query=up",
+        "/api/v1/labels",
+    ] {
+        assert_eq!(request("GET", &format!("{base}{path}")).0, 401, "{path}");
+        assert_eq!(at(path, "alice:s3cret"), 200, "{path}");
+    }
     assert_eq!(with("alice:wrong"), 401);
     assert_eq!(with("mallory:s3cret"), 401);
     assert_eq!(with("alice:s3cret"), 200);

@@ -135,6 +135,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub log_match: crate::logmatch::LogMatchArgs,
+
+    #[command(flatten)]
+    pub history: crate::history::HistoryArgs,
 }
 
 /// Settings of the filesystem collector.
@@ -281,7 +284,7 @@ fn parse_telemetry_path(s: &str) -> Result<String, String> {
     if !s.starts_with('/') || s.len() < 2 {
         return Err(format!("{s:?} must start with / and name a path"));
     }
-    if s == "/healthz" || s.starts_with("/api/") {
+    if s == "/healthz" || s.starts_with("/api/") || s.starts_with("/page/") {
         return Err(format!("{s:?} is taken by another endpoint"));
     }
     Ok(s.to_string())
@@ -472,6 +475,7 @@ mod tests {
         assert!(parse_listen_address("nonsense").is_err());
         assert!(parse_telemetry_path("metrics").is_err());
         assert!(parse_telemetry_path("/api/v1/x").is_err());
+        assert!(parse_telemetry_path("/page/page.js").is_err());
         assert!(parse_interval("10ms").is_err());
         assert_eq!(parse_interval("2s").unwrap(), Duration::from_secs(2));
     }

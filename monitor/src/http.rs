@@ -1,11 +1,11 @@
-//! The HTTP endpoints: metrics, the process list, health, and a landing page.
+//! The HTTP endpoints: metrics, the process list and health (the page at `/` is `page`'s).
 
 use std::sync::Arc;
 
 use axum::{
     extract::State,
     http::{header, StatusCode},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
     Router,
 };
@@ -18,18 +18,10 @@ pub type Shared = Arc<Reader>;
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub fn router(reader: Shared, telemetry_path: &str) -> Router {
-    let landing = format!(
-        "<html><head><title>monitor</title></head><body><h1>monitor</h1><ul>\
-         <li><a href=\"{telemetry_path}\">{telemetry_path}</a>: Prometheus metrics</li>\
-         <li><a href=\"/api/v1/processes\">/api/v1/processes</a>: live processes (JSON)</li>\
-         <li><a href=\"/api/v1/alerts\">/api/v1/alerts</a>: alerts (JSON)</li>\
-         <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>"
-    );
     Router::new()
         .route(telemetry_path, get(metrics))
         .route("/api/v1/processes", get(processes))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/", get(move || async move { Html(landing) }))
         .with_state(reader)
 }
 

@@ -13,11 +13,13 @@ mod core;
 mod dashboard;
 #[cfg(test)]
 mod golden;
+mod history;
 mod http;
 mod log;
 mod logmatch;
 mod metrics;
 mod net;
+mod page;
 mod process;
 mod run;
 mod sched;

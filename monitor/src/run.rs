@@ -10,8 +10,9 @@ use crate::{
     assemble::{self, CoreOptions},
     audit::stats::AuditCollector,
     cli::RunArgs,
-    collectors, http,
+    collectors, history, http,
     log::access::{self, AccessLog},
+    page,
     scrape::Reader,
     snapshot,
     webconfig::{self, BasicAuth},
@@ -90,9 +91,24 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         &mut scrape,
     )?;
 
+    let history = history::History::new(
+        &args.history,
+        args.refresh_interval,
+        vec![
+            ("instance".into(), history::instance(args.listen_address)),
+            ("job".into(), "monitor".into()),
+        ],
+    );
+    if let Some(h) = &history {
+        h.add_source(&mut scrape);
+    }
+
     let snapshots = snapshot::start(core, args.refresh_interval, args.refresh_delay)?;
     let reader: http::Shared = Arc::new(Reader::new(snapshots, scrape, snapshot::REQUEST));
     let alerts = alerts.run(reader.clone())?;
+    if let Some(h) = &history {
+        h.start(reader.clone())?;
+    }
 
     tracing::info!(
         address = %args.listen_address,
@@ -101,6 +117,14 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         "listening"
     );
     let mut app = http::router(reader, &args.telemetry_path).merge(alerts.router());
+    if let Some(h) = &history {
+        app = app.merge(h.router());
+    }
+    app = app.merge(page::router(&page::Settings {
+        telemetry_path: args.telemetry_path.clone(),
+        interval: args.refresh_interval,
+        retention: history.is_some().then_some(args.history.retention),
+    }));
     // Inside the access log, so it sees who authenticated (and the 401s).
     if let Some(auth) = basic_auth {
         app = app.layer(axum::middleware::from_fn_with_state(auth, webconfig::layer));

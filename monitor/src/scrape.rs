@@ -160,6 +160,14 @@ impl Reader {
         out
     }
 
+    /// The snapshot as fresh as `f` asks and the families read now beside it, without
+    /// copying the snapshot's (the query history samples both at every refresh interval).
+    pub fn parts(&self, f: Freshness) -> (Arc<Snapshot>, Vec<MetricFamily>) {
+        let snap = self.snapshots.fresh(f);
+        let now = self.scrape.families(&snap);
+        (snap, now)
+    }
+
     /// The text exposition for a scrape: the snapshot's families, encoded once per snapshot,
     /// and the families read now.
     pub fn exposition(&self) -> Result<String, String> {

@@ -27,6 +27,9 @@ const TEST_PACKAGES: &[&str] = &[
     // /usr/bin/python3), and openssl for its certificates.
     "python3-aiosmtpd",
     "openssl",
+    // The daemon's page in a headless browser (tests/page.rs drives it with npm's
+    // playwright-core, which that test installs).
+    "chromium",
 ];
 
 pub fn run(filter: Option<&str>) -> anyhow::Result<()> {

@@ -20,12 +20,15 @@
 //!    hook paths), under a bpftrace equivalent and under both: throughput and ns per event.
 //! 7. Scrape load (`scrape`): 20 clients scraping `/metrics` as fast as they can, with the
 //!    health check's latency measured meanwhile, against our daemon then node_exporter.
+//! 8. The query history and the page (`page`): the daemon's CPU and memory with the history
+//!    off, then on with a client asking what the page asks (`page.rs`).
 
 mod bpf;
 mod daemon;
 mod disk;
 mod http;
 mod net;
+mod page;
 mod procs;
 mod report;
 mod scrape;
@@ -73,6 +76,8 @@ pub enum Phase {
     /// /metrics throughput and health-check latency under load, against node_exporter
     /// (figure 7).
     Scrape,
+    /// The query history and the page's queries (figure 8).
+    Page,
 }
 
 #[derive(clap::Args)]
@@ -156,6 +161,7 @@ impl Options {
             Phase::Disk,
             Phase::Net,
             Phase::Scrape,
+            Phase::Page,
         ]
         .into_iter()
         .filter(|p| only.is_empty() || only.contains(p))
@@ -269,6 +275,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                 let s = scrape::phase(o, &env)?;
                 scrape::print(o, &s);
                 checks.extend(s.checks());
+            }
+            Phase::Page => {
+                let p = page::phase(o, &env)?;
+                page::print(&p);
+                checks.extend(p.checks());
             }
         }
     }

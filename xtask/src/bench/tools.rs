@@ -114,12 +114,18 @@ pub struct Tool {
 
 /// Starts `kind`, logging to `<name>-<tag>.log`, and returns once its programs run.
 pub fn start(kind: Kind, env: &Env, tag: &str) -> anyhow::Result<Tool> {
+    start_with(kind, env, tag, &[])
+}
+
+/// `start`, with more arguments for the daemon.
+pub fn start_with(kind: Kind, env: &Env, tag: &str, extra: &[&str]) -> anyhow::Result<Tool> {
     let mut c = match kind {
         Kind::Monitor | Kind::MonitorClassic => {
             let mut c = Command::new(&env.bin);
             c.args(["run", "--web.listen-address"])
                 .arg(env.addr.to_string())
-                .arg("--bpf.stats");
+                .arg("--bpf.stats")
+                .args(extra);
             if kind == Kind::MonitorClassic {
                 c.args(["--debug.fail-attach", "sched_switch_btf"]);
             }

@@ -36,13 +36,29 @@ pub struct Needs {
     pub ranged: HashSet<String>,
     /// The longest window, in seconds.
     pub longest: f64,
+    /// A rule's check: metrics must be ones the daemon exports. A query's is not (an unknown
+    /// metric selects nothing, as in Prometheus).
+    strict: bool,
+}
+
+/// Parses and checks a query for the query API (`history::api`): the same subset as a
+/// rule's, but its result may be a number, and a metric the daemon does not export selects
+/// nothing rather than being an error.
+pub fn query(text: &str) -> Result<(Expr, Needs), String> {
+    let expr = promql_parser::parser::parse(text)?;
+    let mut needs = Needs::default();
+    walk(&expr, &mut needs)?;
+    Ok((expr, needs))
 }
 
 /// Parses and checks `text`; the error says what is wrong, without the file or rule (the
 /// caller adds those).
 pub fn check(text: &str) -> Result<(Expr, Needs), String> {
     let expr = promql_parser::parser::parse(text)?;
-    let mut needs = Needs::default();
+    let mut needs = Needs {
+        strict: true,
+        ..Needs::default()
+    };
     walk(&expr, &mut needs)?;
     if is_scalar(&expr) {
         return Err("it is a number, not a condition over metrics".to_string());
@@ -60,7 +76,7 @@ fn is_scalar(e: &Expr) -> bool {
     }
 }
 
-fn selector(vs: &VectorSelector) -> Result<(), String> {
+fn selector(vs: &VectorSelector, strict: bool) -> Result<(), String> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err("offset and @ are not supported".to_string());
     }
@@ -77,7 +93,7 @@ fn selector(vs: &VectorSelector) -> Result<(), String> {
                 .map(|m| m.value.clone())
         })
         .ok_or_else(|| format!("selector {vs} names no metric"))?;
-    if !catalog::exportable(&name) {
+    if strict && !catalog::exportable(&name) {
         return Err(format!(
             "unknown metric {name}: the daemon exports no such family (see the README's metrics)"
         ));
@@ -94,9 +110,9 @@ fn walk(e: &Expr, needs: &mut Needs) -> Result<(), String> {
         Expr::StringLiteral(s) => Err(format!("string {:?} is not a number", s.val)),
         Expr::Paren(p) => walk(&p.expr, needs),
         Expr::Unary(u) => walk(&u.expr, needs),
-        Expr::VectorSelector(vs) => selector(vs),
+        Expr::VectorSelector(vs) => selector(vs, needs.strict),
         Expr::MatrixSelector(m) => {
-            selector(&m.vs)?;
+            selector(&m.vs, needs.strict)?;
             let range = m.range.as_secs_f64();
             if range <= 0.0 {
                 return Err(format!("{e}: the window must be above zero"));
@@ -184,5 +200,15 @@ mod tests {
             let e = check(q).unwrap_err();
             assert!(e.contains(why), "{q}: {e}");
         }
+    }
+
+    #[test]
+    fn a_query_may_be_a_number_or_name_an_unknown_metric() {
+        query("1 + 1").unwrap();
+        query("monitor_nope").unwrap();
+        let e = query("topk(3, monitor_processes)").unwrap_err();
+        assert!(e.contains("aggregation topk is not supported"), "{e}");
+        let e = query("monitor_processes offset 5m").unwrap_err();
+        assert!(e.contains("offset"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! Evaluates a checked expression at the history's latest instant, with Prometheus's
+//! Evaluates a checked expression at a source's instant (the alert history's latest, or any
+//! instant of the query history), with Prometheus's
 //! semantics for the supported subset (extrapolated rates, bucket interpolation, one-to-one
 //! and group_left/group_right vector matching, comparison as a filter unless `bool`).
 
@@ -19,8 +20,8 @@ use promql_parser::{
 
 use super::{
     functions::{extrapolated, histogram_quantile},
-    history::History,
     series::{without_name, Labels, Sample, NAME},
+    Source,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,7 @@ pub enum Value {
     Vector(Vec<Sample>),
 }
 
-pub fn eval(expr: &Expr, h: &History) -> Result<Value, String> {
+pub fn eval(expr: &Expr, h: &dyn Source) -> Result<Value, String> {
     match expr {
         Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
         Expr::Paren(p) => eval(&p.expr, h),
@@ -52,14 +53,14 @@ pub fn eval(expr: &Expr, h: &History) -> Result<Value, String> {
     }
 }
 
-fn vector(expr: &Expr, h: &History) -> Result<Vec<Sample>, String> {
+fn vector(expr: &Expr, h: &dyn Source) -> Result<Vec<Sample>, String> {
     match eval(expr, h)? {
         Value::Vector(v) => Ok(v),
         Value::Scalar(_) => Err(format!("{expr} is a scalar where a vector is needed")),
     }
 }
 
-fn scalar(expr: &Expr, h: &History) -> Result<f64, String> {
+fn scalar(expr: &Expr, h: &dyn Source) -> Result<f64, String> {
     match eval(expr, h)? {
         Value::Scalar(v) => Ok(v),
         Value::Vector(_) => Err(format!("{expr} is a vector where a number is needed")),
@@ -86,7 +87,7 @@ fn grouping(labels: &Labels, modifier: Option<&LabelModifier>, none_keeps_all: b
     }
 }
 
-fn aggregate(a: &AggregateExpr, h: &History) -> Result<Value, String> {
+fn aggregate(a: &AggregateExpr, h: &dyn Source) -> Result<Value, String> {
     let input = vector(&a.expr, h)?;
     let mut groups: BTreeMap<Labels, Vec<f64>> = BTreeMap::new();
     for s in input {
@@ -151,7 +152,7 @@ fn apply(op: TokenType, return_bool: bool, l: f64, r: f64, keep: f64) -> Option<
     }
 }
 
-fn binary(b: &BinaryExpr, h: &History) -> Result<Value, String> {
+fn binary(b: &BinaryExpr, h: &dyn Source) -> Result<Value, String> {
     let op = b.op;
     let return_bool = b.return_bool();
     // Arithmetic and `bool` comparisons make a new quantity: the metric name goes.
@@ -309,7 +310,7 @@ fn matrix_arg(c: &Call, i: usize) -> Result<&MatrixSelector, String> {
 
 fn over_range(
     c: &Call,
-    h: &History,
+    h: &dyn Source,
     f: impl Fn(&[(f64, f64)], f64) -> Option<f64>,
 ) -> Result<Value, String> {
     let m = matrix_arg(c, 0)?;
@@ -328,7 +329,7 @@ fn over_range(
 }
 
 fn range_points<'a>(
-    h: &'a History,
+    h: &'a dyn Source,
     name: Option<&str>,
     matchers: &Matchers,
     range: f64,
@@ -336,7 +337,7 @@ fn range_points<'a>(
     h.range(name, matchers, range)
 }
 
-fn call(c: &Call, h: &History) -> Result<Value, String> {
+fn call(c: &Call, h: &dyn Source) -> Result<Value, String> {
     let now = h.now();
     match c.func.name {
         "rate" => over_range(c, h, |p, r| extrapolated(p, now - r, now, true, true)),
@@ -388,7 +389,7 @@ fn arg(c: &Call, i: usize) -> Result<&Expr, String> {
         .ok_or_else(|| format!("{} lacks argument {}", c.func.name, i + 1))
 }
 
-fn map_vector(c: &Call, h: &History, f: impl Fn(f64) -> f64) -> Result<Value, String> {
+fn map_vector(c: &Call, h: &dyn Source, f: impl Fn(f64) -> f64) -> Result<Value, String> {
     Ok(Value::Vector(
         vector(arg(c, 0)?, h)?
             .into_iter()
@@ -405,6 +406,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::alert::expr::History;
 
     fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
         let mut l: Labels = labels
@@ -415,7 +417,7 @@ mod tests {
         Sample { labels: l, value }
     }
 
-    fn run(h: &History, q: &str) -> Vec<Sample> {
+    fn run(h: &dyn Source, q: &str) -> Vec<Sample> {
         let e = promql_parser::parser::parse(q).unwrap();
         match eval(&e, h).unwrap() {
             Value::Vector(mut v) => {

@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use promql_parser::label::Matchers;
 
-use super::series::{Labels, Sample, NAME};
+use super::{
+    series::{Labels, Sample, NAME},
+    Source,
+};
 
 pub struct History {
     /// Seconds on the engine's monotonic clock of the latest push.
@@ -28,10 +31,6 @@ impl History {
             keep: keep_seconds,
             points: HashMap::new(),
         }
-    }
-
-    pub fn now(&self) -> f64 {
-        self.now
     }
 
     /// Adds one evaluation's samples taken at `now` and drops points out of the window.
@@ -56,8 +55,19 @@ impl History {
         self.latest = samples;
     }
 
+    /// Number of points held, for the engine's own size metric.
+    pub fn points(&self) -> usize {
+        self.points.values().map(VecDeque::len).sum()
+    }
+}
+
+impl Source for History {
+    fn now(&self) -> f64 {
+        self.now
+    }
+
     /// The latest sample of every series the selector matches.
-    pub fn instant(&self, name: Option<&str>, matchers: &Matchers) -> Vec<Sample> {
+    fn instant(&self, name: Option<&str>, matchers: &Matchers) -> Vec<Sample> {
         self.latest
             .iter()
             .filter(|s| selects(&s.labels, name, matchers))
@@ -66,12 +76,12 @@ impl History {
     }
 
     /// The points in `(now - range, now]` of every series the selector matches.
-    pub fn range(
-        &self,
+    fn range<'a>(
+        &'a self,
         name: Option<&str>,
         matchers: &Matchers,
         range: f64,
-    ) -> Vec<(&Labels, Vec<(f64, f64)>)> {
+    ) -> Vec<(&'a Labels, Vec<(f64, f64)>)> {
         let start = self.now - range;
         self.points
             .iter()
@@ -79,14 +89,10 @@ impl History {
             .map(|(l, p)| (l, p.iter().copied().filter(|(t, _)| *t > start).collect()))
             .collect()
     }
-
-    /// Number of points held, for the engine's own size metric.
-    pub fn points(&self) -> usize {
-        self.points.values().map(VecDeque::len).sum()
-    }
 }
 
-fn selects(labels: &Labels, name: Option<&str>, matchers: &Matchers) -> bool {
+/// Whether a series with `labels` is one the selector (metric `name`, `matchers`) picks.
+pub fn selects(labels: &Labels, name: Option<&str>, matchers: &Matchers) -> bool {
     let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or("");
     if name.is_some_and(|n| get(NAME) != n) {
         return false;

@@ -12,3 +12,22 @@ pub mod series;
 
 pub use history::History;
 pub use series::{Labels, Sample};
+
+use promql_parser::label::Matchers;
+
+/// What `eval` reads: the samples of an instant, and the points of a window ending there.
+/// The alert engine's `History` is one (its latest evaluation); the query history's view at
+/// a chosen instant is another.
+pub trait Source {
+    /// The instant evaluated at, in seconds on the source's clock.
+    fn now(&self) -> f64;
+    /// The sample at `now` of every series the selector matches.
+    fn instant(&self, name: Option<&str>, matchers: &Matchers) -> Vec<Sample>;
+    /// The points in `(now - range, now]` of every series the selector matches.
+    fn range<'a>(
+        &'a self,
+        name: Option<&str>,
+        matchers: &Matchers,
+        range: f64,
+    ) -> Vec<(&'a Labels, Vec<(f64, f64)>)>;
+}
