@@ -99,6 +99,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
     ("probes", crate::alert::probes::FAMILIES),
     ("log matches", crate::logmatch::FAMILIES),
     ("audit", crate::audit::stats::FAMILIES),
+    ("history", crate::history::FAMILIES),
 ];
 
 fn listed(name: &str) -> bool {

@@ -23,6 +23,14 @@ use crate::{
     snapshot::Freshness,
 };
 
+/// The families the history exports about itself (for the alert rules' catalogue).
+pub const FAMILIES: &[&str] = &[
+    "monitor_history_series",
+    "monitor_history_bytes",
+    "monitor_history_span_seconds",
+    "monitor_history_sample_duration_seconds",
+];
+
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
     /// How long the query history keeps the daemon's own series, sampled at every refresh
