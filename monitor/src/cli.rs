@@ -135,6 +135,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub log_match: crate::logmatch::LogMatchArgs,
+
+    #[command(flatten)]
+    pub remote_write: crate::remote_write::RemoteWriteArgs,
 }
 
 /// Settings of the filesystem collector.
@@ -474,6 +477,42 @@ mod tests {
         assert!(parse_telemetry_path("/api/v1/x").is_err());
         assert!(parse_interval("10ms").is_err());
         assert_eq!(parse_interval("2s").unwrap(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn remote_write_flags() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["monitor", "run"];
+            argv.extend_from_slice(args);
+            let m = command().try_get_matches_from(argv)?;
+            match Cli::from_arg_matches(&m)?.command {
+                Command::Run(a) => Ok::<_, clap::Error>(a.remote_write),
+                _ => panic!("not the run command"),
+            }
+        };
+        let a = parse(&[]).unwrap();
+        assert!(a.urls.is_empty() && a.config.is_none());
+        assert_eq!(a.interval, Duration::from_secs(15));
+        assert_eq!(a.spool_size, 256 * 1024 * 1024);
+        let a = parse(&[
+            "--remote-write.url",
+            "http://a:9090/api/v1/write",
+            "--remote-write.url",
+            "http://b:9090/api/v1/write",
+            "--remote-write.interval",
+            "1s",
+            "--remote-write.spool-size",
+            "1MiB",
+            "--remote-write.config",
+            "rw.yml",
+        ])
+        .unwrap();
+        assert_eq!(a.urls.len(), 2);
+        assert_eq!(a.spool_size, 1024 * 1024);
+        assert_eq!(a.interval, Duration::from_secs(1));
+        assert!(parse(&["--remote-write.interval", "1ms"]).is_err());
+        assert!(parse(&["--remote-write.spool-size", "12"]).is_err());
+        assert!(parse(&["--remote-write.spool-size", "lots"]).is_err());
     }
 
     fn top(args: &[&str]) -> Result<TopArgs, clap::Error> {

@@ -19,6 +19,7 @@ mod logmatch;
 mod metrics;
 mod net;
 mod process;
+mod remote_write;
 mod run;
 mod sched;
 mod scrape;
