@@ -373,17 +373,20 @@ fn endpoint(e: EndpointYaml, base: &Path, defaults: &Defaults) -> Result<Endpoin
         if let Some(bad) = r.source_labels.iter().find(|l| !is_label_name(l)) {
             return Err(format!("{at}.source_labels: {bad:?} is not a label name"));
         }
-        let regex = Regex::new(&format!("^(?:{})$", r.regex)).map_err(|err| {
-            let one_line = err
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            format!(
-                "{at}.regex {:?} is not a regular expression: {one_line}",
-                r.regex
-            )
-        })?;
+        // Checked as written, so an error shows the user's regex; matched whole.
+        let regex = Regex::new(&r.regex)
+            .and_then(|_| Regex::new(&format!("^(?:{})$", r.regex)))
+            .map_err(|err| {
+                let one_line = err
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
+                    "{at}.regex {:?} is not a regular expression: {one_line}",
+                    r.regex
+                )
+            })?;
         relabel.push(Relabel {
             source_labels: r.source_labels,
             separator: r.separator,
