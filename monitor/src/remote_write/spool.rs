@@ -51,6 +51,8 @@ struct Inner {
     samples: u64,
     next: u64,
     dropped_samples: u64,
+    /// Dropping since the sender last took a record: logged once, not at every collection.
+    dropping: bool,
 }
 
 pub struct Spool {
@@ -166,11 +168,15 @@ impl Spool {
             let Some((_, old)) = inner.records.pop_first() else {
                 break;
             };
-            tracing::warn!(
-                dir = %self.dir.display(),
-                samples = old.samples,
-                "remote write spool full: dropping the oldest samples"
-            );
+            if !inner.dropping {
+                inner.dropping = true;
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    max_bytes = self.max_bytes,
+                    "remote write spool full: dropping the oldest samples until the endpoint takes \
+                     some (counted in monitor_remote_write_samples_dropped_total)"
+                );
+            }
             let _ = fs::remove_file(self.dir.join(old.file_name()));
             inner.bytes -= old.bytes;
             inner.samples -= old.samples;
@@ -219,6 +225,7 @@ impl Spool {
         }
         inner.bytes -= r.bytes;
         inner.samples -= r.samples;
+        inner.dropping = false;
         true
     }
 
