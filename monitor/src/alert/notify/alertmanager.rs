@@ -60,7 +60,7 @@ fn combine(urls: &[&str], outcomes: Vec<Outcome>) -> Outcome {
     if outcomes.len() == 1 {
         return outcomes.into_iter().next().unwrap_or(Outcome::Delivered);
     }
-    if outcomes.iter().any(|o| *o == Outcome::Delivered) {
+    if outcomes.contains(&Outcome::Delivered) {
         for (url, o) in urls.iter().zip(&outcomes) {
             if let Outcome::Refused(w) | Outcome::Failed(w) | Outcome::Throttled(w, _) = o {
                 tracing::warn!(alertmanager = %redact(url), error = %w, "an Alertmanager of the cluster did not take the alerts; another did");
