@@ -15,6 +15,7 @@ pub mod series;
 pub mod spool;
 
 use std::{
+    collections::HashSet,
     panic::AssertUnwindSafe,
     path::PathBuf,
     sync::Arc,
@@ -44,7 +45,7 @@ pub struct RemoteWriteArgs {
     pub config: Option<PathBuf>,
 
     /// How often the series are collected and pushed.
-    #[arg(id = "remote_write_interval", long = "remote-write.interval", default_value = "15s", value_parser = parse_interval)]
+    #[arg(id = "remote_write_interval", long = "remote-write.interval", value_name = "DURATION", default_value = "15s", value_parser = parse_interval)]
     pub interval: Duration,
 
     /// Where samples wait until their endpoint takes them (a directory per endpoint), so
@@ -162,6 +163,8 @@ impl RemoteWrite {
             .filter_map(|t| t.spool.stats().newest_ms)
             .max()
             .unwrap_or(0);
+        // Each endpoint's series of the last collection, to mark the vanished ones stale.
+        let mut series: Vec<HashSet<Vec<proto::Label>>> = vec![HashSet::new(); self.targets.len()];
         let mut next = Instant::now();
         loop {
             let now = Instant::now();
@@ -173,7 +176,9 @@ impl RemoteWrite {
                 // A collection took longer than the interval: the next one an interval on.
                 next = Instant::now() + self.interval;
             }
-            let tick = std::panic::catch_unwind(AssertUnwindSafe(|| self.collect(reader, last_ms)));
+            let tick = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.collect(reader, last_ms, &mut series)
+            }));
             match tick {
                 Ok(ts) => last_ms = ts,
                 Err(_) => tracing::error!("a remote write collection panicked; the next runs"),
@@ -182,7 +187,12 @@ impl RemoteWrite {
     }
 
     /// One collection into every spool; returns its timestamp.
-    fn collect(&self, reader: &Reader, last_ms: i64) -> i64 {
+    fn collect(
+        &self,
+        reader: &Reader,
+        last_ms: i64,
+        before: &mut [HashSet<Vec<proto::Label>>],
+    ) -> i64 {
         let (families, started) = reader.families_at();
         let wall = SystemTime::now()
             .checked_sub(started.elapsed())
@@ -194,8 +204,9 @@ impl RemoteWrite {
         // refuses two different values at one timestamp.
         let ms = ms.max(last_ms + 1);
         let lines = series::lines(&families);
-        for t in &self.targets {
-            let w = series::request(&lines, &t.endpoint, ms);
+        for (t, before) in self.targets.iter().zip(before) {
+            let mut w = series::request(&lines, &t.endpoint, ms);
+            *before = series::mark_stale(&mut w, before, ms);
             let n = w.timeseries.len() as u64;
             if n == 0 {
                 continue;

@@ -3,6 +3,8 @@
 //! its quantiles, `_sum` and `_count`), with the same names, labels and `le` values a
 //! scrape of `/metrics` gives, then each endpoint's external labels and relabelling.
 
+use std::collections::HashSet;
+
 use prometheus::proto::{Metric, MetricFamily, MetricType};
 
 use super::{
@@ -142,6 +144,31 @@ pub fn request(lines: &[Line], e: &Endpoint, timestamp_ms: i64) -> WriteRequest 
     WriteRequest { timeseries }
 }
 
+/// Prometheus's staleness marker: the NaN a scrape writes for a series that is gone, so
+/// queries stop showing it at once instead of for the 5 minutes of lookback.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// Adds to `w` a staleness marker at `timestamp_ms` for each series of `before` (the last
+/// request's series) that `w` no longer has, as Prometheus does for a series a scrape
+/// stops returning; returns `w`'s series, for the next call.
+pub fn mark_stale(
+    w: &mut WriteRequest,
+    before: &HashSet<Vec<Label>>,
+    timestamp_ms: i64,
+) -> HashSet<Vec<Label>> {
+    let now: HashSet<Vec<Label>> = w.timeseries.iter().map(|t| t.labels.clone()).collect();
+    for gone in before.difference(&now) {
+        w.timeseries.push(TimeSeries {
+            labels: gone.clone(),
+            samples: vec![Sample {
+                value: f64::from_bits(STALE_NAN),
+                timestamp: timestamp_ms,
+            }],
+        });
+    }
+    now
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +241,24 @@ mod tests {
             ]
         );
         assert!(w.timeseries.iter().all(|t| t.samples[0].timestamp == 1234));
+
+        // The counter's series is gone at the next collection: marked stale, once.
+        let mut first = w;
+        let seen = mark_stale(&mut first, &HashSet::new(), 1234);
+        assert_eq!(seen.len(), 6);
+        let mut next = request(&lines(&families[..2]), e, 2234);
+        let seen = mark_stale(&mut next, &seen, 2234);
+        assert_eq!(seen.len(), 5);
+        let stale: Vec<&TimeSeries> = next
+            .timeseries
+            .iter()
+            .filter(|t| t.samples[0].value.to_bits() == STALE_NAN)
+            .collect();
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].labels[0].value, "monitor_x_total");
+        assert_eq!(stale[0].samples[0].timestamp, 2234);
+        let mut after = request(&lines(&families[..2]), e, 3234);
+        mark_stale(&mut after, &seen, 3234);
+        assert_eq!(after.timeseries.len(), 5);
     }
 }
