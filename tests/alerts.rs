@@ -94,12 +94,18 @@ impl Alertmanager {
     /// Our own instance on a free loopback port, with its own storage and config (never the
     /// system's), sending what it notifies to `webhook`.
     fn start(webhook: &str) -> Self {
+        Self::start_in_cluster(webhook, &["--cluster.listen-address=".to_string()])
+    }
+
+    /// `start`, with `cluster` flags (none: no cluster). Alerts are grouped by alert name
+    /// and service, so each alert of the tests is a notification of its own.
+    fn start_in_cluster(webhook: &str, cluster: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = write(
             dir.path(),
             "alertmanager.yml",
             &format!(
-                "route: {{receiver: sink, group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}\n\
+                "route: {{receiver: sink, group_by: [alertname, service], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}\n\
                  receivers:\n  - name: sink\n    webhook_configs: [{{url: '{webhook}', send_resolved: true}}]\n"
             ),
         );
@@ -111,7 +117,7 @@ impl Alertmanager {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
+            .args(cluster)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -222,6 +228,107 @@ fn a_cpu_alert_reaches_a_real_alertmanager_and_resolves() {
     });
     assert!(find_alert(&d, "ProcessCPUHigh", "resolved").is_some());
     assert!(accepted(&am_hook.requests(), "ProcessCPUHigh", "firing") >= 1);
+}
+
+/// The notifications a webhook sink accepted with `service`'s ServiceDown firing.
+fn service_down_notified(reqs: &[sink::Request], service: &str) -> usize {
+    reqs.iter()
+        .filter(|r| r.status == 200)
+        .filter(|r| {
+            r.json()["alerts"].as_array().is_some_and(|a| {
+                a.iter().any(|a| {
+                    a["labels"]["alertname"] == "ServiceDown"
+                        && a["labels"]["service"] == service
+                        && a["status"] == "firing"
+                })
+            })
+        })
+        .count()
+}
+
+#[test]
+fn alerts_reach_a_cluster_of_two_alertmanagers_once_even_with_one_down() {
+    let hook = Sink::start(&[]);
+    let (gossip_a, gossip_b) = (free_port(), free_port());
+    // The wait of the second peer before it notifies what the first has not: short, but
+    // far longer than gossip takes on loopback.
+    let member = |own: u16, peer: u16| {
+        vec![
+            format!("--cluster.listen-address=127.0.0.1:{own}"),
+            format!("--cluster.peer=127.0.0.1:{peer}"),
+            "--cluster.peer-timeout=3s".to_string(),
+            "--cluster.gossip-interval=100ms".to_string(),
+            "--cluster.pushpull-interval=1s".to_string(),
+        ]
+    };
+    let a = Alertmanager::start_in_cluster(&hook.url("/am"), &member(gossip_a, gossip_b));
+    let b = Alertmanager::start_in_cluster(&hook.url("/am"), &member(gossip_b, gossip_a));
+    for am in [&a, &b] {
+        wait_until("the two Alertmanagers to form a cluster", || {
+            let (_, body) = request("GET", &am.url("/api/v2/status"));
+            let v: Value = serde_json::from_str(&body).ok()?;
+            (v["cluster"]["status"] == "ready"
+                && v["cluster"]["peers"].as_array().map(Vec::len) == Some(2))
+            .then_some(())
+        });
+    }
+    let down = NamedBinary::new("/bin/sleep", "mthadn");
+    let later = NamedBinary::new("/bin/sleep", "mthalt");
+    let running = sleeper(&later);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "alerting.yml",
+        &format!(
+            "default_rules: {{enabled: false}}\n\
+             services:\n  \
+             - {{name: down, comm: '^{}$', for: 0s}}\n  \
+             - {{name: later, comm: '^{}$', for: 0s}}\n\
+             receivers: [{{name: am, alertmanager: {{urls: ['{}', '{}'], resend_interval: 1m}}}}]\n\
+             delivery: {{initial_backoff: 100ms, max_backoff: 400ms}}\n",
+            down.name,
+            later.name,
+            a.url(""),
+            b.url("")
+        ),
+    );
+    let d = daemon(&config, &dir.path().join("state"));
+    let in_am = |am: &Alertmanager, service: &str| {
+        am.alerts()
+            .iter()
+            .any(|x| x["labels"]["alertname"] == "ServiceDown" && x["labels"]["service"] == service)
+    };
+
+    // Both up: both have the alert, the cluster notifies it once.
+    hook.wait_for("the first alert's notification", DEADLINE, |r| {
+        service_down_notified(r, "down") >= 1
+    });
+    assert!(in_am(&a, "down") && in_am(&b, "down"), "sent to both");
+    // Past the second peer's wait (3 s) with room to spare: no second notification.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(service_down_notified(&hook.requests(), "down"), 1);
+
+    // One Alertmanager down, then a new alert: it still arrives, once.
+    drop(a);
+    drop(running);
+    hook.wait_for("the second alert's notification", DEADLINE, |r| {
+        service_down_notified(r, "later") >= 1
+    });
+    assert!(in_am(&b, "later"));
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(service_down_notified(&hook.requests(), "later"), 1);
+    assert_eq!(service_down_notified(&hook.requests(), "down"), 1);
+    let m = d.metrics();
+    assert_eq!(
+        m.value(r#"monitor_alert_notification_failures_total{receiver="am"}"#),
+        0.0,
+        "one Alertmanager that took the alerts is a delivery"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("an Alertmanager of the cluster did not take the alerts; another did"),
+        "{log}"
+    );
 }
 
 /// A service that is not running (ServiceDown fires at once) sent to a webhook.

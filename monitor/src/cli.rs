@@ -39,7 +39,8 @@ pub enum Command {
     /// A live per-process view (CPU, run-queue wait, memory, disk, network) from the daemon,
     /// or standalone when no daemon runs.
     Top(TopArgs),
-    /// Check the alerting config and its rule files (exit 1 with the first error).
+    /// Check the alerting config and its rule files, and a remote write config if given
+    /// (exit 1 with the first error).
     CheckConfig(crate::alert::cli::CheckConfigArgs),
     /// Alerting tools.
     #[command(subcommand)]
@@ -138,6 +139,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub history: crate::history::HistoryArgs,
+
+    #[command(flatten)]
+    pub remote_write: crate::remote_write::RemoteWriteArgs,
 }
 
 /// Settings of the filesystem collector.
@@ -478,6 +482,42 @@ mod tests {
         assert!(parse_telemetry_path("/page/page.js").is_err());
         assert!(parse_interval("10ms").is_err());
         assert_eq!(parse_interval("2s").unwrap(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn remote_write_flags() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["monitor", "run"];
+            argv.extend_from_slice(args);
+            let m = command().try_get_matches_from(argv)?;
+            match Cli::from_arg_matches(&m)?.command {
+                Command::Run(a) => Ok::<_, clap::Error>(a.remote_write),
+                _ => panic!("not the run command"),
+            }
+        };
+        let a = parse(&[]).unwrap();
+        assert!(a.urls.is_empty() && a.config.is_none());
+        assert_eq!(a.interval, Duration::from_secs(15));
+        assert_eq!(a.spool_size, 256 * 1024 * 1024);
+        let a = parse(&[
+            "--remote-write.url",
+            "http://a:9090/api/v1/write",
+            "--remote-write.url",
+            "http://b:9090/api/v1/write",
+            "--remote-write.interval",
+            "1s",
+            "--remote-write.spool-size",
+            "1MiB",
+            "--remote-write.config",
+            "rw.yml",
+        ])
+        .unwrap();
+        assert_eq!(a.urls.len(), 2);
+        assert_eq!(a.spool_size, 1024 * 1024);
+        assert_eq!(a.interval, Duration::from_secs(1));
+        assert!(parse(&["--remote-write.interval", "1ms"]).is_err());
+        assert!(parse(&["--remote-write.spool-size", "12"]).is_err());
+        assert!(parse(&["--remote-write.spool-size", "lots"]).is_err());
     }
 
     fn top(args: &[&str]) -> Result<TopArgs, clap::Error> {

@@ -21,6 +21,7 @@ mod metrics;
 mod net;
 mod page;
 mod process;
+mod remote_write;
 mod run;
 mod sched;
 mod scrape;

@@ -12,7 +12,7 @@ use crate::{
     cli::RunArgs,
     collectors, history, http,
     log::access::{self, AccessLog},
-    page,
+    page, remote_write,
     scrape::Reader,
     snapshot,
     webconfig::{self, BasicAuth},
@@ -35,6 +35,7 @@ pub fn run(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> {
 async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> {
     // Checked before anything starts: a bad rule file is a start-up error.
     let alerting = alert::load(args.alert.config.as_deref())?;
+    let remote_write = remote_write::load(&args.remote_write, args.listen_address.port())?;
     // Bind first: a port in use should fail before the slower kernel setup.
     let listener = tokio::net::TcpListener::bind(args.listen_address)
         .await
@@ -102,12 +103,16 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
     if let Some(h) = &history {
         h.add_source(&mut scrape);
     }
+    let remote_write = remote_write::setup(&args.remote_write, remote_write, &mut scrape)?;
 
     let snapshots = snapshot::start(core, args.refresh_interval, args.refresh_delay)?;
     let reader: http::Shared = Arc::new(Reader::new(snapshots, scrape, snapshot::REQUEST));
     let alerts = alerts.run(reader.clone())?;
     if let Some(h) = &history {
         h.start(reader.clone())?;
+    }
+    if let Some(rw) = remote_write {
+        rw.run(reader.clone())?;
     }
 
     tracing::info!(

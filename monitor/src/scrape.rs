@@ -154,10 +154,16 @@ impl Reader {
 
     /// Every family, as a scrape would see it (for the alert engine).
     pub fn families(&self) -> Vec<MetricFamily> {
+        self.families_at().0
+    }
+
+    /// `families`, and when the refresh of the snapshot they come from began (remote write
+    /// stamps its samples with it).
+    pub fn families_at(&self) -> (Vec<MetricFamily>, Instant) {
         let snap = self.snapshots.fresh(self.freshness);
         let mut out = snap.families.clone();
         out.extend(self.scrape.families(&snap));
-        out
+        (out, snap.started)
     }
 
     /// The snapshot as fresh as `f` asks and the families read now beside it, without

@@ -100,6 +100,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
     ("log matches", crate::logmatch::FAMILIES),
     ("audit", crate::audit::stats::FAMILIES),
     ("history", crate::history::FAMILIES),
+    ("remote write", crate::remote_write::metrics::FAMILIES),
 ];
 
 fn listed(name: &str) -> bool {
@@ -132,6 +133,7 @@ mod tests {
         assert!(exportable("monitor_snapshot_age_seconds"));
         assert!(exportable("monitor_log_matches_total"));
         assert!(exportable("monitor_audit_events_dropped_total"));
+        assert!(exportable("monitor_remote_write_samples_pending"));
         assert!(!exportable("monitor_cpu_seconds"));
         assert!(!exportable("node_cpu_seconds_total"));
     }

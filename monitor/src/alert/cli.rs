@@ -44,6 +44,15 @@ pub struct CheckConfigArgs {
     /// rules are checked.
     #[arg(long = "alert.config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// A remote write config file (monitor run's --remote-write.config) to check too, with
+    /// the files it names.
+    #[arg(
+        id = "remote_write_config",
+        long = "remote-write.config",
+        value_name = "FILE"
+    )]
+    pub remote_write: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -62,6 +71,26 @@ pub enum AlertCommand {
 /// `monitor check-config`: loads and checks everything, prints a summary.
 pub fn check_config(a: &CheckConfigArgs) -> anyhow::Result<()> {
     let loaded = super::load(a.config.as_deref())?;
+    let remote_write = match &a.remote_write {
+        Some(p) => {
+            let args = crate::remote_write::RemoteWriteArgs {
+                urls: Vec::new(),
+                config: Some(p.clone()),
+                interval: Duration::from_secs(15),
+                spool_dir: PathBuf::new(),
+                spool_size: 0,
+            };
+            let endpoints = crate::remote_write::load(&args, 9957)?;
+            let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
+            Some(format!(
+                "{}: OK: {} remote write endpoints ({})",
+                p.display(),
+                endpoints.len(),
+                names.join(", ")
+            ))
+        }
+        None => None,
+    };
     let defaults = loaded
         .rules
         .iter()
@@ -78,6 +107,9 @@ pub fn check_config(a: &CheckConfigArgs) -> anyhow::Result<()> {
         loaded.config.probes.len(),
         if loaded.config.heartbeat.is_some() { ", a heartbeat" } else { "" },
     );
+    if let Some(line) = remote_write {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -178,8 +178,13 @@ pub enum ReceiverKind {
     Webhook {
         url: String,
     },
+    /// One Alertmanager (`url`) or every Alertmanager of a highly available cluster
+    /// (`urls`): each alert goes to all of them, as Prometheus sends it, and the cluster
+    /// deduplicates the notifications.
     Alertmanager {
-        url: String,
+        url: Option<String>,
+        #[serde(default)]
+        urls: Vec<String>,
         /// How often firing alerts are sent again (Alertmanager resolves what it stops hearing of).
         #[serde(default = "default_resend")]
         resend_interval: Dur,
@@ -231,22 +236,37 @@ impl ReceiverKind {
         }
     }
 
-    /// The URLs to check (field name, URL).
-    fn urls(&self) -> Vec<(&'static str, &str)> {
+    /// The Alertmanagers of an `alertmanager` receiver: `url` or every one of `urls`.
+    pub fn alertmanagers(&self) -> Vec<&str> {
         match self {
+            ReceiverKind::Alertmanager { url, urls, .. } => {
+                url.iter().chain(urls).map(String::as_str).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The URLs to check (field name, URL).
+    fn urls(&self) -> Vec<(String, &str)> {
+        match self {
+            ReceiverKind::Alertmanager { url: Some(u), .. } => vec![("url".to_string(), u)],
+            ReceiverKind::Alertmanager { urls, .. } => urls
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (format!("urls[{i}]"), u.as_str()))
+                .collect(),
             ReceiverKind::Webhook { url }
-            | ReceiverKind::Alertmanager { url, .. }
             | ReceiverKind::Slack { url, .. }
-            | ReceiverKind::Pagerduty { url, .. } => vec![("url", url)],
+            | ReceiverKind::Pagerduty { url, .. } => vec![("url".to_string(), url)],
             ReceiverKind::Command { .. } | ReceiverKind::Email(_) => vec![],
-            ReceiverKind::Opsgenie(o) => vec![("api_url", &o.api_url)],
-            ReceiverKind::Msteams(m) => vec![("webhook_url", &m.webhook_url)],
-            ReceiverKind::Telegram(t) => vec![("api_url", &t.api_url)],
-            ReceiverKind::Ntfy(n) => vec![("url", &n.url)],
+            ReceiverKind::Opsgenie(o) => vec![("api_url".to_string(), &o.api_url)],
+            ReceiverKind::Msteams(m) => vec![("webhook_url".to_string(), &m.webhook_url)],
+            ReceiverKind::Telegram(t) => vec![("api_url".to_string(), &t.api_url)],
+            ReceiverKind::Ntfy(n) => vec![("url".to_string(), &n.url)],
             ReceiverKind::Discord(d) => {
-                let mut v = vec![("webhook_url", d.webhook_url.as_str())];
+                let mut v = vec![("webhook_url".to_string(), d.webhook_url.as_str())];
                 if let Some(a) = &d.avatar_url {
-                    v.push(("avatar_url", a));
+                    v.push(("avatar_url".to_string(), a));
                 }
                 v
             }
@@ -256,6 +276,11 @@ impl ReceiverKind {
     /// The checks of each kind's own fields: the field at fault and what is wrong.
     fn check(&self) -> Result<(), String> {
         match self {
+            ReceiverKind::Alertmanager { url, urls, .. } => match (url, urls.is_empty()) {
+                (Some(_), false) => Err("urls: give url or urls, not both".to_string()),
+                (None, true) => Err("url: missing (give url, or urls for a cluster)".to_string()),
+                _ => Ok(()),
+            },
             ReceiverKind::Email(e) => e.check(),
             ReceiverKind::Opsgenie(o) => o.check(),
             ReceiverKind::Telegram(t) => t.check(),
@@ -592,6 +617,18 @@ probes:
             (
                 "receivers: [{name: m, discord: {webhook_url: 'discord.com/api/webhooks/1/x'}}]",
                 "discord.webhook_url \"discord.com/api/webhooks/1/x\"",
+            ),
+            (
+                "receivers: [{name: a, alertmanager: {}}]",
+                "receivers[0] (\"a\"): alertmanager.url: missing (give url, or urls for a cluster)",
+            ),
+            (
+                "receivers: [{name: a, alertmanager: {url: 'http://a/', urls: ['http://b/']}}]",
+                "alertmanager.urls: give url or urls, not both",
+            ),
+            (
+                "receivers: [{name: a, alertmanager: {urls: ['http://a:9093', 'b:9093']}}]",
+                "receivers[0] (\"a\"): urls[1] \"b:9093\"",
             ),
             (
                 "receivers: [{name: m, msteams: {url: 'https://x/'}}]",

@@ -27,7 +27,7 @@ pub fn validate(file: &str, c: &Config) -> anyhow::Result<()> {
         for (field, u) in r.kind.urls() {
             // The old kinds' errors said `url` alone; the new kinds name kind and field.
             let field = match kind {
-                "webhook" | "alertmanager" | "slack" | "pagerduty" => field.to_string(),
+                "webhook" | "alertmanager" | "slack" | "pagerduty" => field,
                 _ => format!("{kind}.{field}"),
             };
             let parsed =

@@ -3,6 +3,7 @@
 //! other 4xx are refused for good (retrying cannot fix the request). Email follows the same
 //! rule with SMTP's reply codes.
 
+pub mod alertmanager;
 pub mod chat;
 pub mod command;
 pub mod email;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::config::{Receiver, ReceiverKind};
-use payload::{Notification, ZERO_TIME};
+use payload::Notification;
 
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
@@ -35,28 +36,8 @@ pub fn send(r: &Receiver, n: &Notification, host: &str) -> Outcome {
         ReceiverKind::Webhook { url } => {
             post(url, &serde_json::to_value(n).unwrap_or_default(), timeout)
         }
-        ReceiverKind::Alertmanager { url, .. } => {
-            let alerts: Vec<_> = n
-                .alerts
-                .iter()
-                .map(|a| {
-                    let mut v = json!({
-                        "labels": a.labels,
-                        "annotations": a.annotations,
-                        "startsAt": a.starts_at,
-                        "generatorURL": a.generator_url,
-                    });
-                    if a.ends_at != ZERO_TIME {
-                        v["endsAt"] = json!(a.ends_at);
-                    }
-                    v
-                })
-                .collect();
-            post(
-                &format!("{}/api/v2/alerts", url.trim_end_matches('/')),
-                &json!(alerts),
-                timeout,
-            )
+        ReceiverKind::Alertmanager { .. } => {
+            alertmanager::send(&r.kind.alertmanagers(), n, timeout)
         }
         ReceiverKind::Slack { url, channel } => {
             let mut text = n.title();
