@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use aya::Ebpf;
 use monitor_common::{
     block::{DiskKey, DiskStats},
@@ -18,7 +17,7 @@ use crate::{
     api::processes::ProcessRow,
     bpf::{
         attach::Attached,
-        family::{Attacher, KernelFamily, Prepare, Processes, Refresh, Setup},
+        family::{taken, Attacher, KernelFamily, Prepare, Processes, Refresh, Setup},
         health::MapStat,
     },
     collectors::View,
@@ -27,6 +26,9 @@ use crate::{
 
 /// The submitter hook that needs the split hook beside it (and `PART_DISK` kept).
 const BIO_QUEUE: &str = "block_owner_bio_queue";
+
+/// Named in the error if a refresh came before `take`.
+const MAPS: &str = "the block maps";
 
 pub struct Block {
     /// Where partitions are matched to their disks and devices get their names.
@@ -53,12 +55,6 @@ impl Block {
             maps: Some(source),
             ..Self::new(sysfs)
         }
-    }
-
-    fn kernel_maps(&mut self) -> anyhow::Result<&mut (dyn BlockSource + 'static)> {
-        self.maps
-            .as_deref_mut()
-            .context("the block maps are not taken")
     }
 }
 
@@ -102,9 +98,8 @@ impl KernelFamily for Block {
     }
 
     fn refresh(&mut self, r: &Refresh<'_>) -> anyhow::Result<()> {
-        let sysfs = self.sysfs.clone();
-        let maps = self.kernel_maps()?;
-        if let Err(e) = maps.sync_partitions(&sysfs) {
+        let maps = taken(&mut self.maps, MAPS)?;
+        if let Err(e) = maps.sync_partitions(&self.sysfs) {
             tracing::debug!(error = format!("{e:#}"), "following partitions");
         }
         let disks = maps.read()?;
@@ -136,8 +131,7 @@ impl KernelFamily for Block {
     fn processes(&mut self, p: &mut Processes<'_>) -> anyhow::Result<()> {
         let table = p.table;
         let live = p.live.pids();
-        self.kernel_maps()?
-            .merge(p.entries, live, &|t| table.knows(t))
+        taken(&mut self.maps, MAPS)?.merge(p.entries, live, &|t| table.knows(t))
     }
 
     fn forget(&mut self, tgids: &[u32]) {

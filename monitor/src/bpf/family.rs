@@ -82,6 +82,13 @@ impl Attacher<'_> {
     }
 }
 
+/// The source a family reads its maps from, once `KernelFamily::take` set it; `what`
+/// names them in the error.
+pub fn taken<'a, T: ?Sized>(maps: &'a mut Option<Box<T>>, what: &str) -> anyhow::Result<&'a mut T> {
+    maps.as_deref_mut()
+        .ok_or_else(|| anyhow::anyhow!("{what} are not taken"))
+}
+
 /// What every step of a refresh can read.
 pub struct Refresh<'a> {
     pub procfs: &'a Path,

@@ -88,6 +88,23 @@ impl Recording {
     }
 }
 
+/// A family's per-thread-group map read into the entries, as `bpf::per_task::PerTaskMap`
+/// does it: the stale entries go.
+fn merge<V: Copy>(
+    tasks: &mut Vec<(u32, V)>,
+    entries: &mut Vec<KernelEntry>,
+    live: &HashSet<u32>,
+    knows: &dyn Fn(u32) -> bool,
+    set: impl Fn(&mut Counters, V),
+) {
+    let stale = family::merge(entries, tasks.clone(), live, knows, set);
+    remove(tasks, &stale);
+}
+
+fn remove<V>(tasks: &mut Vec<(u32, V)>, tgids: &[u32]) {
+    tasks.retain(|(t, _)| !tgids.contains(t));
+}
+
 fn comm(s: &str) -> [u8; 16] {
     let mut c = [0; 16];
     for (d, b) in c.iter_mut().zip(s.bytes().take(15)) {
@@ -180,15 +197,14 @@ impl BlockSource for Recording {
         live: &HashSet<u32>,
         knows: &dyn Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
-        let stale = family::merge(entries, self.block_tasks.clone(), live, knows, |c, v| {
+        merge(&mut self.block_tasks, entries, live, knows, |c, v| {
             c.disk = v
         });
-        self.block_tasks.retain(|(t, _)| !stale.contains(t));
         Ok(())
     }
 
     fn remove_tasks(&mut self, tgids: &[u32]) {
-        self.block_tasks.retain(|(t, _)| !tgids.contains(t));
+        remove(&mut self.block_tasks, tgids);
     }
 
     fn task_entries(&self) -> u64 {
@@ -207,15 +223,12 @@ impl NetSource for Recording {
         live: &HashSet<u32>,
         knows: &dyn Fn(u32) -> bool,
     ) -> anyhow::Result<()> {
-        let stale = family::merge(entries, self.net_tasks.clone(), live, knows, |c, v| {
-            c.net = v
-        });
-        self.net_tasks.retain(|(t, _)| !stale.contains(t));
+        merge(&mut self.net_tasks, entries, live, knows, |c, v| c.net = v);
         Ok(())
     }
 
     fn remove(&mut self, tgids: &[u32]) {
-        self.net_tasks.retain(|(t, _)| !tgids.contains(t));
+        remove(&mut self.net_tasks, tgids);
     }
 
     fn stats_entries(&self) -> u64 {

@@ -16,12 +16,15 @@ use crate::{
     api::processes::ProcessRow,
     bpf::{
         attach::Attached,
-        family::{Attacher, KernelFamily, Prepare, Processes, Published, Refresh, Setup},
+        family::{taken, Attacher, KernelFamily, Prepare, Processes, Published, Refresh, Setup},
         health::MapStat,
     },
     collectors::View,
     process::{budget::Export, counters::Counters, table::ProcessTable},
 };
+
+/// Named in the error if a refresh came before `take`.
+const MAPS: &str = "the network maps";
 
 #[derive(Default)]
 pub struct Network {
@@ -38,12 +41,6 @@ impl Network {
             maps: Some(source),
             ..Default::default()
         }
-    }
-
-    fn kernel_maps(&mut self) -> anyhow::Result<&mut (dyn NetSource + 'static)> {
-        self.maps
-            .as_deref_mut()
-            .context("the network maps are not taken")
     }
 }
 
@@ -71,8 +68,7 @@ impl KernelFamily for Network {
     fn processes(&mut self, p: &mut Processes<'_>) -> anyhow::Result<()> {
         let table = p.table;
         let live = p.live.pids();
-        self.kernel_maps()?
-            .merge(p.entries, live, &|t| table.knows(t))
+        taken(&mut self.maps, MAPS)?.merge(p.entries, live, &|t| table.knows(t))
     }
 
     fn forget(&mut self, tgids: &[u32]) {
@@ -87,10 +83,7 @@ impl KernelFamily for Network {
         _table: &ProcessTable,
         export: &Export,
     ) -> anyhow::Result<()> {
-        let maps = self
-            .maps
-            .as_deref()
-            .context("the network maps are not taken")?;
+        let maps = taken(&mut self.maps, MAPS)?;
         let sockets = maps.sockets();
         let unattributed = super::netdev::read(r.procfs)
             .map(|ifaces| {

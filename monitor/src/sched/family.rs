@@ -2,7 +2,6 @@
 //! its typed programs need, its probes (the OOM counter optional), and at each refresh the
 //! process events and the per-process counters, with the slices in progress added.
 
-use anyhow::Context as _;
 use aya::Ebpf;
 use monitor_common::{
     event::ProcEvent,
@@ -20,12 +19,15 @@ use crate::{
     api::processes::ProcessRow,
     bpf::{
         attach::Attached,
-        family::{Attacher, KernelFamily, Prepare, Processes, Published, Refresh, Setup},
+        family::{taken, Attacher, KernelFamily, Prepare, Processes, Published, Refresh, Setup},
         health::MapStat,
     },
     collectors::View,
     process::{budget::Export, counters::Counters, table::ProcessTable},
 };
+
+/// Named in the error if a refresh came before `take`.
+const MAPS: &str = "the scheduler's maps";
 
 #[derive(Default)]
 pub struct Sched {
@@ -45,12 +47,6 @@ impl Sched {
             maps: Some(source),
             ..Default::default()
         }
-    }
-
-    fn kernel_maps(&mut self) -> anyhow::Result<&mut (dyn SchedSource + 'static)> {
-        self.maps
-            .as_deref_mut()
-            .context("the scheduler's maps are not taken")
     }
 }
 
@@ -102,7 +98,7 @@ impl KernelFamily for Sched {
     }
 
     fn processes(&mut self, p: &mut Processes<'_>) -> anyhow::Result<()> {
-        let maps = self.kernel_maps()?;
+        let maps = taken(&mut self.maps, MAPS)?;
         // First of the families (the others join their counters to these entries).
         let first = p.entries.len();
         maps.read_tasks(p.entries)?;
@@ -139,13 +135,9 @@ impl KernelFamily for Sched {
     }
 
     fn after(&mut self, r: &Refresh<'_>, _: &ProcessTable, _: &Export) -> anyhow::Result<()> {
-        let maps = self
-            .maps
-            .as_ref()
-            .context("the scheduler's maps are not taken")?;
-        let hist = maps.histogram()?;
+        let maps = taken(&mut self.maps, MAPS)?;
+        self.hist = maps.histogram()?;
         let runq_start = maps.runq_start_entries() as u64;
-        self.hist = hist;
         self.map_stats = vec![
             MapStat {
                 name: maps::TASK_STATS,
