@@ -113,7 +113,8 @@ fn series(name: &str, device: &str, op: &str) -> String {
     format!("{name}{{device=\"{device}\",op=\"{op}\"}}")
 }
 
-/// On this kernel requests are charged through `block_io_start` (6.5+).
+/// On this kernel requests are followed by their pointer from the typed `block_io_start`
+/// (6.5+ with BTF).
 #[test]
 fn direct_io_is_charged_to_its_process_and_matches_diskstats() {
     let lo = Loop::new(64 << 20);
@@ -121,7 +122,20 @@ fn direct_io_is_charged_to_its_process_and_matches_diskstats() {
         &lo,
         &lo.dev.clone(),
         &[],
-        ("block_owner_io_start", "block_io_start"),
+        ("block_owner_io_start_btf", "tp_btf/block_io_start"),
+    );
+}
+
+/// The classic path on a 6.5+ kernel (the typed one forced off): records keyed by disk and
+/// sector from `block_io_start`'s classic tracepoint.
+#[test]
+fn direct_io_through_the_classic_hooks() {
+    let lo = Loop::new(64 << 20);
+    direct_io(
+        &lo,
+        &lo.dev.clone(),
+        &["--debug.fail-attach", "block_owner_io_start_btf"],
+        ("block_owner_io_start", "tracepoint/block/block_io_start"),
     );
 }
 
@@ -135,11 +149,11 @@ fn direct_io_on_a_partition_through_bio_events() {
         &lo,
         &part,
         &["--debug.fail-attach", "block_owner_io_start"],
-        ("block_owner_bio_queue", "block_bio_queue"),
+        ("block_owner_bio_queue", "tracepoint/block/block_bio_queue"),
     );
 }
 
-/// `submitter`: the program and tracepoint expected to serve the `disk_submitter` measure.
+/// `submitter`: the program and hook expected to serve the `disk_submitter` measure.
 fn direct_io(lo: &Loop, target: &str, extra: &[&str], submitter: (&str, &str)) {
     let mut args = vec![
         "--collector.disable-defaults",
@@ -152,7 +166,7 @@ fn direct_io(lo: &Loop, target: &str, extra: &[&str], submitter: (&str, &str)) {
     let dev = lo.name();
     let m0 = d.metrics();
     let hook = format!(
-        "monitor_bpf_hook_info{{collector=\"block\",measure=\"disk_submitter\",program=\"{}\",hook=\"tracepoint/block/{}\"}}",
+        "monitor_bpf_hook_info{{collector=\"block\",measure=\"disk_submitter\",program=\"{}\",hook=\"{}\"}}",
         submitter.0, submitter.1
     );
     assert_eq!(m0.get(&hook), Some(1.0), "{hook} missing:\n{}", m0.0);

@@ -39,10 +39,21 @@ fn diskstats(name: &str) -> [f64; 4] {
     [w[3], w[5], w[7], w[9]].map(|v| v.parse().unwrap())
 }
 
-/// On this kernel requests are followed from `block_io_start` (6.5+).
+/// On this kernel requests are followed by their pointer from the typed `block_io_start`
+/// (6.5+ with BTF).
 #[test]
 fn failed_requests_are_counted_as_errors_and_as_requests() {
-    failing_io(&[], "block_owner_io_start", "block_io_start");
+    failing_io(&[], "block_owner_io_start_btf", "tp_btf/block_io_start");
+}
+
+/// The classic path on a 6.5+ kernel (the typed one forced off).
+#[test]
+fn failed_requests_through_the_classic_hooks() {
+    failing_io(
+        &["--debug.fail-attach", "block_owner_io_start_btf"],
+        "block_owner_io_start",
+        "tracepoint/block/block_io_start",
+    );
 }
 
 /// The path kernels before 6.5 take (`block_bio_queue`, forced here): the completion is the
@@ -52,12 +63,12 @@ fn failed_requests_through_bio_events() {
     failing_io(
         &["--debug.fail-attach", "block_owner_io_start"],
         "block_owner_bio_queue",
-        "block_bio_queue",
+        "tracepoint/block/block_bio_queue",
     );
 }
 
 /// `program` on `tracepoint` is expected to serve the submission.
-fn failing_io(extra: &[&str], program: &str, tracepoint: &str) {
+fn failing_io(extra: &[&str], program: &str, hook: &str) {
     // Declared before the loop device so that it is dropped after it: the device lets go of
     // the file, then the mount goes.
     let file = FaultyFile::new(SIZE as usize, FAILING);
@@ -72,7 +83,7 @@ fn failing_io(extra: &[&str], program: &str, tracepoint: &str) {
     let d = Daemon::start(&args);
     let m0 = d.metrics();
     let hook = format!(
-        "monitor_bpf_hook_info{{collector=\"block\",measure=\"disk_submitter\",program=\"{program}\",hook=\"tracepoint/block/{tracepoint}\"}}"
+        "monitor_bpf_hook_info{{collector=\"block\",measure=\"disk_submitter\",program=\"{program}\",hook=\"{hook}\"}}"
     );
     assert_eq!(m0.get(&hook), Some(1.0), "{hook} missing:\n{}", m0.0);
     let ds0 = diskstats(&dev);

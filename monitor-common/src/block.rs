@@ -1,11 +1,18 @@
 //! Block I/O aggregation: what the `block_*` programs keep per device and operation, and the
 //! short-lived records that carry a request from submission to completion.
 //!
-//! The programs use classic tracepoints only: their records carry the device and sector on
-//! every kernel, where `tp_btf` would hand over a `struct request *` whose layout changes
-//! between releases. A request is followed by `(disk, sector)` from its submission to its
-//! completion, in one map entry. Bio events name the partition, request events the whole disk: the
-//! daemon keeps `PART_DISK` (partition `dev_t` to disk `dev_t`) for the programs to translate.
+//! Two paths, chosen whole at attach time:
+//! - typed (6.5+ with BTF): `tp_btf` on `block_io_start`, `block_rq_issue` and
+//!   `block_rq_complete`, which hand over the `struct request *`. The request is followed
+//!   by its pointer in `BLOCK_RQ_SLOTS`, a two-way set-associative array (see `RqSlot`):
+//!   array lookups are inlined by the verifier, where a hash insert and delete per request
+//!   cost more than everything else the programs do. The request's disk and operation are
+//!   read at completion at offsets the daemon takes from the kernel's BTF (`BlockLayout`).
+//! - classic (every kernel): tracepoint records, which carry the device and sector on every
+//!   kernel. A request is followed by `(disk, sector)` from its submission to its
+//!   completion, in one `BLOCK_REQUESTS` entry. Bio events (the submitter hook before 6.5)
+//!   name the partition, request events the whole disk: the daemon keeps `PART_DISK`
+//!   (partition `dev_t` to disk `dev_t`) for the programs to translate.
 
 use crate::hist::BUCKETS;
 
@@ -148,6 +155,73 @@ pub struct RequestState {
 
 const _: () = assert!(core::mem::size_of::<RequestState>() == 24);
 
+/// Sets in `BLOCK_RQ_SLOTS` (a power of two); each set holds two requests.
+pub const RQ_SETS: u32 = 16_384;
+/// Slots in `BLOCK_RQ_SLOTS`.
+pub const RQ_SLOTS: u32 = 2 * RQ_SETS;
+
+/// The first of the two slots that can hold request `rq` (the other is the next one):
+/// a multiplicative hash of the pointer, as requests are allocated at a fixed stride. The
+/// programs pass the pointer as a plain number (the verifier refuses shifts of a pointer).
+#[inline(always)]
+pub const fn rq_set(rq: u64) -> u32 {
+    (((rq >> 6).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 50) as u32 & (RQ_SETS - 1)) * 2
+}
+
+/// Value of `BLOCK_RQ_SLOTS`: a request of the typed path between its submission and its
+/// completion. A slot whose `rq` is 0 is free; a completion frees its slot. A request a
+/// driver ends without a completion leaves its slot behind until a submission needs the
+/// set: both slots taken, the older is taken over (and counted), so the table heals itself.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+pub struct RqSlot {
+    /// The `struct request *` (0: free).
+    pub rq: u64,
+    /// When it was submitted (0: not seen: the flush machinery's own requests).
+    pub submitted_ns: u64,
+    /// When it was issued to the driver (0: not yet).
+    pub issued_ns: u64,
+    /// The submitter's tgid (0: not known).
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RqSlot>() == 32);
+
+/// Where the typed programs find a request's operation and disk: member offsets from the
+/// kernel's BTF, handed over as the `BLOCK_LAYOUT` global before load (0: unknown, and the
+/// typed path is not attached).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockLayout {
+    /// `request.cmd_flags` (`blk_opf_t`, a u32: the operation in its low byte).
+    pub rq_cmd_flags: u32,
+    /// `request.q`.
+    pub rq_q: u32,
+    /// `request_queue.disk`.
+    pub q_disk: u32,
+    /// `gendisk.major` and `gendisk.first_minor` (ints), which make the disk's `dev_t`.
+    pub disk_major: u32,
+    pub disk_first_minor: u32,
+}
+
+/// Name of the `BlockLayout` global in the kernel object.
+pub const GLOBAL_BLOCK_LAYOUT: &str = "BLOCK_LAYOUT";
+
+/// The operation index of a request's `cmd_flags` (`enum req_op` in its low byte, as
+/// `blk_fill_rwbs` reads it: secure erase counts as a discard, as its `DE` does).
+#[inline(always)]
+pub const fn op_of_cmd_flags(flags: u32) -> u32 {
+    match flags & 0xff {
+        0 => OP_READ,
+        1 => OP_WRITE,
+        2 => OP_FLUSH,
+        3 | 5 => OP_DISCARD,
+        _ => OP_OTHER,
+    }
+}
+
 /// The global through which the daemon hands `block_rq_complete`'s `rwbs` offset, read from
 /// its tracefs `format` file, to the program before loading (it moved when `ioprio` was
 /// added to the `block_rq` events).
@@ -188,5 +262,32 @@ mod tests {
         assert_eq!(op("DE"), OP_DISCARD);
         assert_eq!(op("N"), OP_OTHER);
         assert_eq!(op(""), OP_OTHER);
+    }
+
+    #[test]
+    fn cmd_flags_map_to_the_same_ops_as_rwbs() {
+        // REQ_OP_* values (include/linux/blk_types.h), with flag bits above the op byte.
+        assert_eq!(op_of_cmd_flags(0), OP_READ);
+        assert_eq!(op_of_cmd_flags(1 | 1 << 11), OP_WRITE); // REQ_SYNC
+        assert_eq!(op_of_cmd_flags(2), OP_FLUSH);
+        assert_eq!(op_of_cmd_flags(3), OP_DISCARD);
+        assert_eq!(op_of_cmd_flags(5), OP_DISCARD);
+        assert_eq!(op_of_cmd_flags(9), OP_OTHER); // write zeroes: rwbs "N"
+        assert_eq!(op_of_cmd_flags(34), OP_OTHER); // REQ_OP_DRV_IN
+    }
+
+    #[test]
+    fn request_sets_spread_requests_allocated_at_a_stride() {
+        extern crate std;
+        // Requests of one tag set sit at a fixed stride; a few thousand in flight must not
+        // pile into few sets.
+        let mut used = std::collections::HashMap::new();
+        for i in 0..4096u64 {
+            let s = rq_set(0xffff_8881_0a00_0000 + i * 384);
+            assert!(s < RQ_SLOTS && s % 2 == 0);
+            *used.entry(s).or_insert(0u32) += 1;
+        }
+        assert!(used.values().all(|&n| n <= 4), "{:?}", used.values().max());
+        assert!(used.len() > 3500, "{} sets", used.len());
     }
 }

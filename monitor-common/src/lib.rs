@@ -36,6 +36,10 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::RequestState {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::RqSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::block::BlockLayout {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::audit::KernelOffsets {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::audit::TraceFields {}

@@ -10,6 +10,7 @@ pub const MISSES: &str = "MISSES";
 pub const PROC_EVENTS: &str = "PROC_EVENTS";
 pub const DISK_STATS: &str = "DISK_STATS";
 pub const BLOCK_REQUESTS: &str = "BLOCK_REQUESTS";
+pub const BLOCK_RQ_SLOTS: &str = "BLOCK_RQ_SLOTS";
 pub const PART_DISK: &str = "PART_DISK";
 pub const BLOCK_TASKS: &str = "BLOCK_TASKS";
 

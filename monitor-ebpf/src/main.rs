@@ -12,6 +12,7 @@ mod audit_oom;
 mod audit_proc;
 mod audit_tcp;
 mod block;
+mod block_btf;
 mod entry;
 mod health;
 mod maps;

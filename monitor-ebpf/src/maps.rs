@@ -2,11 +2,12 @@
 //! the daemon reads too.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use monitor_common::{
-    block::{BlockTaskCounters, DiskKey, DiskStats, RequestKey, RequestState},
+    block::{BlockTaskCounters, DiskKey, DiskStats, RequestKey, RequestState, RqSlot, RQ_SLOTS},
     health::{HEALTH_COUNTERS, MISS_SLOTS},
     maps::{
         BLOCK_REQUESTS_CAPACITY, BLOCK_TASKS_CAPACITY, DISK_STATS_CAPACITY, PART_DISK_CAPACITY,
@@ -47,11 +48,13 @@ pub static MISSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(MISS_SLOTS, 
 #[map(name = "PROC_EVENTS")]
 pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(PROC_EVENTS_BYTES, 0);
 
-/// Per disk and operation: requests, bytes, errors and the latency histograms. A plain hash
-/// (entries are few and never evicted, so counters never go backwards).
+/// Per disk and operation: requests, bytes, errors and the latency histograms. Per CPU, so
+/// a completion adds without atomics or cache lines bouncing between the CPUs completing
+/// I/O (the daemon sums them); not evicted, so counters never go backwards. Allocated on
+/// use: entries are few, and preallocated they would take capacity x CPUs x 504 bytes.
 #[map(name = "DISK_STATS")]
-pub static DISK_STATS: HashMap<DiskKey, DiskStats> =
-    HashMap::with_max_entries(DISK_STATS_CAPACITY, 0);
+pub static DISK_STATS: PerCpuHashMap<DiskKey, DiskStats> =
+    PerCpuHashMap::with_max_entries(DISK_STATS_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// A zeroed `DiskStats` to insert from: the value is too large for the BPF stack.
 #[map(name = "DISK_ZERO")]
@@ -63,6 +66,10 @@ pub static DISK_ZERO: PerCpuArray<DiskStats> = PerCpuArray::with_max_entries(1, 
 #[map(name = "BLOCK_REQUESTS")]
 pub static BLOCK_REQUESTS: LruHashMap<RequestKey, RequestState> =
     LruHashMap::with_max_entries(BLOCK_REQUESTS_CAPACITY, 0);
+
+/// The typed block path's requests in flight, two slots per set (`monitor_common::block`).
+#[map(name = "BLOCK_RQ_SLOTS")]
+pub static BLOCK_RQ_SLOTS: Array<RqSlot> = Array::with_max_entries(RQ_SLOTS, 0);
 
 /// Per thread group: the reads and writes it submitted. The block family's own entries (not
 /// the scheduler's), made at completion, so submission needs no per-process lookup. A plain

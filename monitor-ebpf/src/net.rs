@@ -47,7 +47,7 @@ use crate::{
     atomic::add,
     entry::get_or_insert_zero,
     health::{count_failure, finish, Outcome},
-    read::{global, read, read_field},
+    read::{global, member, read, read_field},
     sock::{current_owner, TCP_SOCKS},
 };
 
@@ -106,20 +106,6 @@ pub fn layout() -> &'static NetLayout {
 
 const TX: bool = true;
 const RX: bool = false;
-
-/// A member of a kernel struct the typed hook (or a helper) handed over as a BTF pointer, at
-/// a load-time offset: a direct load, which the verifier checks against the struct (the
-/// offset is a constant of the frozen read-only data). `None` when the offset is unknown.
-#[inline(always)]
-fn member<T: Copy>(base: *const u8, off: &'static u32) -> Option<T> {
-    let off = global(off);
-    if off == 0 {
-        return None;
-    }
-    // SAFETY: `base` is a BTF-typed kernel pointer and `off` the offset of a `T` member in
-    // it, from the same BTF; the verifier checks the access.
-    Some(unsafe { base.add(off as usize).cast::<T>().read() })
-}
 
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn net_sock_send_btf(ctx: BtfTracePointContext) -> u32 {

@@ -1,5 +1,6 @@
-//! The block family as the loader and the refresher see it: where `rwbs` sits in this
-//! kernel's completion records, which submitter hook serves (with the split hook where bio
+//! The block family as the loader and the refresher see it: the typed path where the kernel
+//! has it (its struct members from BTF), else the classic one (where `rwbs` sits in this
+//! kernel's completion records, which submitter hook serves, with the split hook where bio
 //! events do), and at each refresh the disks' figures and the per-process counters.
 
 use std::path::PathBuf;
@@ -12,7 +13,10 @@ use monitor_common::{
 };
 use prometheus::proto::MetricFamily;
 
-use super::kernel::{BlockMaps, BlockSource, RwbsOffset, REQUESTS, SPLIT, SUBMITTER};
+use super::kernel::{
+    layout, set_layout, BlockMaps, BlockPath, BlockSource, RwbsOffset, REQUESTS, SPLIT,
+    SUBMITTER, TYPED, TYPED_PROGRAMS,
+};
 use crate::{
     api::processes::ProcessRow,
     bpf::{
@@ -26,6 +30,8 @@ use crate::{
 
 /// The submitter hook that needs the split hook beside it (and `PART_DISK` kept).
 const BIO_QUEUE: &str = "block_owner_bio_queue";
+/// The typed path's submitter: attached, the whole typed path is.
+const TYPED_SUBMITTER: &str = TYPED_PROGRAMS[0];
 
 /// Named in the error if a refresh came before `take`.
 const MAPS: &str = "the block maps";
@@ -65,10 +71,33 @@ impl KernelFamily for Block {
 
     fn prepare(&mut self, ctx: &Prepare<'_>, setup: &mut Setup) -> anyhow::Result<()> {
         RwbsOffset::read(ctx.tracefs)?.set(setup);
+        let typed = match ctx.btf {
+            Ok(btf) => layout(btf),
+            Err(e) => Err(anyhow::anyhow!("no kernel BTF: {e:#}")),
+        };
+        match typed {
+            Ok(l) => set_layout(&l, setup),
+            Err(e) => {
+                tracing::debug!(
+                    error = format!("{e:#}"),
+                    btf = %ctx.vmlinux.display(),
+                    "typed block hooks off; the classic ones serve"
+                );
+                setup.fail.extend(TYPED_PROGRAMS.iter().map(|p| p.to_string()));
+            }
+        }
         Ok(())
     }
 
     fn attach(&mut self, a: &mut Attacher<'_>) -> anyhow::Result<Vec<Attached>> {
+        // All three typed hooks or none: `attach` detaches what it attached when one fails.
+        match a.attach(TYPED) {
+            Ok(all) => return Ok(all),
+            Err(e) => tracing::debug!(
+                error = format!("{e:#}"),
+                "typed block hooks unavailable; the classic ones serve"
+            ),
+        }
         let mut all = a.attach(&[SUBMITTER])?;
         let mut rest = REQUESTS.to_vec();
         if all.iter().any(|s| s.program == BIO_QUEUE) {
@@ -85,8 +114,15 @@ impl KernelFamily for Block {
     }
 
     fn take(&mut self, ebpf: &mut Ebpf, attached: &[Attached]) -> anyhow::Result<()> {
-        let bio = attached.iter().any(|a| a.program == BIO_QUEUE);
-        let mut maps = BlockMaps::take(ebpf, bio)?;
+        let has = |p: &str| attached.iter().any(|a| a.program == p);
+        let path = if has(TYPED_SUBMITTER) {
+            BlockPath::Typed
+        } else if has(BIO_QUEUE) {
+            BlockPath::ClassicBio
+        } else {
+            BlockPath::Classic
+        };
+        let mut maps = BlockMaps::take(ebpf, path)?;
         if let Err(e) = maps.sync_partitions(&self.sysfs) {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -116,11 +152,15 @@ impl KernelFamily for Block {
                 capacity: maps::BLOCK_TASKS_CAPACITY.into(),
                 update_failures: r.health[BLOCK_TASKS_INSERT_FAILED as usize],
             },
-            MapStat {
-                name: maps::BLOCK_REQUESTS,
-                entries: Some(maps.request_entries()),
-                capacity: maps::BLOCK_REQUESTS_CAPACITY.into(),
-                update_failures: r.health[BLOCK_REQUESTS_INSERT_FAILED as usize],
+            {
+                let (name, capacity) = maps.request_map();
+                MapStat {
+                    name,
+                    entries: Some(maps.request_entries()),
+                    capacity: capacity.into(),
+                    // The typed path counts a slot taken over as a miss of its submitter.
+                    update_failures: r.health[BLOCK_REQUESTS_INSERT_FAILED as usize],
+                }
             },
         ];
         self.disks = disks;

@@ -1,23 +1,27 @@
-//! The block collector's kernel side: which programs it attaches, the record offsets they need
-//! from tracefs, and reading its maps.
+//! The block collector's kernel side: which programs it attaches (the typed path, else the
+//! classic one), the record offsets and struct members they need from tracefs and BTF, and
+//! reading its maps.
 
 use std::{collections::HashSet, path::Path};
 
 use anyhow::Context as _;
 use aya::{
-    maps::{HashMap, MapData},
+    maps::{Array, HashMap, IterableMap as _, MapData, PerCpuHashMap},
     Ebpf,
 };
 use monitor_common::{
     block::{
-        BlockTaskCounters, DiskKey, DiskStats, RequestKey, RequestState, RQ_COMPLETE_RWBS_OFFSET,
+        BlockLayout, BlockTaskCounters, DiskKey, DiskStats, RequestKey, RequestState, RqSlot,
+        GLOBAL_BLOCK_LAYOUT, RQ_COMPLETE_RWBS_OFFSET,
     },
     maps,
 };
 
 use crate::{
+    audit::layout::offset_of,
     bpf::{
         attach::{Choice, Hook, Probe},
+        batch::{read_all_of, CachedCount},
         per_task::PerTaskMap,
         take_map,
         tracefs::Format,
@@ -25,7 +29,57 @@ use crate::{
     process::table::KernelEntry,
 };
 
-/// Who submitted each request: `block_io_start` where it exists (6.5+: one event per request,
+/// The typed path (6.5+ with BTF), attached whole or not at all: its programs follow a
+/// request by its pointer, which the classic ones do not know.
+pub const TYPED: &[Probe] = &[
+    Probe {
+        measure: "disk_submitter",
+        choices: &[Choice {
+            program: "block_owner_io_start_btf",
+            hook: Hook::Btf("block_io_start"),
+        }],
+    },
+    Probe {
+        measure: "disk_issue",
+        choices: &[Choice {
+            program: "block_rq_issue_btf",
+            hook: Hook::Btf("block_rq_issue"),
+        }],
+    },
+    Probe {
+        measure: "disk_completion",
+        choices: &[Choice {
+            program: "block_rq_complete_btf",
+            hook: Hook::Btf("block_rq_complete"),
+        }],
+    },
+];
+
+/// The typed programs, for `Setup::fail` when the layout is incomplete.
+pub const TYPED_PROGRAMS: [&str; 3] = [
+    "block_owner_io_start_btf",
+    "block_rq_issue_btf",
+    "block_rq_complete_btf",
+];
+
+/// Where a request's operation and disk sit on this kernel, from its BTF; an error names a
+/// missing member, and the typed path then stays off.
+pub fn layout(btf: &btf_rs::Btf) -> anyhow::Result<BlockLayout> {
+    Ok(BlockLayout {
+        rq_cmd_flags: offset_of(btf, "request", "cmd_flags")?,
+        rq_q: offset_of(btf, "request", "q")?,
+        q_disk: offset_of(btf, "request_queue", "disk")?,
+        disk_major: offset_of(btf, "gendisk", "major")?,
+        disk_first_minor: offset_of(btf, "gendisk", "first_minor")?,
+    })
+}
+
+/// Hands the layout to the typed programs; must run before the object is loaded.
+pub fn set_layout(l: &BlockLayout, setup: &mut crate::bpf::family::Setup) {
+    setup.global(GLOBAL_BLOCK_LAYOUT, l);
+}
+
+/// The classic path. Who submitted each request: `block_io_start` where it exists (6.5+: one event per request,
 /// in the submitter's context), else every bio as it is queued.
 pub const SUBMITTER: Probe = Probe {
     measure: "disk_submitter",
@@ -66,6 +120,14 @@ pub const REQUESTS: &[Probe] = &[
         }],
     },
 ];
+
+/// Every hook either path can attach (for `monitor bpf verify` and the object's tests).
+pub fn all_probes() -> impl Iterator<Item = &'static Probe> {
+    TYPED
+        .iter()
+        .chain([&SUBMITTER, &SPLIT])
+        .chain(REQUESTS)
+}
 
 /// Where `rwbs` sits in `block_rq_complete` records on this kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,36 +196,78 @@ pub trait BlockSource: Send {
     /// Forgets the groups whose `TASK_STATS` entries were folded.
     fn remove_tasks(&mut self, tgids: &[u32]);
     fn task_entries(&self) -> u64;
+    /// The name and capacity of the map of requests in flight.
+    fn request_map(&self) -> (&'static str, u32) {
+        (maps::BLOCK_REQUESTS, maps::BLOCK_REQUESTS_CAPACITY)
+    }
     fn request_entries(&self) -> u64;
 }
 
+/// Which path's programs serve, as `BlockMaps::take` is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockPath {
+    Typed,
+    /// `block_io_start` on its classic tracepoint (6.5+ without the typed path).
+    Classic,
+    /// Submitters from bio events, which name partitions: `PART_DISK` must follow the
+    /// partitions on the host.
+    ClassicBio,
+}
+
+/// The requests in flight, in the map of the path that serves.
+enum Requests {
+    Slots(Array<MapData, RqSlot>),
+    Keyed(HashMap<MapData, RequestKey, RequestState>),
+}
+
 pub struct BlockMaps {
-    stats: HashMap<MapData, DiskKey, DiskStats>,
+    stats: PerCpuHashMap<MapData, DiskKey, DiskStats>,
     tasks: PerTaskMap<BlockTaskCounters>,
-    requests_count: crate::bpf::batch::CachedCount,
-    requests: HashMap<MapData, RequestKey, RequestState>,
+    requests_count: CachedCount,
+    requests: Requests,
     part_disk: HashMap<MapData, u32, u32>,
-    /// Whether submitters come from bio events, which name partitions: then `PART_DISK` must
-    /// follow the partitions on the host.
-    bio_events: bool,
+    path: BlockPath,
 }
 
 impl BlockMaps {
-    pub fn take(ebpf: &mut Ebpf, bio_events: bool) -> anyhow::Result<Self> {
+    pub fn take(ebpf: &mut Ebpf, path: BlockPath) -> anyhow::Result<Self> {
+        let requests = match path {
+            BlockPath::Typed => Requests::Slots(take_map(ebpf, maps::BLOCK_RQ_SLOTS)?),
+            _ => Requests::Keyed(take_map(ebpf, maps::BLOCK_REQUESTS)?),
+        };
         Ok(Self {
             stats: take_map(ebpf, maps::DISK_STATS)?,
             tasks: PerTaskMap::take(ebpf, maps::BLOCK_TASKS)?,
             requests_count: Default::default(),
-            requests: take_map(ebpf, maps::BLOCK_REQUESTS)?,
+            requests,
             part_disk: take_map(ebpf, maps::PART_DISK)?,
-            bio_events,
+            path,
         })
     }
 }
 
+/// The sum of each CPU's figures of one disk and operation.
+fn sum_cpus(per_cpu: &[DiskStats]) -> DiskStats {
+    let mut t = DiskStats::default();
+    for s in per_cpu {
+        t.requests += s.requests;
+        t.bytes += s.bytes;
+        t.errors += s.errors;
+        t.latency_sum_ns += s.latency_sum_ns;
+        t.queue_sum_ns += s.queue_sum_ns;
+        for (a, b) in t.latency.iter_mut().zip(&s.latency) {
+            *a += b;
+        }
+        for (a, b) in t.queue.iter_mut().zip(&s.queue) {
+            *a += b;
+        }
+    }
+    t
+}
+
 impl BlockSource for BlockMaps {
     fn sync_partitions(&mut self, sysfs: &Path) -> anyhow::Result<()> {
-        if !self.bio_events {
+        if self.path != BlockPath::ClassicBio {
             return Ok(());
         }
         let now = partitions(sysfs)?;
@@ -189,7 +293,7 @@ impl BlockSource for BlockMaps {
         let mut out = Vec::new();
         for kv in self.stats.iter() {
             match kv {
-                Ok(kv) => out.push(kv),
+                Ok((k, v)) => out.push((k, sum_cpus(&v))),
                 Err(aya::maps::MapError::KeyNotFound) => continue,
                 Err(e) => return Err(e).context("reading map DISK_STATS"),
             }
@@ -214,8 +318,26 @@ impl BlockSource for BlockMaps {
         self.tasks.entries()
     }
 
+    fn request_map(&self) -> (&'static str, u32) {
+        match self.requests {
+            Requests::Slots(_) => (maps::BLOCK_RQ_SLOTS, monitor_common::block::RQ_SLOTS),
+            Requests::Keyed(_) => (maps::BLOCK_REQUESTS, maps::BLOCK_REQUESTS_CAPACITY),
+        }
+    }
+
     fn request_entries(&self) -> u64 {
-        self.requests_count.get(&self.requests)
+        match &self.requests {
+            Requests::Keyed(m) => self.requests_count.get(m),
+            // Slots taken (a completion frees its own); 0 when the array cannot be read in
+            // batches (before 5.6), as reading it slot by slot would cost a refresh more
+            // than everything else.
+            Requests::Slots(a) => self.requests_count.get_with(|| {
+                read_all_of::<u32, RqSlot>(a.map())
+                    .ok()
+                    .flatten()
+                    .map_or(0, |all| all.iter().filter(|(_, s)| s.rq != 0).count() as u64)
+            }),
+        }
     }
 }
 

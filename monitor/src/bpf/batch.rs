@@ -33,10 +33,18 @@ struct BatchAttr {
 pub fn read_all<K: Pod + Default, V: Pod + Default>(
     map: &HashMap<MapData, K, V>,
 ) -> Result<Option<Vec<(K, V)>>, std::io::Error> {
-    let fd = map.map().fd().as_fd().as_raw_fd();
+    read_all_of(map.map())
+}
+
+/// As `read_all`, for any hash or array map of `K` keys and `V` values (the caller's
+/// promise: the typed map that owns `map` checked their sizes).
+pub fn read_all_of<K: Pod + Default, V: Pod + Default>(
+    map: &MapData,
+) -> Result<Option<Vec<(K, V)>>, std::io::Error> {
+    let fd = map.fd().as_fd().as_raw_fd();
     let mut out = Vec::new();
     let mut chunk = CHUNK;
-    // The hash map's batch token is a bucket index (a u32).
+    // The batch token is a bucket index for a hash, an index for an array (a u32 both).
     let (mut token_in, mut token_out) = (0u32, 0u32);
     let mut first = true;
     loop {
@@ -127,11 +135,16 @@ pub struct CachedCount(std::cell::Cell<Option<(std::time::Instant, u64)>>);
 
 impl CachedCount {
     pub fn get<K: Pod + Default, V: Pod + Default>(&self, map: &HashMap<MapData, K, V>) -> u64 {
+        self.get_with(|| count(map))
+    }
+
+    /// The count `f` makes, made again at most every `COUNT_EVERY`.
+    pub fn get_with(&self, f: impl FnOnce() -> u64) -> u64 {
         let now = std::time::Instant::now();
         match self.0.get() {
             Some((at, n)) if now.duration_since(at) < COUNT_EVERY => n,
             _ => {
-                let n = count(map);
+                let n = f();
                 self.0.set(Some((now, n)));
                 n
             }

@@ -59,11 +59,7 @@ mod tests {
         let obj = aya_obj::Object::parse(super::OBJECT).expect("parsing the kernel object");
         let probes: Vec<&Probe> = crate::sched::kernel::PROBES
             .iter()
-            .chain(crate::block::kernel::REQUESTS)
-            .chain([
-                &crate::block::kernel::SUBMITTER,
-                &crate::block::kernel::SPLIT,
-            ])
+            .chain(crate::block::kernel::all_probes())
             .chain(crate::net::kernel::PROBES)
             .chain([&crate::net::kernel::UDP_RECEIVE])
             .chain(crate::audit::kernel::PROBES)
@@ -95,6 +91,7 @@ mod tests {
             maps::PROC_EVENTS,
             maps::DISK_STATS,
             maps::BLOCK_REQUESTS,
+            maps::BLOCK_RQ_SLOTS,
             maps::PART_DISK,
             maps::BLOCK_TASKS,
             maps::AUDIT_EVENTS,

@@ -157,16 +157,7 @@ fn choices() -> Vec<(&'static str, Choice)> {
                 .chain(crate::sched::kernel::OOM_PROBE)
                 .collect(),
         ),
-        (
-            "block",
-            [
-                &crate::block::kernel::SUBMITTER,
-                &crate::block::kernel::SPLIT,
-            ]
-            .into_iter()
-            .chain(crate::block::kernel::REQUESTS)
-            .collect(),
-        ),
+        ("block", crate::block::kernel::all_probes().collect()),
         (
             "network",
             crate::net::kernel::PROBES

@@ -78,8 +78,6 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
         ("process_exec", "tracepoint/sched/sched_process_exec"),
         ("process_exit", "tracepoint/sched/sched_process_exit"),
         ("process_oom_kill", "tracepoint/oom/mark_victim"),
-        ("disk_issue", "tracepoint/block/block_rq_issue"),
-        ("disk_completion", "tracepoint/block/block_rq_complete"),
     ];
     // sock_send_length and sock_recv_length exist from 6.3; the classic run forces the older
     // hooks everywhere.
@@ -95,12 +93,17 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     hooks.push(("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"));
     hooks.push(("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"));
     hooks.push(("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"));
-    // block_io_start exists from 6.5; the classic run forces the older path everywhere.
+    // block_io_start exists from 6.5, and with it the typed path (all three hooks typed);
+    // the classic run forces the bio path everywhere.
     if classic || v < (6, 5) {
+        hooks.push(("disk_issue", "tracepoint/block/block_rq_issue"));
+        hooks.push(("disk_completion", "tracepoint/block/block_rq_complete"));
         hooks.push(("disk_submitter", "tracepoint/block/block_bio_queue"));
         hooks.push(("disk_submitter_split", "tracepoint/block/block_split"));
     } else {
-        hooks.push(("disk_submitter", "tracepoint/block/block_io_start"));
+        hooks.push(("disk_issue", "tp_btf/block_rq_issue"));
+        hooks.push(("disk_completion", "tp_btf/block_rq_complete"));
+        hooks.push(("disk_submitter", "tp_btf/block_io_start"));
     }
     hooks
 }
@@ -773,9 +776,11 @@ mod tests {
             find(&new, "cpu_time_and_switches"),
             Some("tp_btf/sched_switch")
         );
+        assert_eq!(find(&new, "disk_submitter"), Some("tp_btf/block_io_start"));
+        assert_eq!(find(&new, "disk_completion"), Some("tp_btf/block_rq_complete"));
         assert_eq!(
-            find(&new, "disk_submitter"),
-            Some("tracepoint/block/block_io_start")
+            find(&old, "disk_completion"),
+            Some("tracepoint/block/block_rq_complete")
         );
         assert_eq!(find(&new, "net_receive_udp"), None);
         assert_eq!(version("6.1"), (6, 1));
