@@ -113,7 +113,7 @@ pub mod program {
         &["net_skb_copy"],
         &["net_dev_queue"],
         &["net_udp_consume"],
-        &["tcp_state"],
+        &["tcp_state_btf", "tcp_state"],
         &["tcp_retransmit"],
         &["tcp_send_reset", "tcp_receive_reset"],
     ];

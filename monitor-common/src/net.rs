@@ -130,9 +130,18 @@ pub struct NetLayout {
     pub tcp_bytes_sent: u32,
     /// `tcp_sock.bytes_retrans` (4.19+): the part of `bytes_sent` that was sent again.
     pub tcp_bytes_retrans: u32,
+    /// `struct sock`'s `__sk_common` ports and addresses, for the typed `tcp_state` (what
+    /// the classic record carries): `skc_num` (the local port, host order), `skc_dport`
+    /// (network order), `skc_rcv_saddr`, `skc_daddr`, `skc_v6_rcv_saddr`, `skc_v6_daddr`.
+    pub sk_num: u32,
+    pub sk_dport: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_v6_daddr: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<NetLayout>() == 104);
+const _: () = assert!(core::mem::size_of::<NetLayout>() == 128);
 
 /// Name of the `NetLayout` global in the kernel object.
 pub const GLOBAL_LAYOUT: &str = "NET_LAYOUT";

@@ -1,4 +1,6 @@
-//! TCP connect, accept and close from `sock:inet_sock_set_state` (4.16+).
+//! TCP connect, accept and close from `sock:inet_sock_set_state` (4.16+): typed (`tp_btf`,
+//! the socket's ports, addresses and `tcp_sock` counters as direct loads at BTF offsets)
+//! where the kernel has BTF, the classic record (and probe reads) otherwise.
 //!
 //! The tracepoint fires in whatever context changed the state: process context for
 //! `connect()` (CLOSE -> SYN_SENT), `listen()` (-> LISTEN) and `close()`, but softirq for the
@@ -14,7 +16,10 @@
 //! charge; it emits audit records only when the audit log is on (`AuditScope.enabled`).
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext, EbpfContext,
+    helpers::bpf_ktime_get_ns,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+    EbpfContext,
 };
 use monitor_common::{
     audit::{tcp_state, AuditHeader, AuditKind, SockOwner, TcpRecord},
@@ -30,19 +35,56 @@ use crate::{
     atomic::add,
     audit::{audit_enabled, count_lost, fields, offsets, AUDIT_EVENTS},
     health::{count_failure, finish, Outcome},
-    net::{net_stats, tcp_sync, AF_INET, AF_INET6},
-    read::{global, read, read_field},
+    net::{charge_tcp, layout, net_stats, tcp_reading_btf, tcp_sync, AF_INET, AF_INET6},
+    read::{global, member, read, read_field},
     sock::{current_owner, listener_key, TCP_LISTENERS, TCP_SOCKS},
 };
 
 const IPPROTO_TCP: u16 = 6;
 
-/// One state change, as read from the record.
+/// One state change, as read from the record or the socket.
 struct Change {
     sk: u64,
     family: u16,
     sport: u16,
     dport: u16,
+}
+
+/// Where the rest of a change is read: addresses for the audit log, counters at close.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Record(&'a TracePointContext),
+    /// The typed hook's `struct sock *`.
+    Sock(*const u8),
+}
+
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn tcp_state_btf(ctx: BtfTracePointContext) -> u32 {
+    finish(TCP_STATE, try_tcp_state_btf(&ctx))
+}
+
+/// Arguments: `(const struct sock *sk, const int oldstate, const int newstate)`.
+#[inline(always)]
+fn try_tcp_state_btf(ctx: &BtfTracePointContext) -> Outcome {
+    let sk: *const u8 = ctx.arg(0);
+    let old: i64 = ctx.arg(1);
+    let new: i64 = ctx.arg(2);
+    if sk.is_null() {
+        return Ok(());
+    }
+    let l = layout();
+    let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;
+    let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
+    if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {
+        return Ok(());
+    }
+    let c = Change {
+        sk: sk as u64,
+        family,
+        sport: member::<u16>(sk, &l.sk_num).ok_or(READ_FAILED)?,
+        dport: u16::from_be(member::<u16>(sk, &l.sk_dport).ok_or(READ_FAILED)?),
+    };
+    on_change(&c, old as i32, new as i32, Src::Sock(sk))
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -95,6 +137,12 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
         sport,
         dport,
     };
+    on_change(&c, old, new, Src::Record(ctx))
+}
+
+#[inline(always)]
+fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
+    let (sk, family, sport) = (c.sk, c.family, c.sport);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     match (old, new) {
@@ -124,7 +172,7 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
             if owner.connect_ns != 0 && now >= owner.connect_ns {
                 observe_connect(owner.pid, now - owner.connect_ns)?;
             }
-            emit(ctx, AuditKind::TcpConnect, &owner, &c, 0)?;
+            emit(src, AuditKind::TcpConnect, &owner, c, 0)?;
         }
         (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
             // SAFETY: a valid map value pointer, copied at once.
@@ -136,7 +184,7 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
             let n = net_stats(owner.pid).ok_or(MAP_FULL)?;
             // SAFETY: as above.
             unsafe { add(&raw mut (*n).tcp_passive_opens, 1) };
-            emit(ctx, AuditKind::TcpAccept, &owner, &c, 0)?;
+            emit(src, AuditKind::TcpAccept, &owner, c, 0)?;
             owned?;
         }
         (tcp_state::LISTEN, tcp_state::CLOSE) => {
@@ -146,20 +194,30 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
             // A socket never owned (opened before the programs attached, never used since)
             // closes unseen: nothing of it was counted.
             if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
+                // SAFETY: a valid map value pointer for the duration of this program.
+                let pid = unsafe { (*o).pid };
+                // The owner's counters, looked up once for the last segments and the close.
+                let n = net_stats(pid);
                 // The last segments and retransmits since the previous reading.
-                let synced = tcp_sync(sk, o, false);
+                let synced = match src {
+                    Src::Record(_) => tcp_sync(sk, o, false),
+                    Src::Sock(p) => tcp_reading_btf(p)
+                        .and_then(|r| charge_tcp(o, r, n.map(|n| (pid, n)))),
+                };
                 // SAFETY: a valid map value pointer, copied before the entry goes.
                 let owner = unsafe { *o };
                 let _ = TCP_SOCKS.remove(sk);
                 if owner.established_ns != 0 {
-                    let n = net_stats(owner.pid).ok_or(MAP_FULL)?;
-                    // SAFETY: as above.
+                    let n = n.ok_or(MAP_FULL)?;
+                    // SAFETY: a map value valid during the program; other CPUs update it too.
                     unsafe { add(&raw mut (*n).tcp_closes, 1) };
-                    emit(ctx, AuditKind::TcpClose, &owner, &c, owner.established_ns)?;
+                    emit(src, AuditKind::TcpClose, &owner, c, owner.established_ns)?;
                 }
                 synced?;
             }
         }
+        // A passive open's child socket, not accepted yet: never owned.
+        (_, tcp_state::SYN_RECV) => {}
         (_, state) => {
             if let Some(o) = TCP_SOCKS.get_ptr_mut(sk) {
                 // SAFETY: a valid map value pointer for the duration of this program.
@@ -199,7 +257,7 @@ fn observe_connect(pid: u32, ns: u64) -> Outcome {
 
 #[inline(always)]
 fn emit(
-    ctx: &TracePointContext,
+    src: Src<'_>,
     kind: AuditKind,
     owner: &SockOwner,
     c: &Change,
@@ -230,14 +288,29 @@ fn emit(
         remote_port: c.dport,
         ..TcpRecord::default()
     };
-    if c.family == AF_INET {
-        let s = read::<[u8; 4]>(ctx, global(&f.tcp_saddr)).unwrap_or_default();
-        let d = read::<[u8; 4]>(ctx, global(&f.tcp_daddr)).unwrap_or_default();
-        rec.local_addr[..4].copy_from_slice(&s);
-        rec.remote_addr[..4].copy_from_slice(&d);
-    } else {
-        rec.local_addr = read::<[u8; 16]>(ctx, global(&f.tcp_saddr_v6)).unwrap_or_default();
-        rec.remote_addr = read::<[u8; 16]>(ctx, global(&f.tcp_daddr_v6)).unwrap_or_default();
+    match (src, c.family == AF_INET) {
+        (Src::Record(ctx), true) => {
+            let s = read::<[u8; 4]>(ctx, global(&f.tcp_saddr)).unwrap_or_default();
+            let d = read::<[u8; 4]>(ctx, global(&f.tcp_daddr)).unwrap_or_default();
+            rec.local_addr[..4].copy_from_slice(&s);
+            rec.remote_addr[..4].copy_from_slice(&d);
+        }
+        (Src::Record(ctx), false) => {
+            rec.local_addr = read::<[u8; 16]>(ctx, global(&f.tcp_saddr_v6)).unwrap_or_default();
+            rec.remote_addr = read::<[u8; 16]>(ctx, global(&f.tcp_daddr_v6)).unwrap_or_default();
+        }
+        (Src::Sock(sk), true) => {
+            let l = layout();
+            let s = member::<[u8; 4]>(sk, &l.sk_rcv_saddr).unwrap_or_default();
+            let d = member::<[u8; 4]>(sk, &l.sk_daddr).unwrap_or_default();
+            rec.local_addr[..4].copy_from_slice(&s);
+            rec.remote_addr[..4].copy_from_slice(&d);
+        }
+        (Src::Sock(sk), false) => {
+            let l = layout();
+            rec.local_addr = member::<[u8; 16]>(sk, &l.sk_v6_rcv_saddr).unwrap_or_default();
+            rec.remote_addr = member::<[u8; 16]>(sk, &l.sk_v6_daddr).unwrap_or_default();
+        }
     }
     if kind == AuditKind::TcpClose {
         let o = offsets();

@@ -97,6 +97,12 @@ static NET_LAYOUT: NetLayout = NetLayout {
     tcp_total_retrans: 0,
     tcp_bytes_sent: 0,
     tcp_bytes_retrans: 0,
+    sk_num: 0,
+    sk_dport: 0,
+    sk_rcv_saddr: 0,
+    sk_daddr: 0,
+    sk_v6_rcv_saddr: 0,
+    sk_v6_daddr: 0,
 };
 
 #[inline(always)]
@@ -143,20 +149,26 @@ fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
         return charged.map(|_| ());
     }
     let o = tcp_owner(sk as u64, true).ok_or(MAP_FULL)?;
-    // SAFETY: `sk` is the hook's socket; the helper returns it as a `tcp_sock`, or null
-    // when it is not one.
+    charge_tcp(o, tcp_reading_btf(sk)?, charged.ok())?;
+    charged.map(|_| ())
+}
+
+/// The `tcp_sock` counters of a socket a typed hook handed over: direct loads.
+#[inline(always)]
+pub fn tcp_reading_btf(sk: *const u8) -> Result<TcpReading, u32> {
+    let l = layout();
+    // SAFETY: `sk` is a typed hook's socket; the helper returns it as a `tcp_sock`, or
+    // null when it is not one.
     let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut _) } as *const u8;
     if tp.is_null() {
         return Err(READ_FAILED);
     }
-    let reading = TcpReading {
+    Ok(TcpReading {
         out: member::<u32>(tp, &l.tcp_segs_out).ok_or(READ_FAILED)?,
         inn: member::<u32>(tp, &l.tcp_segs_in).ok_or(READ_FAILED)?,
         retrans: member::<u32>(tp, &l.tcp_total_retrans).ok_or(READ_FAILED)?,
         bytes_sent: None,
-    };
-    charge_tcp(o, reading, charged.ok())?;
-    charged.map(|_| ())
+    })
 }
 
 #[tracepoint(category = "sock", name = "sock_send_length")]
@@ -461,7 +473,11 @@ pub fn tcp_sync(sk: u64, o: *mut SockOwner, sent_bytes: bool) -> Outcome {
 /// Two CPUs syncing one socket at the same instant can both charge the same movement; the
 /// socket lock serialises almost every caller, so this is rare.
 #[inline(always)]
-fn charge_tcp(o: *mut SockOwner, r: TcpReading, hint: Option<(u32, *mut NetCounters)>) -> Outcome {
+pub fn charge_tcp(
+    o: *mut SockOwner,
+    r: TcpReading,
+    hint: Option<(u32, *mut NetCounters)>,
+) -> Outcome {
     // SAFETY: `o` is a `TCP_SOCKS` value pointer, valid during the program.
     let (pid, d_out, d_in, d_retrans, d_bytes) = unsafe {
         let d_out = since(r.out, (*o).segs_out);

@@ -4,13 +4,20 @@
 //! (which sets owners), the traffic programs and the retransmit and reset programs (which
 //! charge them).
 
-use aya_ebpf::{macros::map, maps::LruHashMap};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_uid_gid,
+    },
+    macros::map,
+    maps::LruHashMap,
+};
 use monitor_common::{
-    audit::{AuditKind, SockOwner},
+    audit::SockOwner,
     maps::{TCP_LISTENERS_CAPACITY, TCP_SOCKS_CAPACITY},
 };
 
-use crate::audit::{current_header, current_in_scope};
+use crate::audit::current_in_scope;
 
 /// Owner of each tracked socket, keyed by its kernel address.
 #[map(name = "TCP_SOCKS")]
@@ -27,16 +34,18 @@ pub fn listener_key(family: u16, port: u16) -> u32 {
     (u32::from(family) << 16) | u32::from(port)
 }
 
+/// The current task as a socket's owner (a record header's identity, without its time).
 #[inline(always)]
 pub fn current_owner() -> SockOwner {
-    let h = current_header(AuditKind::TcpConnect);
+    let uid_gid = bpf_get_current_uid_gid();
     SockOwner {
-        pid: h.pid,
-        uid: h.uid,
-        gid: h.gid,
+        pid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
         in_scope: u32::from(current_in_scope()),
-        comm: h.comm,
-        cgroup_id: h.cgroup_id,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        // SAFETY: no preconditions.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         ..SockOwner::default()
     }
 }

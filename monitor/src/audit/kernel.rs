@@ -42,7 +42,7 @@ pub const PROBES: &[Probe] = &[
     Probe {
         measure: "audit_tcp",
         // Shared with the network collector, which may have attached it already.
-        choices: &[crate::net::kernel::TCP_STATE],
+        choices: crate::net::kernel::TCP_STATE,
     },
 ];
 

@@ -19,11 +19,18 @@ use crate::{
     process::table::KernelEntry,
 };
 
-/// The program both the network collector and the audit log's TCP records use.
-pub const TCP_STATE: Choice = Choice {
-    program: "tcp_state",
-    hook: Hook::Tracepoint("sock", "inet_sock_set_state"),
-};
+/// The programs both the network collector and the audit log's TCP records use: typed
+/// first (direct loads of the socket), the classic record where the kernel has no BTF.
+pub const TCP_STATE: &[Choice] = &[
+    Choice {
+        program: "tcp_state_btf",
+        hook: Hook::Btf("inet_sock_set_state"),
+    },
+    Choice {
+        program: "tcp_state",
+        hook: Hook::Tracepoint("sock", "inet_sock_set_state"),
+    },
+];
 
 /// With `skb_copy_datagram_iovec` only (before 6.3): UDP received, which it does not see.
 pub const UDP_RECEIVE: Probe = Probe {
@@ -90,7 +97,7 @@ pub const PROBES: &[Probe] = &[
     },
     Probe {
         measure: "tcp_state",
-        choices: &[TCP_STATE],
+        choices: TCP_STATE,
     },
     Probe {
         measure: "tcp_retransmit",

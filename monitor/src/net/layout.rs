@@ -59,12 +59,18 @@ impl Layout {
                 l.tcp_total_retrans = get("tcp_sock", "total_retrans");
                 l.tcp_bytes_sent = get("tcp_sock", "bytes_sent");
                 l.tcp_bytes_retrans = get("tcp_sock", "bytes_retrans");
+                l.sk_num = get("sock", "__sk_common.skc_num");
+                l.sk_dport = get("sock", "__sk_common.skc_dport");
+                l.sk_rcv_saddr = get("sock", "__sk_common.skc_rcv_saddr");
+                l.sk_daddr = get("sock", "__sk_common.skc_daddr");
+                l.sk_v6_rcv_saddr = get("sock", "__sk_common.skc_v6_rcv_saddr");
+                l.sk_v6_daddr = get("sock", "__sk_common.skc_v6_daddr");
                 if !missing.is_empty() {
                     tracing::warn!(
                         btf = %vmlinux.display(),
                         missing = missing.join("; "),
-                        "kernel struct members not found; TCP segments, retransmits and the \
-                         pre-6.3 traffic hooks need them"
+                        "kernel struct members not found; TCP segments, retransmits, the \
+                         typed TCP state hook and the pre-6.3 traffic hooks need them"
                     );
                 }
             }
