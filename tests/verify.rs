@@ -21,6 +21,8 @@ const CLASSIC: &[&str] = &[
     "net_sock_send",
     "--debug.fail-attach",
     "net_sock_recv",
+    "--debug.fail-attach",
+    "tcp_state_btf",
 ];
 
 fn verify(extra: &[&str]) -> serde_json::Value {

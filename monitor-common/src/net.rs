@@ -130,12 +130,14 @@ pub struct NetLayout {
     pub tcp_bytes_sent: u32,
     /// `tcp_sock.bytes_retrans` (4.19+): the part of `bytes_sent` that was sent again.
     pub tcp_bytes_retrans: u32,
-    /// `struct sock`'s `__sk_common` ports and addresses, for the typed `tcp_state` (what
-    /// the classic record carries): `skc_num` (the local port, host order), `skc_dport`
-    /// (network order), `skc_rcv_saddr`, `skc_daddr`, `skc_v6_rcv_saddr`, `skc_v6_daddr`.
-    pub sk_num: u32,
+    /// The ports and addresses the classic `inet_sock_set_state` record carries, for the
+    /// typed program: `inet_sock.inet_sport` and `inet_saddr` (kept until the socket is
+    /// freed, where `skc_num` is cleared before the close), `__sk_common.skc_dport`,
+    /// `skc_daddr` (at offset 0: the daemon attaches the typed program only when it found
+    /// them all), `skc_v6_rcv_saddr`, `skc_v6_daddr`. Ports in network order.
+    pub inet_sport: u32,
     pub sk_dport: u32,
-    pub sk_rcv_saddr: u32,
+    pub inet_saddr: u32,
     pub sk_daddr: u32,
     pub sk_v6_rcv_saddr: u32,
     pub sk_v6_daddr: u32,

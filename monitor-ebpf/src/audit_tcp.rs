@@ -35,8 +35,10 @@ use crate::{
     atomic::add,
     audit::{audit_enabled, count_lost, fields, offsets, AUDIT_EVENTS},
     health::{count_failure, finish, Outcome},
-    net::{charge_tcp, layout, net_stats, tcp_reading_btf, tcp_sync, AF_INET, AF_INET6},
-    read::{global, member, read, read_field},
+    net::{
+        as_tcp_sock, charge_tcp, layout, net_stats, tcp_reading_of, tcp_sync, AF_INET, AF_INET6,
+    },
+    read::{global, member, member_at, read, read_field},
     sock::{current_owner, listener_key, TCP_LISTENERS, TCP_SOCKS},
 };
 
@@ -54,7 +56,7 @@ struct Change {
 #[derive(Clone, Copy)]
 enum Src<'a> {
     Record(&'a TracePointContext),
-    /// The typed hook's `struct sock *`.
+    /// The typed hook's socket, as its `struct tcp_sock *`.
     Sock(*const u8),
 }
 
@@ -78,13 +80,18 @@ fn try_tcp_state_btf(ctx: &BtfTracePointContext) -> Outcome {
     if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {
         return Ok(());
     }
+    // As a `tcp_sock`, whose `inet_sock` part holds the ports and the local address.
+    let tp = as_tcp_sock(sk);
+    if tp.is_null() {
+        return Err(READ_FAILED);
+    }
     let c = Change {
         sk: sk as u64,
         family,
-        sport: member::<u16>(sk, &l.sk_num).ok_or(READ_FAILED)?,
-        dport: u16::from_be(member::<u16>(sk, &l.sk_dport).ok_or(READ_FAILED)?),
+        sport: u16::from_be(member_at::<u16>(tp, &l.inet_sport)),
+        dport: u16::from_be(member_at::<u16>(tp, &l.sk_dport)),
     };
-    on_change(&c, old as i32, new as i32, Src::Sock(sk))
+    on_change(&c, old as i32, new as i32, Src::Sock(tp))
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -197,18 +204,24 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
                 // SAFETY: a valid map value pointer for the duration of this program.
                 let pid = unsafe { (*o).pid };
                 // The owner's counters, looked up once for the last segments and the close.
-                let n = net_stats(pid);
+                // A null pointer rather than an `Option` kept across the branches below: the
+                // verifier rejects the option's unwritten `None` side ("R7 !read_ok").
+                let n = net_stats(pid).unwrap_or(core::ptr::null_mut());
                 // The last segments and retransmits since the previous reading.
                 let synced = match src {
                     Src::Record(_) => tcp_sync(sk, o, false),
-                    Src::Sock(p) => tcp_reading_btf(p)
-                        .and_then(|r| charge_tcp(o, r, n.map(|n| (pid, n)))),
+                    Src::Sock(tp) => tcp_reading_of(tp).and_then(|r| {
+                        let hint = if n.is_null() { None } else { Some((pid, n)) };
+                        charge_tcp(o, r, hint)
+                    }),
                 };
                 // SAFETY: a valid map value pointer, copied before the entry goes.
                 let owner = unsafe { *o };
                 let _ = TCP_SOCKS.remove(sk);
                 if owner.established_ns != 0 {
-                    let n = n.ok_or(MAP_FULL)?;
+                    if n.is_null() {
+                        return Err(MAP_FULL);
+                    }
                     // SAFETY: a map value valid during the program; other CPUs update it too.
                     unsafe { add(&raw mut (*n).tcp_closes, 1) };
                     emit(src, AuditKind::TcpClose, &owner, c, owner.established_ns)?;
@@ -256,13 +269,7 @@ fn observe_connect(pid: u32, ns: u64) -> Outcome {
 }
 
 #[inline(always)]
-fn emit(
-    src: Src<'_>,
-    kind: AuditKind,
-    owner: &SockOwner,
-    c: &Change,
-    since: u64,
-) -> Outcome {
+fn emit(src: Src<'_>, kind: AuditKind, owner: &SockOwner, c: &Change, since: u64) -> Outcome {
     if !audit_enabled() || owner.in_scope == 0 {
         return Ok(());
     }
@@ -299,17 +306,19 @@ fn emit(
             rec.local_addr = read::<[u8; 16]>(ctx, global(&f.tcp_saddr_v6)).unwrap_or_default();
             rec.remote_addr = read::<[u8; 16]>(ctx, global(&f.tcp_daddr_v6)).unwrap_or_default();
         }
+        // The daemon attaches the typed program only with every member found (`skc_daddr`
+        // is at offset 0).
         (Src::Sock(sk), true) => {
             let l = layout();
-            let s = member::<[u8; 4]>(sk, &l.sk_rcv_saddr).unwrap_or_default();
-            let d = member::<[u8; 4]>(sk, &l.sk_daddr).unwrap_or_default();
+            let s = member_at::<[u8; 4]>(sk, &l.inet_saddr);
+            let d = member_at::<[u8; 4]>(sk, &l.sk_daddr);
             rec.local_addr[..4].copy_from_slice(&s);
             rec.remote_addr[..4].copy_from_slice(&d);
         }
         (Src::Sock(sk), false) => {
             let l = layout();
-            rec.local_addr = member::<[u8; 16]>(sk, &l.sk_v6_rcv_saddr).unwrap_or_default();
-            rec.remote_addr = member::<[u8; 16]>(sk, &l.sk_v6_daddr).unwrap_or_default();
+            rec.local_addr = member_at::<[u8; 16]>(sk, &l.sk_v6_rcv_saddr);
+            rec.remote_addr = member_at::<[u8; 16]>(sk, &l.sk_v6_daddr);
         }
     }
     if kind == AuditKind::TcpClose {

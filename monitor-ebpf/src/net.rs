@@ -97,9 +97,9 @@ static NET_LAYOUT: NetLayout = NetLayout {
     tcp_total_retrans: 0,
     tcp_bytes_sent: 0,
     tcp_bytes_retrans: 0,
-    sk_num: 0,
+    inet_sport: 0,
     sk_dport: 0,
-    sk_rcv_saddr: 0,
+    inet_saddr: 0,
     sk_daddr: 0,
     sk_v6_rcv_saddr: 0,
     sk_v6_daddr: 0,
@@ -156,13 +156,25 @@ fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
 /// The `tcp_sock` counters of a socket a typed hook handed over: direct loads.
 #[inline(always)]
 pub fn tcp_reading_btf(sk: *const u8) -> Result<TcpReading, u32> {
-    let l = layout();
-    // SAFETY: `sk` is a typed hook's socket; the helper returns it as a `tcp_sock`, or
-    // null when it is not one.
-    let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut _) } as *const u8;
+    let tp = as_tcp_sock(sk);
     if tp.is_null() {
         return Err(READ_FAILED);
     }
+    tcp_reading_of(tp)
+}
+
+/// A typed hook's socket as the `tcp_sock` it is, null when it is not one (the verifier
+/// then allows loads of the whole `tcp_sock`, `inet_sock` members included).
+#[inline(always)]
+pub fn as_tcp_sock(sk: *const u8) -> *const u8 {
+    // SAFETY: `sk` is a typed hook's socket; the helper checks what it points at.
+    unsafe { bpf_skc_to_tcp_sock(sk as *mut _) as *const u8 }
+}
+
+/// The counters of a `tcp_sock` from `as_tcp_sock`.
+#[inline(always)]
+pub fn tcp_reading_of(tp: *const u8) -> Result<TcpReading, u32> {
+    let l = layout();
     Ok(TcpReading {
         out: member::<u32>(tp, &l.tcp_segs_out).ok_or(READ_FAILED)?,
         inn: member::<u32>(tp, &l.tcp_segs_in).ok_or(READ_FAILED)?,

@@ -14,8 +14,8 @@ use monitor_common::{
 use prometheus::proto::MetricFamily;
 
 use super::kernel::{
-    layout, set_layout, BlockMaps, BlockPath, BlockSource, RwbsOffset, REQUESTS, SPLIT,
-    SUBMITTER, TYPED, TYPED_PROGRAMS,
+    layout, set_layout, BlockMaps, BlockPath, BlockSource, RwbsOffset, REQUESTS, SPLIT, SUBMITTER,
+    TYPED, TYPED_PROGRAMS,
 };
 use crate::{
     api::processes::ProcessRow,
@@ -83,7 +83,9 @@ impl KernelFamily for Block {
                     btf = %ctx.vmlinux.display(),
                     "typed block hooks off; the classic ones serve"
                 );
-                setup.fail.extend(TYPED_PROGRAMS.iter().map(|p| p.to_string()));
+                setup
+                    .fail
+                    .extend(TYPED_PROGRAMS.iter().map(|p| p.to_string()));
             }
         }
         Ok(())

@@ -123,10 +123,7 @@ pub const REQUESTS: &[Probe] = &[
 
 /// Every hook either path can attach (for `monitor bpf verify` and the object's tests).
 pub fn all_probes() -> impl Iterator<Item = &'static Probe> {
-    TYPED
-        .iter()
-        .chain([&SUBMITTER, &SPLIT])
-        .chain(REQUESTS)
+    TYPED.iter().chain([&SUBMITTER, &SPLIT]).chain(REQUESTS)
 }
 
 /// Where `rwbs` sits in `block_rq_complete` records on this kernel.
@@ -335,7 +332,9 @@ impl BlockSource for BlockMaps {
                 read_all_of::<u32, RqSlot>(a.map())
                     .ok()
                     .flatten()
-                    .map_or(0, |all| all.iter().filter(|(_, s)| s.rq != 0).count() as u64)
+                    .map_or(0, |all| {
+                        all.iter().filter(|(_, s)| s.rq != 0).count() as u64
+                    })
             }),
         }
     }

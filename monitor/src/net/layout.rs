@@ -8,8 +8,16 @@ use monitor_common::net::{NetLayout, GLOBAL_LAYOUT};
 
 use crate::{audit::layout::offset_of, bpf::tracefs::Format};
 
+/// The typed TCP state program (see `Layout::typed_state`).
+const TYPED_STATE: &str = "tcp_state_btf";
+
 /// The layout, owned for as long as the loader borrows it.
-pub struct Layout(NetLayout);
+pub struct Layout {
+    layout: NetLayout,
+    /// Whether every struct member was found: the typed `tcp_state` reads some at offset 0,
+    /// so it cannot tell an unknown member from the first, and is attached only then.
+    typed_state: bool,
+}
 
 impl Layout {
     /// Reads what this kernel has. A missing tracepoint leaves its fields at 0 (its program
@@ -20,6 +28,7 @@ impl Layout {
         let len = fmt("sock", "sock_send_length");
         let copy = fmt("skb", "skb_copy_datagram_iovec");
         let queue = fmt("net", "net_dev_queue");
+        let mut typed_state = false;
         let mut l = NetLayout {
             len_sk: len.offset("sk"),
             len_family: len.offset("family"),
@@ -59,12 +68,13 @@ impl Layout {
                 l.tcp_total_retrans = get("tcp_sock", "total_retrans");
                 l.tcp_bytes_sent = get("tcp_sock", "bytes_sent");
                 l.tcp_bytes_retrans = get("tcp_sock", "bytes_retrans");
-                l.sk_num = get("sock", "__sk_common.skc_num");
+                l.inet_sport = get("inet_sock", "inet_sport");
                 l.sk_dport = get("sock", "__sk_common.skc_dport");
-                l.sk_rcv_saddr = get("sock", "__sk_common.skc_rcv_saddr");
+                l.inet_saddr = get("inet_sock", "inet_saddr");
                 l.sk_daddr = get("sock", "__sk_common.skc_daddr");
                 l.sk_v6_rcv_saddr = get("sock", "__sk_common.skc_v6_rcv_saddr");
                 l.sk_v6_daddr = get("sock", "__sk_common.skc_v6_daddr");
+                typed_state = missing.is_empty();
                 if !missing.is_empty() {
                     tracing::warn!(
                         btf = %vmlinux.display(),
@@ -81,10 +91,16 @@ impl Layout {
                  needs sock:sock_send_length (6.3+)"
             ),
         }
-        Self(l)
+        Self {
+            layout: l,
+            typed_state,
+        }
     }
 
     pub fn set(&self, setup: &mut crate::bpf::family::Setup) {
-        setup.global(GLOBAL_LAYOUT, &self.0);
+        setup.global(GLOBAL_LAYOUT, &self.layout);
+        if !self.typed_state {
+            setup.fail.push(TYPED_STATE.to_string());
+        }
     }
 }
