@@ -169,9 +169,10 @@ pub const fn rq_set(rq: u64) -> u32 {
 }
 
 /// Value of `BLOCK_RQ_SLOTS`: a request of the typed path between its submission and its
-/// completion. A slot whose `rq` is 0 is free; a completion frees its slot. A request a
-/// driver ends without a completion leaves its slot behind until a submission needs the
-/// set: both slots taken, the older is taken over (and counted), so the table heals itself.
+/// completion. A slot whose `rq` is 0 is free; a completion frees its slot. A request
+/// merged into another, or ended by a driver without a completion, leaves its slot behind
+/// until a submission needs the set: both slots taken, the older is taken over (and
+/// counted), so the table heals itself.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
