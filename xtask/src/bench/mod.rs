@@ -127,6 +127,11 @@ pub struct Options {
     /// Seconds per iperf3 run.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub net_seconds: u64,
+    /// Short loopback connections (connect, a byte each way, close) after each iperf3 run:
+    /// the state changes a server with many clients sees, which one iperf3 stream hardly
+    /// makes (0: none).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub net_connections: u32,
     /// Only the network figure (6); the same as --only net.
     #[arg(long)]
     pub net_only: bool,

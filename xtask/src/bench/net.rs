@@ -2,7 +2,9 @@
 //! collector (its 6.3+ hooks, and its pre-6.3 hooks forced), under a bpftrace equivalent, and
 //! under both the daemon and bpftrace at once; configurations interleaved round by round,
 //! each tool started fresh. For each: the stream's throughput, and what each of the tools'
-//! programs cost per event, from the kernel's own accounting over the same runs.
+//! programs cost per event, from the kernel's own accounting over the same runs, which also
+//! take in a burst of short connections after each stream (`--net-connections`): TCP state
+//! changes by the thousand, where one stream makes a few dozen, cold in every cache.
 
 use std::{
     collections::BTreeMap,
@@ -193,6 +195,36 @@ fn start(tool: Tool, env: &Env, tag: &str) -> anyhow::Result<(Proc, PathBuf)> {
     Ok((p, log))
 }
 
+/// `n` short loopback connections, one after another: connect, a byte each way, close on
+/// both ends (about ten TCP state changes each).
+fn churn(n: u32) -> anyhow::Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding the churn listener")?;
+    let addr = l.local_addr()?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        for _ in 0..n {
+            let (mut s, _) = l.accept()?;
+            let mut b = [0u8; 1];
+            std::io::Read::read_exact(&mut s, &mut b)?;
+            s.write_all(&b)?;
+        }
+        Ok(())
+    });
+    for _ in 0..n {
+        let mut c = TcpStream::connect(addr).context("churn connect")?;
+        c.write_all(b"x")?;
+        let mut b = [0u8; 1];
+        std::io::Read::read_exact(&mut c, &mut b)?;
+    }
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the churn server panicked"))?
+        .context("the churn server")?;
+    Ok(())
+}
+
 /// iperf3's received throughput from its JSON report.
 fn bits_per_second(json: &[u8]) -> anyhow::Result<f64> {
     let v: serde_json::Value = serde_json::from_slice(json).context("parsing iperf3's JSON")?;
@@ -267,6 +299,7 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
                 .collect();
             let before = bpf::snapshot()?;
             let bps = iperf(o.net_seconds)?;
+            churn(o.net_connections)?;
             let after = bpf::snapshot()?;
             results[i].bps.push(bps);
             for ((t, p, log), ids) in tools.iter_mut().zip(&ids) {
@@ -285,7 +318,10 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
     }
     Ok(NetCost {
         results,
-        iperf: format!("iperf3 -c 127.0.0.1 -t {} (one TCP stream)", o.net_seconds),
+        iperf: format!(
+            "iperf3 -c 127.0.0.1 -t {} (one TCP stream), then {} short connections",
+            o.net_seconds, o.net_connections
+        ),
     })
 }
 
