@@ -285,7 +285,7 @@ mod tests {
         let mut used = std::collections::HashMap::new();
         for i in 0..4096u64 {
             let s = rq_set(0xffff_8881_0a00_0000 + i * 384);
-            assert!(s < RQ_SLOTS && s % 2 == 0);
+            assert!(s < RQ_SLOTS && s.is_multiple_of(2));
             *used.entry(s).or_insert(0u32) += 1;
         }
         assert!(used.values().all(|&n| n <= 4), "{:?}", used.values().max());
