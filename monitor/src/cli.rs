@@ -132,6 +132,9 @@ pub struct RunArgs {
     pub logs: crate::log::LogArgs,
 
     #[command(flatten)]
+    pub web: crate::web::args::WebArgs,
+
+    #[command(flatten)]
     pub audit: crate::audit::AuditArgs,
 
     #[command(flatten)]
