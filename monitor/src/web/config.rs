@@ -195,3 +195,111 @@ impl WebConfig {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> anyhow::Result<WebConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web.yml");
+        std::fs::write(&p, text).unwrap();
+        WebConfig::load(&p)
+    }
+
+    fn error(text: &str) -> String {
+        let e = load(text).err().expect("an error").to_string();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        e
+    }
+
+    #[test]
+    fn users_headers_and_rate_limit() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let c = load(&format!(
+            "basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    \
+             X-Frame-Options: deny\n    Strict-Transport-Security: max-age=31536000\n\
+             rate_limit:\n  interval: 100ms\n  burst: 5\n"
+        ))
+        .unwrap();
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.headers.len(), 2);
+        assert_eq!(c.rate_limit, Some((Duration::from_millis(100), 5)));
+        assert!(c.tls.is_none());
+        assert!(c.http2);
+        let empty = load("").unwrap();
+        assert!(empty.users.is_empty() && empty.tls.is_none());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        for (text, needle) in [
+            ("nope: 1\n", "nope"),
+            ("basic_auth_users:\n  alice: plain\n", "basic_auth_users.alice"),
+            (
+                "http_server_config:\n  headers:\n    Server: x\n",
+                "http_server_config.headers.Server: this header cannot be set",
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
+                "http_server_config.headers.X-Content-Type-Options: \"sniff\" is not one of nosniff",
+            ),
+            ("http_server_config:\n  http3: true\n", "http3"),
+            ("rate_limit:\n  interval: soon\n", "rate_limit.interval"),
+            ("tls_server_config:\n  key_file: k\n", "tls_server_config.cert_file: missing"),
+            ("tls_server_config:\n  cert_file: c\n", "tls_server_config.key_file: missing"),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: Maybe\n",
+                "tls_server_config.client_auth_type: unknown \"Maybe\"",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_ca_file: ca\n",
+                "tls_server_config.client_auth_type: a client CA is configured",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  \
+                 client_auth_type: RequireAndVerifyClientCert\n",
+                "tls_server_config.client_ca_file: RequireAndVerifyClientCert needs",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS10\n",
+                "tls_server_config.min_version: TLS10 is not supported: rustls speaks TLS12 and TLS13 only",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  max_version: TLS14\n",
+                "tls_server_config.max_version: unknown TLS version",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS13\n  \
+                 max_version: TLS12\n",
+                "tls_server_config.min_version: TLS13 is above max_version TLS12",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  cipher_suites:\n    \
+                 - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n    - TLS_RSA_WITH_AES_128_CBC_SHA\n",
+                "tls_server_config.cipher_suites[1]: TLS_RSA_WITH_AES_128_CBC_SHA is not implemented by rustls",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  cipher_suites: [TLS_NULL]\n",
+                "tls_server_config.cipher_suites[0]: unknown cipher suite \"TLS_NULL\"",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  curve_preferences: [CurveP521]\n",
+                "tls_server_config.curve_preferences[0]: CurveP521 is not implemented by rustls",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_typo: x\n",
+                "tls_server_config.client_auth_typo: unknown field",
+            ),
+            // The files are read once at load, relative to the config file's folder.
+            (
+                "tls_server_config:\n  cert_file: missing.pem\n  key_file: k\n",
+                "tls_server_config.cert_file: cannot read ",
+            ),
+        ] {
+            let e = error(text);
+            assert!(e.contains(needle), "{text}: {e}");
+            assert!(e.starts_with("--web.config.file "), "{e}");
+        }
+    }
+}
