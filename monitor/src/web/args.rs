@@ -10,7 +10,7 @@ pub struct WebArgs {
     /// A Prometheus exporter-toolkit web configuration file: TLS (tls_server_config, with
     /// client certificates), response headers and HTTP/2 (http_server_config), rate_limit
     /// and basic_auth_users (bcrypt hashes), as node_exporter reads it.
-    #[arg(long = "web.config.file", value_name = "PATH")]
+    #[arg(id = "web_config_file", long = "web.config.file", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// Connections open at once; one more is closed as soon as it is accepted (counted in
