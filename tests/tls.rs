@@ -22,7 +22,13 @@ struct Curl {
 
 fn curl(args: &[&str], url: &str) -> Curl {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code} %{http_version}"])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code} %{http_version}",
+        ])
         .args(args)
         .arg(url)
         .output()
@@ -140,7 +146,9 @@ fn prometheus_scrapes_over_tls_with_a_client_certificate() {
     ));
     let value = |q: &str| -> Option<String> {
         let v = prom.query(q)?;
-        v["data"]["result"][0]["value"][1].as_str().map(str::to_string)
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(str::to_string)
     };
     // The scrape with the certificate went through: Prometheus holds a figure only the
     // daemon knows (its connection cap, set above).
@@ -152,7 +160,10 @@ fn prometheus_scrapes_over_tls_with_a_client_certificate() {
     let nocert = poll("the scrape without a certificate", || {
         value("up{job=\"nocert\"}")
     });
-    assert_eq!(nocert, "0", "a scrape without a client certificate was let in");
+    assert_eq!(
+        nocert, "0",
+        "a scrape without a client certificate was let in"
+    );
 
     let with = p.with_cert();
     let a: Vec<&str> = with.iter().map(String::as_str).collect();
@@ -204,7 +215,11 @@ fn optional_client_certificates_and_allowed_sans() {
     );
     let d = p.start(&[]);
     let ca = ["--cacert", s(&p.ca.cert)];
-    assert_eq!(curl(&ca, &https(&d, "/healthz")).status, 200, "no certificate");
+    assert_eq!(
+        curl(&ca, &https(&d, "/healthz")).status,
+        200,
+        "no certificate"
+    );
     let other = p.ca.client("other", "someone-else");
     let c = curl(
         &[
@@ -217,7 +232,10 @@ fn optional_client_certificates_and_allowed_sans() {
         ],
         &https(&d, "/healthz"),
     );
-    assert_eq!(c.status, 0, "a certificate without an allowed SAN was let in");
+    assert_eq!(
+        c.status, 0,
+        "a certificate without an allowed SAN was let in"
+    );
     let with = p.with_cert();
     let a: Vec<&str> = with.iter().map(String::as_str).collect();
     assert_eq!(curl(&a, &https(&d, "/healthz")).status, 200);
@@ -260,7 +278,11 @@ fn a_rotated_certificate_is_served_without_a_restart() {
     assert!(served_subject(d.port).contains("CN = first"));
     assert_eq!(curl(&ca, &https(&d, "/healthz")).status, 200);
     assert!(
-        metric(&d, &with, "monitor_tls_certificate_reloads_total{result=\"failure\"}") >= 1.0
+        metric(
+            &d,
+            &with,
+            "monitor_tls_certificate_reloads_total{result=\"failure\"}"
+        ) >= 1.0
     );
     // A new pair, each file replaced by a rename as certificate tools do.
     let next = p.ca.server("next", "second");
@@ -271,7 +293,11 @@ fn a_rotated_certificate_is_served_without_a_restart() {
     });
     assert_eq!(curl(&ca, &https(&d, "/healthz")).status, 200);
     assert!(
-        metric(&d, &with, "monitor_tls_certificate_reloads_total{result=\"success\"}") >= 1.0
+        metric(
+            &d,
+            &with,
+            "monitor_tls_certificate_reloads_total{result=\"success\"}"
+        ) >= 1.0
     );
     assert_eq!(d.pid(), pid);
     assert!(d.log().contains("reloaded"), "{}", d.log());
@@ -291,7 +317,11 @@ fn bad_web_config_fields_are_named_by_check_config_and_run() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("web.yml: OK: TLS"), "{said}");
     for (text, needle) in [
         (

@@ -24,7 +24,9 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// The fewest descriptors the daemon holds over a few samples: its refreshes open procfs
@@ -53,7 +55,11 @@ fn raise_fd_limit(n: u64) {
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &l), 0);
         }
     }
-    assert!(l.rlim_cur >= n, "RLIMIT_NOFILE hard limit {} is below {n}", l.rlim_max);
+    assert!(
+        l.rlim_cur >= n,
+        "RLIMIT_NOFILE hard limit {} is below {n}",
+        l.rlim_max
+    );
 }
 
 /// Whether the server has closed `c` (end of file, or a reset), waiting at most `wait`.
@@ -80,7 +86,13 @@ fn half_open_connections_are_closed_while_scrapes_are_answered() {
     const HALF: usize = 2500;
     const SILENT: usize = 500;
     raise_fd_limit(8192);
-    let d = Daemon::start(&["--web.header-timeout", "5s", "--web.max-connections", "4000"]);
+    // Long enough to open them all before the first expires.
+    let d = Daemon::start(&[
+        "--web.header-timeout",
+        "30s",
+        "--web.max-connections",
+        "4000",
+    ]);
     assert_eq!(d.get("/metrics").0, 200);
     let before = quiet_fds(d.pid());
     let mut held = Vec::new();
@@ -116,9 +128,10 @@ fn half_open_connections_are_closed_while_scrapes_are_answered() {
     );
     assert_eq!(m.value("monitor_http_connections_refused_total"), 0.0);
     drop(held);
-    poll("the daemon's descriptors to come back to their level", || {
-        (fds(d.pid()) <= before).then_some(())
-    });
+    poll(
+        "the daemon's descriptors to come back to their level",
+        || (fds(d.pid()) <= before).then_some(()),
+    );
     // Only the scrape that reads it is open now.
     assert_eq!(d.metrics().value("monitor_http_connections_open"), 1.0);
 }
@@ -167,17 +180,25 @@ fn connections_over_the_cap_are_refused_and_counted() {
     });
     // The 30, and any try of the poll above made while the held ones were still closing.
     assert!(refused >= OVER as f64, "{refused}");
-    assert_eq!(d.metrics().value("monitor_http_connections_max"), CAP as f64);
+    assert_eq!(
+        d.metrics().value("monitor_http_connections_max"),
+        CAP as f64
+    );
 }
 
 #[test]
 fn an_idle_kept_alive_connection_is_closed() {
     let d = Daemon::start(&["--web.idle-timeout", "2s", "--web.header-timeout", "10m"]);
     let mut c = connect(d.port);
-    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 1024];
     let n = c.read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     // The header timeout is ten minutes: only the idle timeout can close it within the
     // wait.
     assert!(closed_by_server(&mut c, Duration::from_secs(120)));
@@ -197,7 +218,12 @@ fn raw(port: u16, request: &[u8]) -> String {
 
 #[test]
 fn oversized_requests_are_refused() {
-    let d = Daemon::start(&["--web.max-request-bytes", "4KiB", "--web.max-header-bytes", "16KiB"]);
+    let d = Daemon::start(&[
+        "--web.max-request-bytes",
+        "4KiB",
+        "--web.max-header-bytes",
+        "16KiB",
+    ]);
     let body = "query=".to_string() + &"1+".repeat(4000) + "1";
     let post = format!(
         "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\

@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::Notify,
+};
 
 use super::metrics::Timeout;
 
@@ -22,6 +25,8 @@ struct State {
 
 pub struct Activity {
     state: Mutex<State>,
+    /// Wakes the connection's task to move its deadline when the phase changes.
+    changed: Notify,
     /// HTTP/2 frames between requests (pings, settings) start no request head.
     track_heads: bool,
 }
@@ -37,6 +42,7 @@ impl Activity {
                 head_since: track_heads.then_some(now),
                 idle_since: now,
             }),
+            changed: Notify::new(),
             track_heads,
         })
     }
@@ -50,6 +56,7 @@ impl Activity {
             self.with(|s| {
                 if s.in_flight == 0 && s.head_since.is_none() {
                     s.head_since = Some(Instant::now());
+                    self.changed.notify_one();
                 }
             });
         }
@@ -61,7 +68,14 @@ impl Activity {
             s.in_flight += 1;
             s.head_since = None;
         });
+        self.changed.notify_one();
         InFlight(self.clone())
+    }
+
+    /// Completes when the phase has changed since the last call (a permit is kept, so no
+    /// change is missed between a `deadline` and this).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// When the connection expires if nothing happens before, and why; `None` while a
@@ -87,6 +101,7 @@ impl Drop for InFlight {
             s.in_flight -= 1;
             s.idle_since = Instant::now();
         });
+        self.0.changed.notify_one();
     }
 }
 

@@ -228,6 +228,7 @@ async fn drive<C>(
                     }
                 }
             }
+            () = activity.changed() => {}
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
