@@ -15,16 +15,16 @@ pub struct WebArgs {
 
     /// Connections open at once; one more is closed as soon as it is accepted (counted in
     /// monitor_http_connections_refused_total).
-    #[arg(long = "web.max-connections", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
     /// How long a client has to send a request's head (and, with TLS, to finish the
     /// handshake) before its connection is closed.
-    #[arg(long = "web.header-timeout", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(long = "web.header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub header_timeout: Duration,
 
     /// How long a kept-alive connection may wait for its next request.
-    #[arg(long = "web.idle-timeout", default_value = "2m", value_parser = parse_timeout)]
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_timeout)]
     pub idle_timeout: Duration,
 
     /// The largest request head (request line and headers); a larger one is refused.

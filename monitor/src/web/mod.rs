@@ -30,6 +30,7 @@ pub struct Web {
 
 impl Web {
     pub fn load(args: &WebArgs) -> anyhow::Result<Self> {
+        server::raise_fd_limit(args.max_connections);
         let metrics = Arc::new(WebMetrics::new(u64::from(args.max_connections)));
         let mut config = args.config.as_deref().map(WebConfig::load).transpose()?;
         let tls = match config

@@ -236,3 +236,40 @@ async fn drive<C>(
         }
     }
 }
+
+/// Descriptors the daemon holds besides its connections (kernel maps, programs, perf
+/// events, procfs files being read), with room to spare.
+const RESERVED_FDS: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one, as Go's runtime does for node_exporter,
+/// so the connection cap (counted, logged) rather than a failing `accept` is what turns
+/// clients away; warns when even the hard limit leaves no room for the cap.
+pub fn raise_fd_limit(max_connections: u32) {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return;
+    }
+    if l.rlim_cur < l.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: l.rlim_max,
+            rlim_max: l.rlim_max,
+        };
+        // SAFETY: setrlimit reads the rlimit we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            l = raised;
+        }
+    }
+    let needed = u64::from(max_connections) + RESERVED_FDS;
+    if l.rlim_cur < needed {
+        tracing::warn!(
+            limit = l.rlim_cur,
+            max_connections,
+            "the open-file limit (RLIMIT_NOFILE) is below --web.max-connections plus the \
+             daemon's own files: connections past it fail to be accepted"
+        );
+    }
+}
