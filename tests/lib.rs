@@ -361,6 +361,21 @@ pub fn fails(pre: &[&str], args: &[&str]) -> (i32, String) {
     (code, stderr)
 }
 
+/// Whether the server has closed `c` (end of file, or a reset), waiting at most `wait`.
+pub fn closed_by_server(c: &mut std::net::TcpStream, wait: Duration) -> bool {
+    c.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match std::io::Read::read(c, &mut buf) {
+            Ok(0) => return true,
+            // An answer (a 408 or an error page) before the close is fine; read on.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 pub fn one_line(stderr: &str) -> &str {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");

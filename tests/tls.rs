@@ -207,6 +207,41 @@ fn prometheus_scrapes_over_tls_with_a_client_certificate() {
 }
 
 #[test]
+fn stalled_tls_handshakes_are_closed_while_scrapes_are_answered() {
+    const STALLED: usize = 300;
+    let p = pki("", "");
+    let d = p.start(&["--web.header-timeout", "20s"]);
+    let ca: Vec<String> = vec!["--cacert".into(), s(&p.ca.cert).into()];
+    let mut held = Vec::new();
+    for i in 0..STALLED {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        if i % 2 == 0 {
+            // A TLS record header announcing a 512-byte ClientHello, and no more.
+            use std::io::Write as _;
+            c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+        }
+        held.push(c);
+    }
+    poll("the daemon to hold every stalled handshake", || {
+        (metric(&d, &ca, "monitor_http_connections_open") >= STALLED as f64).then_some(())
+    });
+    let a: Vec<&str> = ca.iter().map(String::as_str).collect();
+    assert_eq!(curl(&a, &https(&d, "/healthz")).status, 200);
+    for (i, c) in held.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(c, Duration::from_secs(120)),
+            "stalled handshake {i} still open"
+        );
+    }
+    let timed_out = metric(
+        &d,
+        &ca,
+        "monitor_http_connections_timed_out_total{phase=\"tls_handshake\"}",
+    );
+    assert!(timed_out >= STALLED as f64, "{timed_out}");
+}
+
+#[test]
 fn optional_client_certificates_and_allowed_sans() {
     let p = pki(
         "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: test-ca.pem\n  \

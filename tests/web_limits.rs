@@ -62,21 +62,6 @@ fn raise_fd_limit(n: u64) {
     );
 }
 
-/// Whether the server has closed `c` (end of file, or a reset), waiting at most `wait`.
-fn closed_by_server(c: &mut TcpStream, wait: Duration) -> bool {
-    c.set_read_timeout(Some(wait)).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) => return true,
-            // An answer (a 408 or an error page) before the close is fine; read on.
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
 fn connect(port: u16) -> TcpStream {
     TcpStream::connect(("127.0.0.1", port)).expect("connecting to the daemon")
 }

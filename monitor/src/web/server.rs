@@ -106,7 +106,7 @@ async fn connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(tls) = &s.tls else {
-        return http1(tcp, peer, app, s, metrics, stop).await;
+        return http(tcp, false, peer, app, s, metrics, stop).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
     let stream = match tokio::time::timeout(s.header_timeout, acceptor.accept(tcp)).await {
@@ -121,79 +121,57 @@ async fn connection(
         }
         Ok(Ok(stream)) => stream,
     };
-    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        http2(stream, peer, app, s, metrics, stop).await;
-    } else {
-        http1(stream, peer, app, s, metrics, stop).await;
-    }
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    http(stream, h2, peer, app, s, metrics, stop).await;
 }
 
-/// A hyper service over the router: the peer's address for the access log, and the request
-/// marked in progress until its response body is dropped (sent, or the connection gone).
-macro_rules! service {
-    ($app:expr, $peer:expr, $activity:expr) => {{
-        let (app, peer, activity) = ($app, $peer, $activity.clone());
-        hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            let in_flight = activity.request();
-            let app = app.clone();
-            async move {
-                let resp = app.oneshot(req.map(Body::new)).await?;
-                Ok::<_, std::convert::Infallible>(resp.map(move |b| {
-                    Body::new(b.map_frame(move |f| {
-                        let _held = &in_flight;
-                        f
-                    }))
+/// Serves HTTP/1.1, or HTTP/2 when `h2` (negotiated by ALPN: never on plain TCP, as in
+/// Go's server). Each request carries the peer's address for the access log, and is marked
+/// in progress until its response body is dropped (sent, or the connection gone).
+async fn http<I>(
+    io: I,
+    h2: bool,
+    peer: SocketAddr,
+    app: Router,
+    s: &Settings,
+    metrics: &WebMetrics,
+    stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new(!h2);
+    let io = TokioIo::new(Tracked {
+        io,
+        activity: activity.clone(),
+    });
+    let requests = activity.clone();
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        let in_flight = requests.request();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req.map(Body::new)).await?;
+            Ok::<_, std::convert::Infallible>(resp.map(move |b| {
+                Body::new(b.map_frame(move |f| {
+                    let _held = &in_flight;
+                    f
                 }))
-            }
-        })
-    }};
-}
-
-async fn http1<I>(
-    io: I,
-    peer: SocketAddr,
-    app: Router,
-    s: &Settings,
-    metrics: &WebMetrics,
-    stop: watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let activity = Activity::new(true);
-    let io = TokioIo::new(Tracked {
-        io,
-        activity: activity.clone(),
+            }))
+        }
     });
-    let mut b = hyper::server::conn::http1::Builder::new();
-    // Our own header timeout (hyper's also runs while a kept-alive connection is idle).
-    b.header_read_timeout(None)
-        .max_buf_size(usize::try_from(s.max_header_bytes).unwrap_or(usize::MAX));
-    let conn = b.serve_connection(io, service!(app, peer, activity));
-    drive(conn, &activity, s, metrics, stop).await;
-}
-
-async fn http2<I>(
-    io: I,
-    peer: SocketAddr,
-    app: Router,
-    s: &Settings,
-    metrics: &WebMetrics,
-    stop: watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let activity = Activity::new(false);
-    let io = TokioIo::new(Tracked {
-        io,
-        activity: activity.clone(),
-    });
-    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    b.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(100);
-    let conn = b.serve_connection(io, service!(app, peer, activity));
-    drive(conn, &activity, s, metrics, stop).await;
+    if h2 {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(100);
+        drive(b.serve_connection(io, service), &activity, s, metrics, stop).await;
+    } else {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        // Our own header timeout: hyper's also runs while a kept-alive connection is idle.
+        b.header_read_timeout(None)
+            .max_buf_size(usize::try_from(s.max_header_bytes).unwrap_or(usize::MAX));
+        drive(b.serve_connection(io, service), &activity, s, metrics, stop).await;
+    }
 }
 
 /// Runs the connection until it ends, a timeout closes it, or the daemon stops (then it
