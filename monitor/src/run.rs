@@ -83,6 +83,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         alert::Options {
             state_dir: args.alert.state_dir.clone(),
             interval: args.alert.interval,
+            scheme: web.scheme(),
             port: args.listen_address.port(),
         },
         &mut core,
