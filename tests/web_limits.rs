@@ -169,6 +169,13 @@ fn connections_over_the_cap_are_refused_and_counted() {
         d.metrics().value("monitor_http_connections_max"),
         CAP as f64
     );
+    // Said once in the log, not once per refusal.
+    assert_eq!(
+        d.log().matches("refusing an HTTP connection").count(),
+        1,
+        "{}",
+        d.log()
+    );
 }
 
 #[test]

@@ -62,8 +62,9 @@ impl WebMetrics {
         self.open.fetch_sub(1, Relaxed);
     }
 
-    pub fn refused(&self) {
-        self.refused.fetch_add(1, Relaxed);
+    /// Counts a refusal; the count so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.fetch_add(1, Relaxed) + 1
     }
 
     pub fn timed_out(&self, t: Timeout) {

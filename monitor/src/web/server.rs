@@ -68,7 +68,16 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            metrics.refused();
+            let n = metrics.refused();
+            // The first, then one line in a thousand: a flood must not flood the log too.
+            if n % 1000 == 1 {
+                tracing::warn!(
+                    peer = %peer,
+                    refused_so_far = n,
+                    max_connections = settings.max_connections,
+                    "refusing an HTTP connection: --web.max-connections are open"
+                );
+            }
             drop(tcp);
             continue;
         };
