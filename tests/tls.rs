@@ -242,6 +242,45 @@ fn stalled_tls_handshakes_are_closed_while_scrapes_are_answered() {
 }
 
 #[test]
+fn versions_and_cipher_suites_are_enforced() {
+    let p = pki("  min_version: TLS13\n", "");
+    let d = p.start(&[]);
+    let ca = ["--cacert", s(&p.ca.cert)];
+    let with = |extra: &[&str]| {
+        let mut a = ca.to_vec();
+        a.extend_from_slice(extra);
+        curl(&a, &https(&d, "/healthz")).status
+    };
+    assert_eq!(with(&["--tlsv1.3"]), 200);
+    assert_eq!(
+        with(&["--tls-max", "1.2"]),
+        0,
+        "TLS 1.2 let in under min_version TLS13"
+    );
+    drop(d);
+    // TLS 1.2 with one suite (the server's key is ECDSA): curl offering only another gets
+    // no answer.
+    let p = pki(
+        "  max_version: TLS12\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]\n",
+        "",
+    );
+    let d = p.start(&[]);
+    let ca = ["--cacert", s(&p.ca.cert)];
+    let with = |extra: &[&str]| {
+        let mut a = ca.to_vec();
+        a.extend_from_slice(extra);
+        curl(&a, &https(&d, "/healthz")).status
+    };
+    assert_eq!(with(&["--ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384"]), 200);
+    assert_eq!(with(&["--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"]), 0);
+    assert_eq!(
+        with(&["--tlsv1.3"]),
+        0,
+        "TLS 1.3 let in under max_version TLS12"
+    );
+}
+
+#[test]
 fn optional_client_certificates_and_allowed_sans() {
     let p = pki(
         "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: test-ca.pem\n  \

@@ -446,3 +446,48 @@ impl Reloading {
         s.config.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> TlsSettings {
+        let f: TlsFile =
+            serde_norway::from_str(&format!("cert_file: c\nkey_file: k\n{extra}")).unwrap();
+        TlsSettings::new(&f, Path::new("/etc")).unwrap()
+    }
+
+    #[test]
+    fn versions_suites_and_curves_map_to_rustls() {
+        let d = settings("");
+        assert_eq!(d.versions.len(), 2);
+        assert_eq!(d.client_auth, ClientAuth::NoClientCert);
+        assert!(d.ignore_client_order);
+        assert_eq!(d.provider().cipher_suites.len(), 9);
+        assert!(matches!(&d.cert, Pem::File(p) if p == Path::new("/etc/c")));
+        let t = settings(
+            "min_version: TLS13\ncipher_suites: [TLS_AES_128_GCM_SHA256, \
+             TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\ncurve_preferences: [CurveP384, X25519]\n\
+             prefer_server_cipher_suites: false\nclient_auth_type: RequireClientCert\n",
+        );
+        assert_eq!(t.versions, vec![&rustls::version::TLS13]);
+        assert_eq!(t.client_auth, ClientAuth::RequireAnyClientCert);
+        assert!(!t.ignore_client_order);
+        let p = t.provider();
+        // The three TLS 1.3 suites stay (Go cannot turn them off either), and the one TLS
+        // 1.2 suite listed.
+        let names: Vec<String> = p
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names.contains(&"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()));
+        let groups: Vec<String> = p
+            .kx_groups
+            .iter()
+            .map(|g| format!("{:?}", g.name()))
+            .collect();
+        assert_eq!(groups, ["secp384r1", "X25519"]);
+    }
+}
