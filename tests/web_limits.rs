@@ -216,22 +216,22 @@ fn oversized_requests_are_refused() {
         "--web.max-header-bytes",
         "16KiB",
     ]);
-    let body = "query=".to_string() + &"1+".repeat(4000) + "1";
-    let post = format!(
-        "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let answer = raw(d.port, post.as_bytes());
+    let post = |body: &str| {
+        raw(
+            d.port,
+            format!(
+                "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n\
+                 {body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let answer = post(&("query=".to_string() + &"1+".repeat(4000) + "1"));
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     // A small one goes through.
-    let small = "query=1";
-    let post = format!(
-        "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{small}",
-        small.len()
-    );
-    let answer = raw(d.port, post.as_bytes());
+    let answer = post("query=1");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let huge = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
