@@ -241,3 +241,29 @@ fn oversized_requests_are_refused() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     assert_eq!(d.get("/healthz").0, 200);
 }
+
+#[test]
+fn the_daemon_stops_without_waiting_for_stalled_clients() {
+    let d = Daemon::start(&["--web.header-timeout", "10m", "--web.idle-timeout", "10m"]);
+    let mut held: Vec<TcpStream> = (0..50).map(|_| connect(d.port)).collect();
+    for c in held.iter_mut().step_by(2) {
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHo").unwrap();
+    }
+    poll("the daemon to hold them", || {
+        (d.metrics().value("monitor_http_connections_open") >= 50.0).then_some(())
+    });
+    // SAFETY: signalling the daemon this test started, by pid.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGTERM) };
+    for c in &mut held {
+        assert!(closed_by_server(c, Duration::from_secs(60)));
+    }
+    poll("the daemon to exit", || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        matches!(state, None | Some('Z')).then_some(())
+    });
+    let log = d.log();
+    assert!(log.contains("stopped"), "{log}");
+    // Not held up by them until the drain's end.
+    assert!(!log.contains("still open"), "{log}");
+}

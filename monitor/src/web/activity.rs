@@ -78,6 +78,11 @@ impl Activity {
         self.changed.notified().await;
     }
 
+    /// Whether a request is being served.
+    pub fn serving(&self) -> bool {
+        self.with(|s| s.in_flight > 0)
+    }
+
     /// When the connection expires if nothing happens before, and why; `None` while a
     /// request is served (look again later).
     pub fn deadline(&self, header: Duration, idle: Duration) -> (Instant, Option<Timeout>) {

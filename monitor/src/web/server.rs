@@ -111,14 +111,19 @@ async fn connection(
     app: Router,
     s: &Settings,
     metrics: &WebMetrics,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(tls) = &s.tls else {
         return http(tcp, false, peer, app, s, metrics, stop).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-    let stream = match tokio::time::timeout(s.header_timeout, acceptor.accept(tcp)).await {
+    let handshake = tokio::time::timeout(s.header_timeout, acceptor.accept(tcp));
+    let stream = match tokio::select! {
+        r = handshake => r,
+        // No request yet: nothing to finish when the daemon stops.
+        _ = stop.changed() => return,
+    } {
         Err(_) => {
             metrics.timed_out(Timeout::TlsHandshake);
             return;
@@ -217,6 +222,11 @@ async fn drive<C>(
             }
             () = activity.changed() => {}
             _ = stop.changed(), if !stopping => {
+                // A connection between requests (or in the middle of a head) is closed;
+                // one serving a request finishes it first.
+                if !activity.serving() {
+                    return;
+                }
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
