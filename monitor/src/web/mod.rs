@@ -33,27 +33,22 @@ impl Web {
         server::raise_fd_limit(args.max_connections);
         let metrics = Arc::new(WebMetrics::new(u64::from(args.max_connections)));
         let mut config = args.config.as_deref().map(WebConfig::load).transpose()?;
-        let tls = match config
-            .as_mut()
-            .and_then(|c| c.tls.take().map(|t| (t, c.http2)))
-        {
-            None => None,
-            Some((mut t, http2)) => {
-                if http2 {
+        let mut tls = None;
+        if let Some(c) = config.as_mut() {
+            if let Some(mut t) = c.tls.take() {
+                if c.http2 {
                     t.offer_http2();
                 }
+                // The handshakes' copy; the check in `WebConfig::load` built a first one.
                 let r = tls::Reloading::new(t, metrics.clone()).map_err(|e| {
                     anyhow::anyhow!(
                         "--web.config.file {}: tls_server_config.{e}",
-                        args.config
-                            .as_deref()
-                            .unwrap_or(std::path::Path::new(""))
-                            .display()
+                        c.path.display()
                     )
                 })?;
-                Some(Arc::new(r))
+                tls = Some(Arc::new(r));
             }
-        };
+        }
         Ok(Self {
             settings: server::Settings {
                 max_connections: args.max_connections,
