@@ -29,6 +29,11 @@ fn invalid_values() {
         ["--refresh.interval", "soon"],
         ["--web.telemetry-path", "metrics"],
         ["--process.max-groups", "0"],
+        ["--web.max-connections", "0"],
+        ["--web.header-timeout", "0s"],
+        ["--web.idle-timeout", "never"],
+        ["--web.max-header-bytes", "1KiB"],
+        ["--web.max-request-bytes", "lots"],
     ] {
         let mut a = vec!["run"];
         a.extend_from_slice(&args);

@@ -4,6 +4,7 @@
 //!
 //! Tests panic on failure (they are privileged tests; a `Result` would hide where).
 
+pub mod pki;
 pub mod sink;
 
 use std::{
@@ -58,6 +59,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_ready(extra, |d| d.get("/healthz").0 == 200)
+    }
+
+    /// Starts the daemon and waits until `ready` says it answers (for a daemon that serves
+    /// TLS, or asks for credentials).
+    pub fn start_ready(extra: &[&str], ready: impl Fn(&Daemon) -> bool) -> Self {
         require_root();
         let port = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
@@ -75,7 +82,7 @@ impl Daemon {
             if let Ok(Some(status)) = d.child.try_wait() {
                 panic!("daemon exited early ({status}):\n{}", d.log());
             }
-            if d.get("/healthz").0 == 200 {
+            if ready(&d) {
                 return d;
             }
             assert!(
@@ -354,6 +361,21 @@ pub fn fails(pre: &[&str], args: &[&str]) -> (i32, String) {
     (code, stderr)
 }
 
+/// Whether the server has closed `c` (end of file, or a reset), waiting at most `wait`.
+pub fn closed_by_server(c: &mut std::net::TcpStream, wait: Duration) -> bool {
+    c.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match std::io::Read::read(c, &mut buf) {
+            Ok(0) => return true,
+            // An answer (a 408 or an error page) before the close is fine; read on.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 pub fn one_line(stderr: &str) -> &str {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
@@ -420,14 +442,22 @@ pub struct Prometheus {
 impl Prometheus {
     /// Scrapes `127.0.0.1:target_port` as job `monitor`.
     pub fn start(target_port: u16) -> Self {
+        Self::with_scrape_configs(&format!(
+            "  - job_name: monitor\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{target_port}']\n"
+        ))
+    }
+
+    /// Runs with these `scrape_configs` entries (YAML, indented by two spaces), scraping
+    /// every second.
+    pub fn with_scrape_configs(scrape_configs: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n  - job_name: monitor\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{target_port}']\n"
+                 scrape_configs:\n{scrape_configs}"
             ),
         )
         .unwrap();

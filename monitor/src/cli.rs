@@ -39,8 +39,8 @@ pub enum Command {
     /// A live per-process view (CPU, run-queue wait, memory, disk, network) from the daemon,
     /// or standalone when no daemon runs.
     Top(TopArgs),
-    /// Check the alerting config and its rule files, and a remote write config if given
-    /// (exit 1 with the first error).
+    /// Check the alerting config and its rule files, and a remote write config and a web
+    /// config if given (exit 1 with the first error).
     CheckConfig(crate::alert::cli::CheckConfigArgs),
     /// Alerting tools.
     #[command(subcommand)]
@@ -130,6 +130,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub logs: crate::log::LogArgs,
+
+    #[command(flatten)]
+    pub web: crate::web::args::WebArgs,
 
     #[command(flatten)]
     pub audit: crate::audit::AuditArgs,

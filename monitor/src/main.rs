@@ -27,7 +27,7 @@ mod sched;
 mod scrape;
 mod snapshot;
 mod top;
-mod webconfig;
+mod web;
 
 use std::process::ExitCode;
 

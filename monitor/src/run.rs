@@ -14,8 +14,7 @@ use crate::{
     log::access::{self, AccessLog},
     page, remote_write,
     scrape::Reader,
-    snapshot,
-    webconfig::{self, BasicAuth},
+    snapshot, web,
 };
 
 /// Requests that read (`/metrics`, `/api/v1/processes`) at once, each on a thread of its own
@@ -48,10 +47,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         .as_deref()
         .map(AccessLog::open)
         .transpose()?;
-    let basic_auth = match &args.logs.web_config {
-        Some(p) => BasicAuth::load(p)?,
-        None => None,
-    };
+    let web = web::Web::load(&args.web)?;
     let audit_out = args.audit.open()?;
     let log_match = args.log_match.start()?;
 
@@ -73,6 +69,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         fail_attach: args.fail_attach.clone(),
         audit: args.audit.kernel_setup(),
     })?;
+    scrape.add_collector(web.collector());
     if let Some(c) = log_match {
         scrape.add_collector(Box::new(c));
     }
@@ -86,6 +83,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         alert::Options {
             state_dir: args.alert.state_dir.clone(),
             interval: args.alert.interval,
+            scheme: web.scheme(),
             port: args.listen_address.port(),
         },
         &mut core,
@@ -117,6 +115,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
 
     tracing::info!(
         address = %args.listen_address,
+        scheme = web.scheme(),
         telemetry_path = %args.telemetry_path,
         collectors = ?enabled,
         "listening"
@@ -130,20 +129,19 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         interval: args.refresh_interval,
         retention: history.is_some().then_some(args.history.retention),
     }));
-    // Inside the access log, so it sees who authenticated (and the 401s).
-    if let Some(auth) = basic_auth {
-        app = app.layer(axum::middleware::from_fn_with_state(auth, webconfig::layer));
-    }
+    // Inside the access log, so it sees who authenticated (and the 401s, 413s and 429s).
+    app = web.wrap(app);
     if let Some(log) = access_log {
         app = app.layer(axum::middleware::from_fn_with_state(log, access::layer));
     }
-    axum::serve(
+    web::server::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app,
+        web.settings.clone(),
+        web.metrics.clone(),
+        shutdown(),
     )
-    .with_graceful_shutdown(shutdown())
-    .await
-    .context("serving HTTP")?;
+    .await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -27,6 +27,8 @@ const TEST_PACKAGES: &[&str] = &[
     // /usr/bin/python3), and openssl for its certificates.
     "python3-aiosmtpd",
     "openssl",
+    // An HTTPS client with client certificates and HTTP/2, for the TLS tests.
+    "curl",
     // The daemon's page in a headless browser (tests/page.rs drives it with npm's
     // playwright-core, which that test installs).
     "chromium",

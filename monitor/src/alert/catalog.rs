@@ -101,6 +101,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
     ("audit", crate::audit::stats::FAMILIES),
     ("history", crate::history::FAMILIES),
     ("remote write", crate::remote_write::metrics::FAMILIES),
+    ("web server", crate::web::metrics::FAMILIES),
 ];
 
 fn listed(name: &str) -> bool {

@@ -53,6 +53,11 @@ pub struct CheckConfigArgs {
         value_name = "FILE"
     )]
     pub remote_write: Option<PathBuf>,
+
+    /// A web config file (monitor run's --web.config.file) to check too, with the
+    /// certificate and key files it names.
+    #[arg(id = "web_config_file", long = "web.config.file", value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +96,11 @@ pub fn check_config(a: &CheckConfigArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let web = a
+        .web_config
+        .as_deref()
+        .map(crate::web::config::WebConfig::load)
+        .transpose()?;
     let defaults = loaded
         .rules
         .iter()
@@ -109,6 +119,9 @@ pub fn check_config(a: &CheckConfigArgs) -> anyhow::Result<()> {
     );
     if let Some(line) = remote_write {
         println!("{line}");
+    }
+    if let Some(w) = web {
+        println!("{}", w.summary());
     }
     Ok(())
 }

@@ -56,7 +56,8 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
 pub struct Options {
     pub state_dir: PathBuf,
     pub interval: Duration,
-    /// The daemon's port, for the default external URL.
+    /// The daemon's scheme (https with TLS) and port, for the default external URL.
+    pub scheme: &'static str,
     pub port: u16,
 }
 
@@ -104,7 +105,7 @@ pub fn start(
     let external_url = config
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{host}:{}", opts.port));
+        .unwrap_or_else(|| format!("{}://{host}:{}", opts.scheme, opts.port));
     let mut metrics = metrics::Metrics {
         receivers: config.receivers.iter().map(|r| r.name.clone()).collect(),
         ..Default::default()

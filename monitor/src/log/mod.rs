@@ -27,11 +27,6 @@ pub struct LogArgs {
     /// with "stderr". Off by default.
     #[arg(long = "web.access-log", value_name = "PATH|stderr")]
     pub access_log: Option<String>,
-
-    /// A Prometheus exporter-toolkit web configuration file: its basic_auth_users (bcrypt
-    /// hashes) are required on every endpoint. TLS settings are not supported.
-    #[arg(long = "web.config.file", value_name = "PATH")]
-    pub web_config: Option<std::path::PathBuf>,
 }
 
 /// Installs the daemon's log: one event per line on stderr, in `format`, at `level` for
