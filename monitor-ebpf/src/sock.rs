@@ -17,7 +17,7 @@ use monitor_common::{
     maps::{TCP_LISTENERS_CAPACITY, TCP_SOCKS_CAPACITY},
 };
 
-use crate::audit::current_in_scope;
+use crate::audit::{audit_enabled, current_in_scope};
 
 /// Owner of each tracked socket, keyed by its kernel address.
 #[map(name = "TCP_SOCKS")]
@@ -34,12 +34,20 @@ pub fn listener_key(family: u16, port: u16) -> u32 {
     (u32::from(family) << 16) | u32::from(port)
 }
 
-/// The current task as a socket's owner (a record header's identity, without its time).
+/// The current task as a socket's owner: its thread group, and with the audit log on, the
+/// identity its records carry (the daemon itself reads only the group and the state).
 #[inline(always)]
 pub fn current_owner() -> SockOwner {
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !audit_enabled() {
+        return SockOwner {
+            pid,
+            ..SockOwner::default()
+        };
+    }
     let uid_gid = bpf_get_current_uid_gid();
     SockOwner {
-        pid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        pid,
         uid: uid_gid as u32,
         gid: (uid_gid >> 32) as u32,
         in_scope: u32::from(current_in_scope()),
