@@ -23,6 +23,8 @@ const CLASSIC: &[&str] = &[
     "net_sock_recv",
     "--debug.fail-attach",
     "tcp_state_btf",
+    "--debug.fail-attach",
+    "tcp_retransmit_btf",
 ];
 
 fn verify(extra: &[&str]) -> serde_json::Value {

@@ -114,7 +114,7 @@ pub mod program {
         &["net_dev_queue"],
         &["net_udp_consume"],
         &["tcp_state_btf", "tcp_state"],
-        &["tcp_retransmit"],
+        &["tcp_retransmit_btf", "tcp_retransmit"],
         &["tcp_send_reset", "tcp_receive_reset"],
     ];
     /// The reasons each program can count, so every possible series exists from the start

@@ -1,7 +1,10 @@
 //! TCP retransmits and resets per socket owner. These run in softirq or timer context, so
 //! the socket's owner comes from `TCP_SOCKS`, never from `current`.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
 use monitor_common::health::{
     program::{TCP_RESET, TCP_RETRANSMIT},
     reason::{MAP_FULL, NO_OWNER, READ_FAILED},
@@ -10,12 +13,29 @@ use monitor_common::health::{
 use crate::{
     atomic::add,
     health::{finish, Outcome},
-    net::{layout, net_stats, tcp_owner, tcp_sync},
+    net::{charge_tcp, layout, net_stats, tcp_owner, tcp_reading_btf, tcp_sync},
     read::{global, read},
 };
 
 /// `tcp:tcp_retransmit_skb`: the socket's `total_retrans` moved (by the segments resent, as
 /// the kernel's `RetransSegs`); `tcp_sync` charges it with the segments.
+#[btf_tracepoint(function = "tcp_retransmit_skb")]
+pub fn tcp_retransmit_btf(ctx: BtfTracePointContext) -> u32 {
+    finish(TCP_RETRANSMIT, try_tcp_retransmit_btf(&ctx))
+}
+
+/// Arguments: `(const struct sock *sk, const struct sk_buff *skb)`; the counters are direct
+/// loads of the `tcp_sock`, where the classic program pays a probe read for each.
+#[inline(always)]
+fn try_tcp_retransmit_btf(ctx: &BtfTracePointContext) -> Outcome {
+    let sk: *const u8 = ctx.arg(0);
+    if sk.is_null() {
+        return Err(READ_FAILED);
+    }
+    let o = tcp_owner(sk as u64, false).ok_or(NO_OWNER)?;
+    charge_tcp(o, tcp_reading_btf(sk)?, None)
+}
+
 #[tracepoint(category = "tcp", name = "tcp_retransmit_skb")]
 pub fn tcp_retransmit(ctx: TracePointContext) -> u32 {
     finish(TCP_RETRANSMIT, try_tcp_retransmit(&ctx))

@@ -101,10 +101,16 @@ pub const PROBES: &[Probe] = &[
     },
     Probe {
         measure: "tcp_retransmit",
-        choices: &[Choice {
-            program: "tcp_retransmit",
-            hook: Hook::Tracepoint("tcp", "tcp_retransmit_skb"),
-        }],
+        choices: &[
+            Choice {
+                program: "tcp_retransmit_btf",
+                hook: Hook::Btf("tcp_retransmit_skb"),
+            },
+            Choice {
+                program: "tcp_retransmit",
+                hook: Hook::Tracepoint("tcp", "tcp_retransmit_skb"),
+            },
+        ],
     },
     Probe {
         measure: "tcp_reset_sent",

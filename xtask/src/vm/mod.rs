@@ -93,10 +93,11 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     // classic run forces the record.
     if classic {
         hooks.push(("tcp_state", "tracepoint/sock/inet_sock_set_state"));
+        hooks.push(("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"));
     } else {
         hooks.push(("tcp_state", "tp_btf/inet_sock_set_state"));
+        hooks.push(("tcp_retransmit", "tp_btf/tcp_retransmit_skb"));
     }
-    hooks.push(("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"));
     hooks.push(("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"));
     hooks.push(("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"));
     // block_io_start exists from 6.5, and with it the typed path (all three hooks typed);
@@ -558,10 +559,13 @@ mod tests {
                 1.0,
             );
         }
-        let state = if hook.starts_with("tp_btf") {
-            "tp_btf/inet_sock_set_state"
+        let (state, retransmit) = if hook.starts_with("tp_btf") {
+            ("tp_btf/inet_sock_set_state", "tp_btf/tcp_retransmit_skb")
         } else {
-            "tracepoint/sock/inet_sock_set_state"
+            (
+                "tracepoint/sock/inet_sock_set_state",
+                "tracepoint/tcp/tcp_retransmit_skb",
+            )
         };
         let (wakeup, wakeup_new) = if hook.starts_with("tp_btf") {
             ("tp_btf/sched_wakeup", "tp_btf/sched_wakeup_new")
@@ -586,7 +590,7 @@ mod tests {
             ("net_receive", "tracepoint/skb/skb_copy_datagram_iovec"),
             ("net_receive_udp", "tracepoint/skb/consume_skb"),
             ("tcp_state", state),
-            ("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"),
+            ("tcp_retransmit", retransmit),
             ("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"),
             ("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"),
         ] {
