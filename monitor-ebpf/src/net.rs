@@ -111,7 +111,7 @@ const RX: bool = false;
 /// a load-time offset: a direct load, which the verifier checks against the struct (the
 /// offset is a constant of the frozen read-only data). `None` when the offset is unknown.
 #[inline(always)]
-fn member<T: Copy>(base: *const u8, off: &'static u32) -> Option<T> {
+pub fn member<T: Copy>(base: *const u8, off: &'static u32) -> Option<T> {
     let off = global(off);
     if off == 0 {
         return None;

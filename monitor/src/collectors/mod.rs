@@ -119,6 +119,7 @@ pub const ALL: &[Spec] = &[
     crate::sched::collector::SPEC,
     crate::block::collector::SPEC,
     crate::net::collector::SPEC,
+    crate::service::collector::SPEC,
     netdev::SPEC,
     bpf::SPEC,
 ];
