@@ -24,8 +24,8 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
-        bpf_probe_read_user, bpf_task_pt_regs,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_task_pt_regs,
     },
     macros::{btf_tracepoint, map},
     maps::{HashMap, LruHashMap, PerCpuArray},
@@ -85,7 +85,8 @@ static SVC_ZERO: PerCpuArray<ServiceStats> = PerCpuArray::with_max_entries(1, 0)
 
 /// The followed sockets, by kernel address.
 #[map(name = "SVC_SOCKS")]
-static SVC_SOCKS: LruHashMap<u64, ServiceSock> = LruHashMap::with_max_entries(SVC_SOCKS_CAPACITY, 0);
+static SVC_SOCKS: LruHashMap<u64, ServiceSock> =
+    LruHashMap::with_max_entries(SVC_SOCKS_CAPACITY, 0);
 
 /// The thread group that listens on each `family << 16 | port`.
 #[map(name = "SVC_LISTENERS")]

@@ -91,7 +91,10 @@ fn direction(rows: &[Row], prefix: &str, turns: bool, side: &str, out: &mut Vec<
                 .collect(),
         ));
         let mut m = Vec::new();
-        for r in rows.iter().filter(|r| r.stats.codes[1..=5].iter().any(|&n| n != 0)) {
+        for r in rows
+            .iter()
+            .filter(|r| r.stats.codes[1..=5].iter().any(|&n| n != 0))
+        {
             for (i, class) in CLASSES.iter().enumerate() {
                 let mut l = per(r);
                 l.push(("code", class));

@@ -180,9 +180,15 @@ mod tests {
             move |_| g.clone().map_or(Owner::Gone, Owner::Group)
         };
         assert!(t
-            .observe(vec![(key(7, 80, kind::INBOUND), reqs(3))], owner(Some(&web)))
+            .observe(
+                vec![(key(7, 80, kind::INBOUND), reqs(3))],
+                owner(Some(&web))
+            )
             .is_empty());
-        t.observe(vec![(key(7, 80, kind::INBOUND), reqs(5))], owner(Some(&web)));
+        t.observe(
+            vec![(key(7, 80, kind::INBOUND), reqs(5))],
+            owner(Some(&web)),
+        );
         // Gone: the two requests since are summed into other, the entry removed.
         let gone = t.observe(vec![(key(7, 80, kind::INBOUND), reqs(7))], owner(None));
         assert_eq!(gone, vec![key(7, 80, kind::INBOUND)]);
@@ -190,10 +196,16 @@ mod tests {
         let (rows, folded) = t.rows(kind::INBOUND, &kept, 10);
         assert_eq!(folded, 0);
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].group.as_str(), rows[0].stats.requests), ("other", 2));
+        assert_eq!(
+            (rows[0].group.as_str(), rows[0].stats.requests),
+            ("other", 2)
+        );
         assert_eq!((rows[1].group.as_str(), rows[1].stats.requests), ("web", 5));
         // A new entry under the same key (pid reused) counts whole.
-        t.observe(vec![(key(7, 80, kind::INBOUND), reqs(1))], owner(Some(&web)));
+        t.observe(
+            vec![(key(7, 80, kind::INBOUND), reqs(1))],
+            owner(Some(&web)),
+        );
         assert_eq!(t.rows(kind::INBOUND, &kept, 10).0[1].stats.requests, 6);
     }
 
