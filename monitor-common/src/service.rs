@@ -58,6 +58,11 @@ pub const DNS_OTHER_RCODE: usize = 7;
 /// Value of `SVC_STATS`: totals since the entry was made.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct ServiceStats {
     /// Connections accepted (inbound only).
     pub accepted: u64,

@@ -431,6 +431,7 @@ mod tests {
                 "sched",
                 "block",
                 "network",
+                "service",
                 "netdev",
                 "bpf"
             ]
@@ -444,6 +445,7 @@ mod tests {
                 "filesystem",
                 "block",
                 "network",
+                "service",
                 "netdev",
                 "bpf"
             ]
@@ -458,6 +460,7 @@ mod tests {
                 "sched",
                 "block",
                 "network",
+                "service",
                 "netdev",
                 "bpf"
             ]
