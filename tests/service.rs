@@ -1,9 +1,10 @@
 //! Services measured in the kernel without instrumentation, against what the test's own
 //! server and client did: a known number of HTTP requests over keep-alive and new
 //! connections, each endpoint with a known delay and status, connections dropped and reset
-//! with a request unanswered, and DNS queries to a resolver on loopback answering known
-//! rcodes. Server side (inbound, per listening port) and client side (outbound, per remote
-//! port) must both equal those counts.
+//! with a request unanswered, connections opening with the HTTP/2 preface (left out), and
+//! DNS queries to a resolver on loopback answering known rcodes. Server side (inbound, per
+//! listening port) and client side (outbound, per remote port) must both equal those
+//! counts.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -78,6 +79,9 @@ const KEEP_FAIL: u64 = 4;
 const NEW_FAIL: u64 = 2;
 const DROP: u64 = 2;
 const RESET: u64 = 3;
+/// Connections opening with the HTTP/2 preface, answered (404) once each: accepted, but
+/// neither turns nor codes.
+const H2: u64 = 2;
 
 #[test]
 fn http_turns_latency_codes_and_errors_on_both_sides() {
@@ -100,13 +104,14 @@ fn http_turns_latency_codes_and_errors_on_both_sides() {
             &n(NEW_FAIL),
             &n(DROP),
             &n(RESET),
+            &n(H2),
         ],
     );
     assert_eq!(client.line(), "done");
 
     let ok = NEW_OK + KEEP_OK;
     let fail = KEEP_FAIL + NEW_FAIL;
-    let connections = NEW_OK + 1 + NEW_FAIL + DROP + RESET;
+    let connections = NEW_OK + 1 + NEW_FAIL + DROP + RESET + H2;
     let srv = format!("port=\"{port}\",group=\"{}\"", server.group);
     let cli = format!("port=\"{port}\",group=\"{}\"", client.group);
     let errors = |prefix: &str, labels: &str, kind: &str| {

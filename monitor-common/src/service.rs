@@ -25,6 +25,8 @@ pub mod phase {
     pub const ANSWERED: u8 = 2;
     /// The socket closed; kept until a reset that follows the close is charged.
     pub const CLOSED: u8 = 3;
+    /// HTTP/2 (it opened with the preface): its requests are not followed.
+    pub const MULTIPLEXED: u8 = 4;
 }
 
 /// `ServiceSock::flags` bits.
@@ -35,6 +37,8 @@ pub mod flags {
     /// DNS: query slot 1 and 2 hold an unanswered query.
     pub const DNS_SLOT1: u8 = 2;
     pub const DNS_SLOT2: u8 = 4;
+    /// Data was seen on it (its first request was looked at for the HTTP/2 preface).
+    pub const STARTED: u8 = 8;
 }
 
 /// Key of `SVC_STATS`.

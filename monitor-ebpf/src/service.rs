@@ -258,12 +258,12 @@ fn on_length(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
     };
     // SAFETY: a map value pointer valid during the program.
     let (k, ph) = unsafe { ((*s).kind, (*s).phase) };
-    if ph == phase::CLOSED {
+    if ph >= phase::CLOSED {
         return Ok(());
     }
     match (k, tx) {
         (kind::INBOUND, false) | (kind::OUTBOUND, true) => {
-            asked(s);
+            asked(s, ret);
             Ok(())
         }
         (kind::INBOUND, true) | (kind::OUTBOUND, false) => answered(s, k, ret),
@@ -273,13 +273,25 @@ fn on_length(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
 }
 
 /// A request's data moved (read by a server, written by a client): the first of it starts
-/// the wait. An accepted socket of an unknown listener is counted for its first user.
+/// the wait. An accepted socket of an unknown listener is counted for its first user. A
+/// connection that opens with the HTTP/2 preface carries many requests at once, which turns
+/// cannot tell apart: it is left out.
 #[inline(always)]
-fn asked(s: *mut ServiceSock) {
+fn asked(s: *mut ServiceSock, ret: i32) {
     let tgid = current_tgid();
     // SAFETY: a map value pointer valid during the program.
+    let first = unsafe {
+        let f = (*s).flags & flags::STARTED == 0;
+        (*s).flags |= flags::STARTED;
+        f
+    };
+    if first && ret >= PEEK && user_head().is_some_and(|h| &h == b"PRI * HTTP/2") {
+        // SAFETY: as above.
+        unsafe { (*s).phase = phase::MULTIPLEXED };
+    }
+    // SAFETY: a map value pointer valid during the program.
     let pending = unsafe {
-        if (*s).phase != phase::WAITING {
+        if (*s).phase != phase::WAITING && (*s).phase != phase::MULTIPLEXED {
             (*s).phase = phase::WAITING;
             (*s).start_ns = now();
         }

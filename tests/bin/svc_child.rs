@@ -4,10 +4,10 @@
 //! - `http-server`: listens on 127.0.0.1 (any port; prints `port N`) and answers HTTP/1.1
 //!   over keep-alive: `/ok` 200 after 20 ms, `/fail` 500 after 80 ms, `/drop` closes without
 //!   an answer, `/reset` closes with a reset (SO_LINGER 0) without an answer;
-//! - `http-client PORT NEW_OK KEEP_OK KEEP_FAIL NEW_FAIL DROP RESET`: NEW_OK connections with
-//!   one `/ok` each, one connection with KEEP_OK `/ok` then KEEP_FAIL `/fail`, NEW_FAIL
-//!   connections with one `/fail` each, DROP with `/drop`, RESET with `/reset`; prints
-//!   `done`;
+//! - `http-client PORT NEW_OK KEEP_OK KEEP_FAIL NEW_FAIL DROP RESET H2`: NEW_OK connections
+//!   with one `/ok` each, one connection with KEEP_OK `/ok` then KEEP_FAIL `/fail`, NEW_FAIL
+//!   connections with one `/fail` each, DROP with `/drop`, RESET with `/reset`, H2 that open
+//!   with the HTTP/2 preface (the server answers it 404); prints `done`;
 //! - `dns-server IP`: answers DNS queries on IP port 53 after 5 ms, with the rcode in the low
 //!   4 bits of the query's id; prints `ready`;
 //! - `dns-client IP NOERROR SERVFAIL NXDOMAIN`: on one connected UDP socket, that many
@@ -109,7 +109,11 @@ fn http_server() {
 /// Sends one request and reads its whole response; `false` when the connection ended
 /// first (closed or reset).
 fn ask(s: &mut TcpStream, path: &str) -> bool {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let req = if path == "*" {
+        "PRI * HTTP/2.0\r\n\r\n".to_string()
+    } else {
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
+    };
     s.write_all(req.as_bytes()).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -154,6 +158,9 @@ fn http_client() {
     }
     for _ in 0..num(8) {
         assert!(!ask(&mut connect(), "/reset"));
+    }
+    for _ in 0..num(9) {
+        assert!(ask(&mut connect(), "*"));
     }
     say("done");
     wait_for_stdin_close();
