@@ -326,7 +326,17 @@ fn answered(s: *mut ServiceSock, k: u8, ret: i32) -> Outcome {
     let ns = now().saturating_sub(start);
     let st = stats(current_tgid(), port, k)?;
     let class = if ret >= PEEK { http_class() } else { None };
-    // SAFETY: a map value valid during the program; indices checked for the verifier.
+    count_turn(st, ns);
+    if let Some(c) = class {
+        count_code(st, c);
+    }
+    Ok(())
+}
+
+/// One request answered after `ns`.
+#[inline(always)]
+fn count_turn(st: *mut ServiceStats, ns: u64) {
+    // SAFETY: a map value valid during the program; the bucket checked for the verifier.
     unsafe {
         add(&raw mut (*st).requests, 1);
         add(&raw mut (*st).latency_ns, ns);
@@ -335,10 +345,6 @@ fn answered(s: *mut ServiceSock, k: u8, ret: i32) -> Outcome {
             add((&raw mut (*st).latency as *mut u64).add(b), 1);
         }
     }
-    if let Some(c) = class {
-        count_code(st, c);
-    }
-    Ok(())
 }
 
 /// One more in `codes[c]`. Constant indices: the compiler proves a computed one in bounds
@@ -484,15 +490,7 @@ fn dns_answer(s: *mut ServiceSock, ret: i32) -> Outcome {
     let ns = now().saturating_sub(start);
     let rcode = usize::from(h[3] & 0x0f).min(DNS_OTHER_RCODE);
     let st = stats(current_tgid(), DNS_PORT, kind::DNS)?;
-    // SAFETY: a map value valid during the program; indices checked for the verifier.
-    unsafe {
-        add(&raw mut (*st).requests, 1);
-        add(&raw mut (*st).latency_ns, ns);
-        let b = bucket(ns);
-        if b < BUCKETS {
-            add((&raw mut (*st).latency as *mut u64).add(b), 1);
-        }
-    }
+    count_turn(st, ns);
     count_code(st, rcode);
     Ok(())
 }
