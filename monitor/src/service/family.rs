@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use aya::Ebpf;
-use monitor_common::{health::SVC_STATS_INSERT_FAILED, maps};
+use monitor_common::{
+    health::{SVC_SOCKS_INSERT_FAILED, SVC_STATS_INSERT_FAILED},
+    maps,
+};
 use prometheus::proto::MetricFamily;
 
 use super::{
@@ -32,7 +34,7 @@ pub struct Service {
     totals: Totals,
     /// Whether requests, latency and codes are measured (their hooks attached).
     turns: bool,
-    stats: Option<MapStat>,
+    stats: Vec<MapStat>,
 }
 
 impl Service {
@@ -85,21 +87,29 @@ impl KernelFamily for Service {
         for k in self.totals.observe(entries, owner) {
             maps.remove(&k);
         }
-        self.stats = Some(MapStat {
-            name: maps::SVC_STATS,
-            entries: Some(n),
-            capacity: maps::SVC_STATS_CAPACITY.into(),
-            update_failures: r.health[SVC_STATS_INSERT_FAILED as usize],
-        });
+        self.stats = vec![
+            MapStat {
+                name: maps::SVC_STATS,
+                entries: Some(n),
+                capacity: maps::SVC_STATS_CAPACITY.into(),
+                update_failures: r.health[SVC_STATS_INSERT_FAILED as usize],
+            },
+            MapStat {
+                name: maps::SVC_SOCKS,
+                entries: maps.sockets(),
+                capacity: maps::SVC_SOCKS_CAPACITY.into(),
+                update_failures: r.health[SVC_SOCKS_INSERT_FAILED as usize],
+            },
+        ];
         Ok(())
     }
 
     fn maps(&self) -> Vec<MapStat> {
-        self.stats.iter().cloned().collect()
+        self.stats.clone()
     }
 
     fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        self.stats.as_ref().context("not read yet")?;
+        anyhow::ensure!(!self.stats.is_empty(), "not read yet");
         super::collector::families(&self.totals, self.turns, view, out);
         Ok(())
     }

@@ -7,7 +7,7 @@ use aya::{
 };
 use monitor_common::{
     maps,
-    service::{ServiceKey, ServiceStats},
+    service::{ServiceKey, ServiceSock, ServiceStats},
 };
 
 use crate::bpf::{
@@ -89,16 +89,24 @@ pub fn turns_measured(attached: &[Attached]) -> bool {
 pub trait ServiceSource: Send {
     fn entries(&mut self) -> anyhow::Result<Vec<(ServiceKey, ServiceStats)>>;
     fn remove(&mut self, key: &ServiceKey);
+    /// Sockets followed now (`SVC_SOCKS`), when known.
+    fn sockets(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub struct ServiceMaps {
     stats: HashMap<MapData, ServiceKey, ServiceStats>,
+    socks: HashMap<MapData, u64, ServiceSock>,
+    socks_count: crate::bpf::batch::CachedCount,
 }
 
 impl ServiceMaps {
     pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
         Ok(Self {
             stats: take_map(ebpf, maps::SVC_STATS)?,
+            socks: take_map(ebpf, maps::SVC_SOCKS)?,
+            socks_count: Default::default(),
         })
     }
 }
@@ -110,5 +118,9 @@ impl ServiceSource for ServiceMaps {
 
     fn remove(&mut self, key: &ServiceKey) {
         let _ = self.stats.remove(key);
+    }
+
+    fn sockets(&self) -> Option<u64> {
+        Some(self.socks_count.get(&self.socks))
     }
 }
