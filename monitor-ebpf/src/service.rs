@@ -71,7 +71,11 @@ mod nr {
     pub const RECVFROM: u64 = 45;
     pub const SENDMSG: u64 = 46;
     pub const RECVMSG: u64 = 47;
+    pub const SENDMMSG: u64 = 307;
 }
+
+/// `sizeof(struct mmsghdr)` on x86_64: a msghdr (56) and `msg_len`, padded.
+const MMSGHDR: u64 = 64;
 
 /// Per thread group, port and direction. A plain hash (an eviction would take a counter
 /// backwards); the daemon removes the entries of processes gone.
@@ -383,6 +387,13 @@ fn http_class() -> Option<usize> {
 /// io_uring) or when a read fails.
 #[inline(always)]
 fn user_head() -> Option<[u8; PEEK as usize]> {
+    user_data(0).map(|(h, _)| h)
+}
+
+/// As `user_head`, and `sendmmsg`'s message `n` (each message of one call passes the send
+/// tracepoint with the same registers); also whether the call was `sendmmsg`.
+#[inline(always)]
+fn user_data(n: u64) -> Option<([u8; PEEK as usize], bool)> {
     let l = &SVC_LAYOUT;
     // SAFETY: helpers without preconditions; the registers are a BTF pointer (checked by
     // the verifier), the user reads fail instead of faulting.
@@ -393,17 +404,20 @@ fn user_head() -> Option<[u8; PEEK as usize]> {
         }
         let call = member::<u64>(regs, &l.regs_orig_ax)?;
         let arg = member::<u64>(regs, &l.regs_si)?;
+        // `msghdr.msg_iov` follows `msg_name` and `msg_namelen` (padded).
+        let first_iov = |msghdr: u64| -> Option<u64> {
+            let iov = bpf_probe_read_user((msghdr + 16) as *const u64).ok()?;
+            bpf_probe_read_user(iov as *const u64).ok()
+        };
         let data = match call {
             nr::READ | nr::WRITE | nr::RECVFROM | nr::SENDTO => arg,
             nr::READV | nr::WRITEV => bpf_probe_read_user(arg as *const u64).ok()?,
-            nr::RECVMSG | nr::SENDMSG => {
-                // `msghdr.msg_iov` follows `msg_name` and `msg_namelen` (padded).
-                let iov = bpf_probe_read_user((arg + 16) as *const u64).ok()?;
-                bpf_probe_read_user(iov as *const u64).ok()?
-            }
+            nr::RECVMSG | nr::SENDMSG => first_iov(arg)?,
+            nr::SENDMMSG => first_iov(arg + n * MMSGHDR)?,
             _ => return None,
         };
-        bpf_probe_read_user(data as *const [u8; PEEK as usize]).ok()
+        let h = bpf_probe_read_user(data as *const [u8; PEEK as usize]).ok()?;
+        Some((h, call == nr::SENDMMSG))
     }
 }
 
@@ -422,9 +436,21 @@ fn dns_query(sk: *const u8, key: u64, ret: i32) -> Outcome {
     if port != DNS_PORT {
         return Ok(());
     }
-    let Some(h) = user_head() else {
+    let Some((mut h, mmsg)) = user_data(0) else {
         return Err(READ_FAILED);
     };
+    let existing = SVC_SOCKS.get_ptr_mut(&key);
+    // The second message of a `sendmmsg` (glibc sends A and AAAA so) reads the first again
+    // from the registers: the id already in slot 1 means it is the next message.
+    if let Some(s) = existing {
+        // SAFETY: a map value pointer valid during the program.
+        let again = unsafe {
+            (*s).flags & flags::DNS_SLOT1 != 0 && (*s).dns_id == u16::from_be_bytes([h[0], h[1]])
+        };
+        if mmsg && again {
+            h = user_data(1).ok_or(READ_FAILED)?.0;
+        }
+    }
     // QR set: a response, not a query.
     if h[2] & 0x80 != 0 {
         return Ok(());
@@ -432,7 +458,7 @@ fn dns_query(sk: *const u8, key: u64, ret: i32) -> Outcome {
     let id = u16::from_be_bytes([h[0], h[1]]);
     let t = now();
     let tgid = current_tgid();
-    let Some(s) = SVC_SOCKS.get_ptr_mut(&key) else {
+    let Some(s) = existing else {
         let s = ServiceSock {
             start_ns: t,
             tgid,

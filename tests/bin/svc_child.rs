@@ -10,8 +10,9 @@
 //!   with the HTTP/2 preface (the server answers it 404); prints `done`;
 //! - `dns-server IP`: answers DNS queries on IP port 53 after 5 ms, with the rcode in the low
 //!   4 bits of the query's id; prints `ready`;
-//! - `dns-client IP NOERROR SERVFAIL NXDOMAIN`: on one connected UDP socket, that many
-//!   queries answered with each rcode, one after the other; prints `done`.
+//! - `dns-client IP NOERROR SERVFAIL NXDOMAIN PAIRS`: on one connected UDP socket, that many
+//!   queries answered with each rcode, one after the other, then PAIRS times two queries
+//!   (NOERROR, NXDOMAIN) in one `sendmmsg`, as glibc sends A and AAAA; prints `done`.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -191,18 +192,53 @@ fn dns_client() {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.connect((arg(2).as_str(), 53)).unwrap();
     let mut id: u16 = 0x100;
+    let mut next = |rcode: u16| {
+        id = (id & !0x0f) + 0x10 + rcode;
+        let mut q = Vec::new();
+        q.extend_from_slice(&id.to_be_bytes());
+        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        q.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        (id, q)
+    };
+    let mut buf = [0u8; 512];
     for (rcode, count) in [(0u16, num(3)), (2, num(4)), (3, num(5))] {
         for _ in 0..count {
-            id = (id & !0x0f) + 0x10 + rcode;
-            let mut q = Vec::new();
-            q.extend_from_slice(&id.to_be_bytes());
-            q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-            q.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+            let (id, q) = next(rcode);
             s.send(&q).unwrap();
-            let mut buf = [0u8; 512];
             let n = s.recv(&mut buf).unwrap();
             assert!(n >= 12 && buf[..2] == id.to_be_bytes());
         }
+    }
+    for _ in 0..num(6) {
+        let (a, mut qa) = next(0);
+        let (b, mut qb) = next(3);
+        let mut iov = [
+            libc::iovec {
+                iov_base: qa.as_mut_ptr().cast(),
+                iov_len: qa.len(),
+            },
+            libc::iovec {
+                iov_base: qb.as_mut_ptr().cast(),
+                iov_len: qb.len(),
+            },
+        ];
+        // SAFETY: zeroed headers are valid; each points at one live iovec.
+        let mut msgs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+        for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: a connected socket and two valid messages.
+        let sent = unsafe { libc::sendmmsg(s.as_raw_fd(), msgs.as_mut_ptr(), 2, 0) };
+        assert_eq!(sent, 2, "sendmmsg");
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let n = s.recv(&mut buf).unwrap();
+            assert!(n >= 12);
+            got.push(u16::from_be_bytes([buf[0], buf[1]]));
+        }
+        got.sort_unstable();
+        assert_eq!(got, vec![a.min(b), a.max(b)]);
     }
     say("done");
     wait_for_stdin_close();
