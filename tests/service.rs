@@ -73,6 +73,15 @@ fn bucket(m: &Metrics, name: &str, labels: &str, le: f64) -> f64 {
         .unwrap_or_else(|| panic!("no bucket le={le} of {name}{{{labels}}} in:\n{}", m.0))
 }
 
+/// Other processes of a shared machine must not take the series budgets (ports and groups
+/// are kept in the order first seen).
+const BUDGETS: &[&str] = &[
+    "--service.max-ports",
+    "65536",
+    "--process.max-groups",
+    "100000",
+];
+
 const NEW_OK: u64 = 5;
 const KEEP_OK: u64 = 6;
 const KEEP_FAIL: u64 = 4;
@@ -85,7 +94,7 @@ const H2: u64 = 2;
 
 #[test]
 fn http_turns_latency_codes_and_errors_on_both_sides() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(BUDGETS);
     let mut server = Child::start("svsrv", &["http-server"]);
     let port = server.line();
     let port = port
@@ -224,7 +233,7 @@ fn dns_latency_and_rcodes_of_a_resolver_on_loopback() {
     let (noerror, servfail, nxdomain) = (4u64, 2u64, 3u64);
     // Pairs of queries in one sendmmsg (NOERROR and NXDOMAIN), as glibc's getaddrinfo.
     let pairs = 3u64;
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(BUDGETS);
     let mut server = Child::start("svdns", &["dns-server", RESOLVER]);
     assert_eq!(server.line(), "ready");
     let mut client = Child::start(
@@ -269,4 +278,40 @@ fn dns_latency_and_rcodes_of_a_resolver_on_loopback() {
             server.group
         ))
         .is_none());
+}
+
+/// A kernel without `sock_send_length` (before 6.3), forced: connections and resets are
+/// still measured, the turns are reported absent rather than as zeros.
+#[test]
+fn without_the_length_hooks_turns_are_reported_absent() {
+    let d = Daemon::start(&[BUDGETS, &["--debug.fail-attach", "svc_send_btf"]].concat());
+    let mut server = Child::start("svsrv", &["http-server"]);
+    let port = server.line();
+    let port = port
+        .strip_prefix("port ")
+        .expect("the server's port")
+        .to_string();
+    let mut client = Child::start(
+        "svcli",
+        &["http-client", &port, "2", "0", "0", "0", "0", "1", "0"],
+    );
+    assert_eq!(client.line(), "done");
+    let srv = format!("port=\"{port}\",group=\"{}\"", server.group);
+    let accepted = format!("monitor_service_connections_accepted_total{{{srv}}}");
+    let reset = format!("monitor_service_errors_total{{{srv},kind=\"reset_sent\"}}");
+    // Two connections with a request each, the keep-alive one (empty here), one reset.
+    let m = scrape_until(&d, |m| {
+        m.get(&accepted) == Some(4.0) && m.get(&reset) == Some(1.0)
+    });
+    assert_eq!(m.value(&accepted), 4.0, "{}", m.0);
+    assert_eq!(m.value(&reset), 1.0);
+    assert_eq!(m.value("monitor_service_requests_measured"), 0.0);
+    assert!(
+        !m.0.contains("monitor_service_requests_total{"),
+        "turns exported without their hooks"
+    );
+    assert!(!m.0.contains("measure=\"service_send\""));
+    assert!(d
+        .log()
+        .contains("service requests, latency, status codes and DNS are not measured"));
 }

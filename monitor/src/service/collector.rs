@@ -20,10 +20,11 @@ pub const SPEC: Spec = Spec {
            tracepoints (eBPF, no instrumentation; requests need 6.3+)",
     default_enabled: true,
     needs_bpf: true,
-    build: Build::Family(|_| Box::<super::family::Service>::default()),
+    build: Build::Family(|c| Box::new(super::family::Service::new(c.service_max_ports))),
 };
 
-/// Ports of each direction with their own series; the others are summed into `other`.
+/// Ports of each direction with their own series by default; the others are summed into
+/// `other`.
 pub const MAX_PORTS: usize = 32;
 
 /// The families this collector exports (for the alert rules' catalog).
@@ -163,10 +164,16 @@ fn dns(rows: &[Row], out: &mut Vec<MetricFamily>) {
     ));
 }
 
-pub fn families(t: &Totals, turns: bool, view: &View<'_>, out: &mut Vec<MetricFamily>) {
+pub fn families(
+    t: &Totals,
+    turns: bool,
+    max_ports: usize,
+    view: &View<'_>,
+    out: &mut Vec<MetricFamily>,
+) {
     let kept: HashSet<&str> = view.export.groups.iter().map(|(g, _)| &**g).collect();
-    let (inbound, in_other) = t.rows(kind::INBOUND, &kept, MAX_PORTS);
-    let (outbound, out_other) = t.rows(kind::OUTBOUND, &kept, MAX_PORTS);
+    let (inbound, in_other) = t.rows(kind::INBOUND, &kept, max_ports);
+    let (outbound, out_other) = t.rows(kind::OUTBOUND, &kept, max_ports);
     out.push(family(
         "monitor_service_connections_accepted_total",
         "TCP connections accepted on the port, per group (the listener's, or the first to \

@@ -32,19 +32,28 @@ const MAPS: &str = "the service maps";
 pub struct Service {
     maps: Option<Box<dyn ServiceSource>>,
     totals: Totals,
+    /// Ports per direction with their own series.
+    max_ports: usize,
     /// Whether requests, latency and codes are measured (their hooks attached).
     turns: bool,
     stats: Vec<MapStat>,
 }
 
 impl Service {
+    pub fn new(max_ports: usize) -> Self {
+        Self {
+            max_ports,
+            ..Default::default()
+        }
+    }
+
     /// The family reading `source` instead of the kernel's map, turns measured.
     #[cfg(test)]
     pub fn reading(source: Box<dyn ServiceSource>) -> Self {
         Self {
             maps: Some(source),
             turns: true,
-            ..Default::default()
+            ..Self::new(super::collector::MAX_PORTS)
         }
     }
 }
@@ -110,7 +119,7 @@ impl KernelFamily for Service {
 
     fn collect(&mut self, view: &View<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
         anyhow::ensure!(!self.stats.is_empty(), "not read yet");
-        super::collector::families(&self.totals, self.turns, view, out);
+        super::collector::families(&self.totals, self.turns, self.max_ports, view, out);
         Ok(())
     }
 }
