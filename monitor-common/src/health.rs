@@ -21,7 +21,12 @@ pub const NET_STATS_INSERT_FAILED: u32 = 5;
 /// An insert into `TCP_SOCKS` failed: that socket's segments and health go uncounted.
 pub const TCP_SOCKS_INSERT_FAILED: u32 = 6;
 
-pub const HEALTH_COUNTERS: u32 = 8;
+/// An insert into `SVC_STATS` failed (the map is full): that service figure is lost.
+pub const SVC_STATS_INSERT_FAILED: u32 = 8;
+/// An insert into `SVC_SOCKS` failed: that connection's turns are not followed.
+pub const SVC_SOCKS_INSERT_FAILED: u32 = 9;
+
+pub const HEALTH_COUNTERS: u32 = 10;
 
 /// Why a program dropped what it saw: the `reason` label of `monitor_bpf_misses_total`.
 pub mod reason {
@@ -66,7 +71,11 @@ pub mod program {
     pub const TCP_STATE: u32 = 13;
     pub const TCP_RETRANSMIT: u32 = 14;
     pub const TCP_RESET: u32 = 15;
-    pub const COUNT: u32 = 16;
+    pub const SVC_STATE: u32 = 16;
+    pub const SVC_SEND: u32 = 17;
+    pub const SVC_RECV: u32 = 18;
+    pub const SVC_RESET: u32 = 19;
+    pub const COUNT: u32 = 20;
     /// The `program` label: the measure's program family (a typed program and its classic
     /// fallback, or the submission programs of both block paths, share one).
     pub const NAMES: [&str; COUNT as usize] = [
@@ -86,6 +95,10 @@ pub mod program {
         "tcp_state",
         "tcp_retransmit",
         "tcp_reset",
+        "svc_state",
+        "svc_send",
+        "svc_recv",
+        "svc_reset",
     ];
     /// The object's programs behind each entry (typed and classic variants, both block
     /// submission paths); a family is reported while one of them is attached.
@@ -116,6 +129,10 @@ pub mod program {
         &["tcp_state_btf", "tcp_state"],
         &["tcp_retransmit_btf", "tcp_retransmit"],
         &["tcp_send_reset", "tcp_receive_reset"],
+        &["svc_state_btf"],
+        &["svc_send_btf"],
+        &["svc_recv_btf"],
+        &["svc_reset_sent_btf", "svc_reset_received_btf"],
     ];
     /// The reasons each program can count, so every possible series exists from the start
     /// at 0 (and no impossible one is exported).
@@ -138,6 +155,10 @@ pub mod program {
             &[MAP_FULL, READ_FAILED, NO_OWNER, RING_FULL],
             &[READ_FAILED, NO_OWNER, MAP_FULL],
             &[READ_FAILED, NO_OWNER, MAP_FULL],
+            &[MAP_FULL, READ_FAILED],
+            &[MAP_FULL, READ_FAILED],
+            &[MAP_FULL, READ_FAILED],
+            &[MAP_FULL, NO_OWNER],
         ]
     };
 }

@@ -13,6 +13,7 @@ pub mod hist;
 pub mod maps;
 pub mod net;
 pub mod sched;
+pub mod service;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -51,4 +52,12 @@ mod pod {
     unsafe impl aya::Pod for crate::net::NetCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::net::NetLayout {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::service::ServiceKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::service::ServiceStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::service::ServiceSock {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::service::ServiceLayout {}
 }

@@ -48,3 +48,15 @@ pub const NET_STATS: &str = "NET_STATS";
 /// Thread groups with network counters (those that used a TCP or UDP socket). Entries go
 /// with their `TASK_STATS` entry when the daemon folds an exited process.
 pub const NET_STATS_CAPACITY: u32 = 16_384;
+
+pub const SVC_STATS: &str = "SVC_STATS";
+pub const SVC_SOCKS: &str = "SVC_SOCKS";
+pub const SVC_LISTENERS: &str = "SVC_LISTENERS";
+/// (thread group, port, direction) triples with service figures; the daemon removes those
+/// of processes gone once it has read them.
+pub const SVC_STATS_CAPACITY: u32 = 8_192;
+/// Sockets whose turns are followed (LRU: a closed socket stays until a late reset is
+/// charged, then ages out).
+pub const SVC_SOCKS_CAPACITY: u32 = 65_536;
+/// Listening sockets whose owner is remembered, keyed by family and port.
+pub const SVC_LISTENERS_CAPACITY: u32 = 4_096;

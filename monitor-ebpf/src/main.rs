@@ -21,6 +21,7 @@ mod proc_lifecycle;
 mod read;
 mod sched_switch;
 mod sched_wakeup;
+mod service;
 mod sock;
 mod task;
 mod tcp_health;

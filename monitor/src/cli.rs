@@ -98,6 +98,11 @@ pub struct RunArgs {
     #[arg(long = "process.max-groups", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_groups: u32,
 
+    /// Service series budget: the first this many ports seen in each direction get their own
+    /// series; later ones are summed into port="other".
+    #[arg(long = "service.max-ports", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub service_max_ports: u32,
+
     /// Turn on kernel.bpf_stats_enabled while running, so per-program run counts and run
     /// time are counted (costs about 20ns per program run).
     #[arg(long = "bpf.stats")]
@@ -434,6 +439,7 @@ mod tests {
                 "sched",
                 "block",
                 "network",
+                "service",
                 "netdev",
                 "bpf"
             ]
@@ -447,6 +453,7 @@ mod tests {
                 "filesystem",
                 "block",
                 "network",
+                "service",
                 "netdev",
                 "bpf"
             ]
@@ -461,6 +468,7 @@ mod tests {
                 "sched",
                 "block",
                 "network",
+                "service",
                 "netdev",
                 "bpf"
             ]

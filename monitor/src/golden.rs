@@ -46,7 +46,8 @@ fn reader() -> Reader {
             sysfs.clone(),
             Box::new(maps.clone()),
         )),
-        Box::new(crate::net::family::Network::reading(Box::new(maps))),
+        Box::new(crate::net::family::Network::reading(Box::new(maps.clone()))),
+        Box::new(crate::service::family::Service::reading(Box::new(maps))),
     ];
     let (kernel, _) = Kernel::load(
         Vec::new(),

@@ -25,6 +25,7 @@ mod remote_write;
 mod run;
 mod sched;
 mod scrape;
+mod service;
 mod snapshot;
 mod top;
 mod web;

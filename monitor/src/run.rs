@@ -64,6 +64,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         collectors: collectors::Config {
             filesystem: args.filesystem.options(),
             sysfs: args.sysfs.clone(),
+            service_max_ports: args.service_max_ports as usize,
         },
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),

@@ -92,6 +92,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
     ),
     ("oom (being added)", &["monitor_process_oom_kills_total"]),
     ("network", crate::net::collector::FAMILIES),
+    ("service", crate::service::collector::FAMILIES),
     ("netdev", crate::collectors::netdev::FAMILIES),
     ("alerts", crate::alert::metrics::FAMILIES),
     ("heartbeat", crate::alert::heartbeat::FAMILIES),

@@ -64,6 +64,8 @@ mod tests {
             .chain([&crate::net::kernel::UDP_RECEIVE])
             .chain(crate::audit::kernel::PROBES)
             .chain(crate::sched::kernel::OOM_PROBE)
+            .chain(crate::service::kernel::CONNECTIONS)
+            .chain(crate::service::kernel::TURNS)
             .collect();
         let mut programs: Vec<&str> = probes
             .iter()
@@ -99,6 +101,9 @@ mod tests {
             maps::TCP_SOCKS,
             maps::TCP_LISTENERS,
             maps::NET_STATS,
+            maps::SVC_STATS,
+            maps::SVC_SOCKS,
+            maps::SVC_LISTENERS,
         ] {
             assert!(
                 obj.maps.contains_key(name),

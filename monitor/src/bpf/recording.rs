@@ -9,6 +9,7 @@ use monitor_common::{
     event::{ProcEvent, ProcEventKind},
     net::NetCounters,
     sched::{RunqHist, TaskCounters},
+    service::{kind, ServiceKey, ServiceStats},
 };
 use serde::Deserialize;
 
@@ -17,6 +18,7 @@ use crate::{
     net::kernel::{NetSource, Sockets},
     process::{counters::Counters, family, table::KernelEntry},
     sched::kernel::{Running, SchedSource},
+    service::kernel::ServiceSource,
 };
 
 #[derive(Clone, Debug, Deserialize)]
@@ -47,6 +49,19 @@ pub struct Recording {
     /// `TCP_LISTENERS`: the owner of each.
     #[serde(default)]
     pub listeners: Vec<u32>,
+    /// `SVC_STATS`.
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub tgid: u32,
+    pub port: u16,
+    /// inbound, outbound or dns.
+    pub kind: String,
+    pub stats: ServiceStats,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -240,5 +255,33 @@ impl NetSource for Recording {
             connections: self.connections.clone(),
             listeners: self.listeners.clone(),
         }
+    }
+}
+
+impl ServiceSource for Recording {
+    fn entries(&mut self) -> anyhow::Result<Vec<(ServiceKey, ServiceStats)>> {
+        self.services
+            .iter()
+            .map(|s| {
+                let k = match s.kind.as_str() {
+                    "inbound" => kind::INBOUND,
+                    "outbound" => kind::OUTBOUND,
+                    "dns" => kind::DNS,
+                    other => anyhow::bail!("service kind {other:?}: inbound, outbound or dns"),
+                };
+                let key = ServiceKey {
+                    tgid: s.tgid,
+                    port: s.port,
+                    kind: k,
+                    _pad: 0,
+                };
+                Ok((key, s.stats))
+            })
+            .collect()
+    }
+
+    fn remove(&mut self, key: &ServiceKey) {
+        self.services
+            .retain(|s| s.tgid != key.tgid || s.port != key.port);
     }
 }

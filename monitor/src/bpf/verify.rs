@@ -149,7 +149,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
 /// Every hook of the daemon's attach tables, by the collector that attaches it (a program
 /// two collectors share is listed under the first).
 fn choices() -> Vec<(&'static str, Choice)> {
-    let families: [(&str, Vec<&Probe>); 4] = [
+    let families: [(&str, Vec<&Probe>); 5] = [
         (
             "sched",
             crate::sched::kernel::PROBES
@@ -166,6 +166,13 @@ fn choices() -> Vec<(&'static str, Choice)> {
                 .collect(),
         ),
         ("audit", crate::audit::kernel::PROBES.iter().collect()),
+        (
+            "service",
+            crate::service::kernel::CONNECTIONS
+                .iter()
+                .chain(crate::service::kernel::TURNS)
+                .collect(),
+        ),
     ];
     let mut seen = HashSet::new();
     let mut out = Vec::new();

@@ -84,6 +84,8 @@ pub struct Config {
     pub filesystem: filesystem::Options,
     /// sysfs mount point (`--path.sysfs`), where device numbers get their names.
     pub sysfs: std::path::PathBuf,
+    /// Ports per direction with their own service series (`--service.max-ports`).
+    pub service_max_ports: usize,
 }
 
 impl Default for Config {
@@ -91,6 +93,7 @@ impl Default for Config {
         Self {
             filesystem: Default::default(),
             sysfs: "/sys".into(),
+            service_max_ports: crate::service::collector::MAX_PORTS,
         }
     }
 }
@@ -119,6 +122,7 @@ pub const ALL: &[Spec] = &[
     crate::sched::collector::SPEC,
     crate::block::collector::SPEC,
     crate::net::collector::SPEC,
+    crate::service::collector::SPEC,
     netdev::SPEC,
     bpf::SPEC,
 ];

@@ -323,6 +323,14 @@ impl ProcessTable {
         self.procs.get(&tgid).map(|p| &p.group)
     }
 
+    /// The group of `tgid`, live or exited in the last few seconds (whose last figures are
+    /// still to be charged).
+    pub fn group_ever(&self, tgid: u32) -> Option<&Arc<str>> {
+        self.group_of(tgid)
+            .or_else(|| self.exited.get(&tgid))
+            .or_else(|| self.recently_exited.get(&tgid).map(|(g, _)| g))
+    }
+
     pub fn processes(&self) -> impl Iterator<Item = &Proc> {
         self.procs.values()
     }

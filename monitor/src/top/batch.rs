@@ -12,6 +12,7 @@ use super::{
     format,
     model::{group_rows, host_view, process_rows, select, HostView, Row, Users},
     sample::Sample,
+    services::{self, ServiceRow},
     source::Source,
 };
 use crate::cli::TopArgs;
@@ -54,6 +55,7 @@ struct Report<'a> {
     rows: Vec<Row>,
     grouped: bool,
     sort: String,
+    services: Vec<ServiceRow>,
 }
 
 pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()> {
@@ -70,6 +72,11 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
         rows: select(rows, &o.filter, o.sort, o.limit()),
         grouped: o.group,
         sort: o.sort.to_string(),
+        services: services::rows(
+            &first.host.services,
+            &second.host.services,
+            second.seconds_since(&first),
+        ),
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
     let written = match o.output.unwrap_or(OutputFormat::Table) {
@@ -128,6 +135,25 @@ fn table(out: &mut impl Write, r: &Report<'_>) -> std::io::Result<()> {
             "{}",
             line(ALL.iter().map(|&c| format::cell(row, c)).collect())
         )?;
+    }
+    if !r.services.is_empty() {
+        writeln!(out)?;
+        let line = |cells: &[String]| {
+            let mut s = String::new();
+            for (i, (text, w)) in cells.iter().zip(services::WIDTHS).enumerate() {
+                let w = usize::from(w);
+                if i == 1 {
+                    s.push_str(&format!("{text:<w$} "));
+                } else {
+                    s.push_str(&format!("{text:>w$} "));
+                }
+            }
+            s.trim_end().to_string()
+        };
+        writeln!(out, "{}", line(&services::HEADER.map(String::from)))?;
+        for row in &r.services {
+            writeln!(out, "{}", line(&services::cells(row)))?;
+        }
     }
     Ok(())
 }
@@ -193,6 +219,7 @@ fn json(out: &mut impl Write, r: &Report<'_>) -> std::io::Result<()> {
         },
     });
     doc[if r.grouped { "groups" } else { "processes" }] = Value::Array(rows);
+    doc["services"] = r.services.iter().map(services::json).collect();
     serde_json::to_writer(&mut *out, &doc)?;
     writeln!(out)
 }

@@ -17,14 +17,14 @@ const BUCKET: &str = "monitor_runqueue_latency_seconds_bucket{";
 const SUM: &str = "monitor_runqueue_latency_seconds_sum";
 
 /// The value of `name="..."` in a label set (`a="x",b="y"`).
-fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+pub fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     labels.split(',').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k.trim() == name).then(|| v.trim().trim_matches('"'))
     })
 }
 
-fn number(v: &str) -> Option<f64> {
+pub fn number(v: &str) -> Option<f64> {
     match v {
         "+Inf" => Some(f64::INFINITY),
         v => v.parse().ok(),
@@ -32,7 +32,7 @@ fn number(v: &str) -> Option<f64> {
 }
 
 /// (labels, value) of a sample line starting with `prefix` (which ends with `{`).
-fn sample<'a>(line: &'a str, prefix: &str) -> Option<(&'a str, f64)> {
+pub fn sample<'a>(line: &'a str, prefix: &str) -> Option<(&'a str, f64)> {
     let rest = line.strip_prefix(prefix)?;
     let (labels, value) = rest.split_once('}')?;
     Some((labels, number(value.split_whitespace().next()?)?))

@@ -11,6 +11,8 @@ pub struct ViewState {
     /// The filter being typed after `/`: it applies as it is typed.
     pub editing: Option<String>,
     pub grouped: bool,
+    /// The services table instead of the processes'.
+    pub services: bool,
     pub paused: bool,
     pub help: bool,
     /// Index of the first row shown.
@@ -25,6 +27,7 @@ impl ViewState {
             filter,
             editing: None,
             grouped,
+            services: false,
             paused: false,
             help: false,
             scroll: 0,
@@ -86,6 +89,10 @@ pub fn handle(s: &mut ViewState, key: KeyEvent, page: usize) -> Effect {
         KeyCode::Esc => s.filter.clear(),
         KeyCode::Char('g') => {
             s.grouped = !s.grouped;
+            s.scroll = 0;
+        }
+        KeyCode::Char('v') => {
+            s.services = !s.services;
             s.scroll = 0;
         }
         KeyCode::Char(' ') => {

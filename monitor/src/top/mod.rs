@@ -16,6 +16,7 @@ mod model;
 mod rates;
 mod render;
 mod sample;
+mod services;
 mod source;
 mod terminal;
 mod ui;

@@ -17,6 +17,7 @@ use super::{
     format::cell,
     keys::ViewState,
     model::Row,
+    services::{self, ServiceRow},
 };
 
 /// Lines above the table: title, two of host figures, status.
@@ -31,6 +32,8 @@ pub struct Screen<'a> {
     pub host: &'a [String; 2],
     /// Filtered and sorted, all of them (the table shows a window).
     pub rows: &'a [Row],
+    /// Inbound services, busiest first (the `v` view).
+    pub services: &'a [ServiceRow],
     pub state: &'a ViewState,
     /// The last sample's error, or the source's warning.
     pub status: Option<&'a str>,
@@ -85,7 +88,7 @@ fn status(s: &Screen<'_>) -> Line<'static> {
     if s.first {
         return Line::from("measuring: rates from the next refresh on");
     }
-    Line::from("h help  q quit  / filter  g group  space pause  < > sort  r reverse")
+    Line::from("h help  q quit  / filter  g group  v services  space pause  < > sort  r reverse")
 }
 
 pub fn draw(f: &mut Frame<'_>, s: &Screen<'_>) {
@@ -98,7 +101,11 @@ pub fn draw(f: &mut Frame<'_>, s: &Screen<'_>) {
         status(s),
     ];
     f.render_widget(Paragraph::new(lines), header);
-    draw_table(f, body, s);
+    if s.state.services {
+        draw_services(f, body, s);
+    } else {
+        draw_table(f, body, s);
+    }
     if s.state.help {
         draw_help(f);
     }
@@ -155,6 +162,47 @@ fn draw_table(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     }
 }
 
+fn draw_services(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
+    let header = TableRow::new(services::HEADER.iter().enumerate().map(|(i, h)| {
+        let a = if i == 1 {
+            Alignment::Left
+        } else {
+            Alignment::Right
+        };
+        Cell::from(Line::from(*h).alignment(a))
+    }))
+    .style(emphasis());
+    let shown = page(f.area().height);
+    let start = s.state.scroll.min(s.services.len().saturating_sub(shown));
+    let rows = s.services.iter().skip(start).take(shown).map(|r| {
+        TableRow::new(services::cells(r).into_iter().enumerate().map(|(i, t)| {
+            let a = if i == 1 {
+                Alignment::Left
+            } else {
+                Alignment::Right
+            };
+            Cell::from(Line::from(t).alignment(a))
+        }))
+    });
+    let widths = services::WIDTHS.map(|w| {
+        if w == services::WIDTHS[1] {
+            Constraint::Min(w)
+        } else {
+            Constraint::Length(w)
+        }
+    });
+    f.render_widget(Table::new(rows, widths).header(header), area);
+    if s.services.is_empty() && area.height > 1 {
+        let line = Rect {
+            y: area.y + 1,
+            height: 1,
+            ..area
+        };
+        let msg = "no services: the daemon's service collector is off, or nothing was accepted yet";
+        f.render_widget(Paragraph::new(msg), line);
+    }
+}
+
 fn help_lines() -> Vec<Line<'static>> {
     let mut l: Vec<Line<'static>> = [
         "q  Ctrl-C       quit",
@@ -162,6 +210,7 @@ fn help_lines() -> Vec<Line<'static>> {
         "/               filter by name as you type (Enter keeps, Esc cancels;",
         "                Esc again clears it)",
         "g               one row per group / per process",
+        "v               the services (per port and group) / the processes",
         "space           pause / resume",
         "< >  Left Right sort by the previous / next column",
         "r               reverse the order",
@@ -224,6 +273,14 @@ mod tests {
                     processes: rows.len(),
                     host: &host,
                     rows,
+                    services: &[ServiceRow {
+                        port: "8080".into(),
+                        group: "web".into(),
+                        requests_per_second: Some(12.5),
+                        p50: Some(0.021),
+                        p99: Some(0.083),
+                        errors_per_second: Some(0.5),
+                    }],
                     state,
                     status: None,
                     measured: true,
@@ -274,6 +331,18 @@ mod tests {
         );
         assert!(
             lines[5].contains("spinner") && lines[5].contains(" - "),
+            "{text}"
+        );
+        let mut svc = state.clone();
+        svc.services = true;
+        let text = screen_text(&svc, &[]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[4].contains("PORT") && lines[4].contains("P99"),
+            "{text}"
+        );
+        assert!(
+            lines[5].contains("8080") && lines[5].contains("web") && lines[5].contains("83.0ms"),
             "{text}"
         );
         let mut help = state.clone();

@@ -43,6 +43,17 @@ pub struct Io {
     pub write: f64,
 }
 
+/// One inbound service's counters as read (`monitor_service_*{port, group}`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServicePoint {
+    pub port: String,
+    pub group: String,
+    pub requests: f64,
+    /// Every kind summed: resets sent and received, unanswered closes.
+    pub errors: f64,
+    pub latency: Histogram,
+}
+
 /// Host-wide figures. Each is optional: a source may not have it (a remote daemon's memory,
 /// a daemon run without its `cpu` collector).
 #[derive(Clone, Debug, Default)]
@@ -52,6 +63,8 @@ pub struct HostSample {
     pub memory: Option<Memory>,
     pub disk: Option<Io>,
     pub net: Option<Io>,
+    /// The daemon's services, when it has the `service` collector (never standalone).
+    pub services: Vec<ServicePoint>,
 }
 
 #[derive(Debug)]

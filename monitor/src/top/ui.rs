@@ -11,6 +11,7 @@ use super::{
     model::{group_rows, host_view, process_rows, select, Row, Users},
     render::{self, Screen},
     sample::Sample,
+    services,
     source::Source,
     terminal::{self, Input, Tui},
 };
@@ -35,6 +36,7 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
     let mut state = ViewState::new(o.sort, o.filter.clone(), o.group);
     let mut base = process_rows(None, &first, &users);
     let mut host = format::summary(&host_view(None, &first));
+    let mut service_rows = services::rows(&[], &first.host.services, 0.0);
     let mut cur = first;
     let mut have_rates = false;
     let mut error: Option<String> = None;
@@ -57,6 +59,7 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
                         processes: cur.procs.len(),
                         host: &host,
                         rows: &rows,
+                        services: &service_rows,
                         state: &state,
                         status: error.as_deref().or(cur.warning.as_deref()),
                         measured: cur.measured,
@@ -77,6 +80,11 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
                     Ok(s) => {
                         base = process_rows(Some(&cur), &s, &users);
                         host = format::summary(&host_view(Some(&cur), &s));
+                        service_rows = services::rows(
+                            &cur.host.services,
+                            &s.host.services,
+                            s.seconds_since(&cur),
+                        );
                         cur = s;
                         have_rates = true;
                         error = None;

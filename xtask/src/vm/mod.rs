@@ -100,6 +100,15 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     }
     hooks.push(("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"));
     hooks.push(("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"));
+    hooks.push(("service_connections", "tp_btf/inet_sock_set_state"));
+    hooks.push(("service_reset_sent", "tp_btf/tcp_send_reset"));
+    hooks.push(("service_reset_received", "tp_btf/tcp_receive_reset"));
+    // The service turns have no fallback: before 6.3 they are reported absent (checked in
+    // `check_service`).
+    if v >= (6, 3) {
+        hooks.push(("service_send", "tp_btf/sock_send_length"));
+        hooks.push(("service_receive", "tp_btf/sock_recv_length"));
+    }
     // block_io_start exists from 6.5, and with it the typed path (all three hooks typed);
     // the classic run forces the bio path everywhere.
     if classic || v < (6, 5) {
@@ -143,7 +152,9 @@ fn check_run(
     if out.log.contains("panicked") || out.log.contains("ERROR") {
         bail!("run {}: the daemon logged an error:\n{}", run.name, out.log);
     }
-    for c in ["cpu", "sched", "block", "network", "netdev", "bpf"] {
+    for c in [
+        "cpu", "sched", "block", "network", "service", "netdev", "bpf",
+    ] {
         let v = m.get(&format!("monitor_collector_success{{collector=\"{c}\"}}"));
         if v != Some(&1.0) {
             bail!(
@@ -199,6 +210,7 @@ fn check_run(
         }
     }
     check_network(run, m)?;
+    check_service(series, run, m)?;
     let g = run.group;
     for what in ["starts", "exits"] {
         let v = m.get(&format!("monitor_process_{what}_total{{group=\"{g}\"}}"));
@@ -350,6 +362,73 @@ fn verifier_counts(plain: &serde_json::Value, audit: &serde_json::Value) -> Stri
 }
 
 /// The guest's network workload, per group: exact payload bytes on every path.
+/// The service family on the TCP workload: one connection accepted by "vmnetsrv"; from
+/// 6.3 the server read data it never answered and the client sent data never answered, so
+/// each side counts one connection closed with a request unanswered; before 6.3 the turns
+/// are reported absent (no hook, `monitor_service_requests_measured 0`).
+fn check_service(
+    series: &str,
+    run: &guest::GuestRun,
+    m: &std::collections::BTreeMap<String, f64>,
+) -> anyhow::Result<()> {
+    let turns = version(series) >= (6, 3);
+    let sum = |family: &str, group: &str, extra: &str| -> f64 {
+        m.iter()
+            .filter(|(k, _)| {
+                k.starts_with(&format!("{family}{{"))
+                    && label(k, "group") == Some(group)
+                    && (extra.is_empty() || k.contains(extra))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let unanswered = if turns { 1.0 } else { 0.0 };
+    for (what, got, want) in [
+        (
+            "connections accepted by vmnetsrv",
+            sum("monitor_service_connections_accepted_total", "vmnetsrv", ""),
+            1.0,
+        ),
+        (
+            "vmnetsrv's unanswered requests",
+            sum(
+                "monitor_service_errors_total",
+                "vmnetsrv",
+                "kind=\"unanswered\"",
+            ),
+            unanswered,
+        ),
+        (
+            "vmnetcli's unanswered requests",
+            sum(
+                "monitor_service_outbound_errors_total",
+                "vmnetcli",
+                "kind=\"unanswered\"",
+            ),
+            unanswered,
+        ),
+        (
+            "monitor_service_requests_measured",
+            m.get("monitor_service_requests_measured")
+                .copied()
+                .unwrap_or(-1.0),
+            if turns { 1.0 } else { 0.0 },
+        ),
+    ] {
+        if got != want {
+            bail!("run {}: {what} is {got}, expected {want}", run.name);
+        }
+    }
+    if !turns
+        && m.keys().any(|k| {
+            k.starts_with("monitor_bpf_hook_info{") && label(k, "measure") == Some("service_send")
+        })
+    {
+        bail!("run {}: service_send attached before 6.3", run.name);
+    }
+    Ok(())
+}
+
 fn check_network(
     run: &guest::GuestRun,
     m: &std::collections::BTreeMap<String, f64>,
@@ -553,7 +632,9 @@ mod tests {
 
     fn output(hook: &str, starts: f64) -> guest::RunOutput {
         let mut o = guest::RunOutput::default();
-        for c in ["cpu", "sched", "block", "network", "netdev", "bpf"] {
+        for c in [
+            "cpu", "sched", "block", "network", "service", "netdev", "bpf",
+        ] {
             o.metrics.insert(
                 format!("monitor_collector_success{{collector=\"{c}\"}}"),
                 1.0,
@@ -593,6 +674,9 @@ mod tests {
             ("tcp_retransmit", retransmit),
             ("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"),
             ("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"),
+            ("service_connections", "tp_btf/inet_sock_set_state"),
+            ("service_reset_sent", "tp_btf/tcp_send_reset"),
+            ("service_reset_received", "tp_btf/tcp_receive_reset"),
         ] {
             o.metrics.insert(
                 format!("monitor_bpf_hook_info{{collector=\"sched\",measure=\"{m}\",program=\"p\",hook=\"{h}\"}}"),
@@ -648,6 +732,11 @@ mod tests {
                 r#"monitor_process_tcp_connections_opened_total{group="vmnetsrv",kind="passive"}"#,
                 1.0,
             ),
+            (
+                r#"monitor_service_connections_accepted_total{port="4000",group="vmnetsrv"}"#,
+                1.0,
+            ),
+            ("monitor_service_requests_measured", 0.0),
         ] {
             o.metrics.insert(s.into(), v);
         }

@@ -14,6 +14,7 @@ use crate::top::{
     exposition,
     host::HostReader,
     sample::{parse_processes, Sample},
+    services,
 };
 
 /// A process list is about 250 bytes per process; this bounds memory against a URL that
@@ -126,9 +127,11 @@ impl Daemon {
         // cpu collector, still gives a full process table.
         match self.get(&self.metrics) {
             Ok(text) => {
-                let (cpu, runq) = exposition::parse(&String::from_utf8_lossy(&text));
+                let text = String::from_utf8_lossy(&text);
+                let (cpu, runq) = exposition::parse(&text);
                 s.host.cpu = cpu;
                 s.host.runq = runq;
+                s.host.services = services::parse(&text);
             }
             Err(e) => s.warning = Some(format!("no host CPU or run-queue figures ({e})")),
         }
