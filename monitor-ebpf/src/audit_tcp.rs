@@ -36,7 +36,7 @@ use crate::{
     audit::{audit_enabled, count_lost, fields, offsets, AUDIT_EVENTS},
     health::{count_failure, finish, Outcome},
     net::{
-        as_tcp_sock, charge_tcp, layout, net_stats, tcp_reading_of, tcp_sync, AF_INET, AF_INET6,
+        as_tcp_sock, charge_tcp, layout, net_stats, tcp_reading_btf, tcp_sync, AF_INET, AF_INET6,
     },
     read::{global, member, member_at, read, read_field},
     sock::{current_owner, listener_key, TCP_LISTENERS, TCP_SOCKS},
@@ -48,15 +48,36 @@ const IPPROTO_TCP: u16 = 6;
 struct Change {
     sk: u64,
     family: u16,
-    sport: u16,
-    dport: u16,
+    /// The local and remote ports, as the record has them; from a typed hook's socket they
+    /// are read where a branch needs them (`ports`), as most state changes do not.
+    ports: Option<(u16, u16)>,
+}
+
+/// The change's local and remote ports (0 where the socket cannot be read as a `tcp_sock`).
+#[inline(always)]
+fn ports(c: &Change, src: Src<'_>) -> (u16, u16) {
+    match (c.ports, src) {
+        (Some(p), _) => p,
+        (None, Src::Sock(sk)) => {
+            let tp = as_tcp_sock(sk);
+            if tp.is_null() {
+                return (0, 0);
+            }
+            let l = layout();
+            (
+                u16::from_be(member_at::<u16>(tp, &l.inet_sport)),
+                u16::from_be(member_at::<u16>(tp, &l.sk_dport)),
+            )
+        }
+        (None, Src::Record(_)) => (0, 0),
+    }
 }
 
 /// Where the rest of a change is read: addresses for the audit log, counters at close.
 #[derive(Clone, Copy)]
 enum Src<'a> {
     Record(&'a TracePointContext),
-    /// The typed hook's socket, as its `struct tcp_sock *`.
+    /// The typed hook's `struct sock *`.
     Sock(*const u8),
 }
 
@@ -80,18 +101,12 @@ fn try_tcp_state_btf(ctx: &BtfTracePointContext) -> Outcome {
     if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {
         return Ok(());
     }
-    // As a `tcp_sock`, whose `inet_sock` part holds the ports and the local address.
-    let tp = as_tcp_sock(sk);
-    if tp.is_null() {
-        return Err(READ_FAILED);
-    }
     let c = Change {
         sk: sk as u64,
         family,
-        sport: u16::from_be(member_at::<u16>(tp, &l.inet_sport)),
-        dport: u16::from_be(member_at::<u16>(tp, &l.sk_dport)),
+        ports: None,
     };
-    on_change(&c, old as i32, new as i32, Src::Sock(tp))
+    on_change(&c, old as i32, new as i32, Src::Sock(sk))
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -141,15 +156,14 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
     let c = Change {
         sk,
         family,
-        sport,
-        dport,
+        ports: Some((sport, dport)),
     };
     on_change(&c, old, new, Src::Record(ctx))
 }
 
 #[inline(always)]
 fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
-    let (sk, family, sport) = (c.sk, c.family, c.sport);
+    let (sk, family) = (c.sk, c.family);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     match (old, new) {
@@ -166,6 +180,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
         }
         // listen(): process context.
         (_, tcp_state::LISTEN) => {
+            let sport = ports(c, src).0;
             let _ = TCP_LISTENERS.insert(listener_key(family, sport), current_owner(), 0);
         }
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
@@ -182,6 +197,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
             emit(src, AuditKind::TcpConnect, &owner, c, 0)?;
         }
         (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
+            let sport = ports(c, src).0;
             // SAFETY: a valid map value pointer, copied at once.
             let l = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) }.ok_or(NO_OWNER)?;
             let mut owner = *l;
@@ -195,7 +211,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
             owned?;
         }
         (tcp_state::LISTEN, tcp_state::CLOSE) => {
-            let _ = TCP_LISTENERS.remove(listener_key(family, sport));
+            let _ = TCP_LISTENERS.remove(listener_key(family, ports(c, src).0));
         }
         (_, tcp_state::CLOSE) => {
             // A socket never owned (opened before the programs attached, never used since)
@@ -210,7 +226,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
                 // The last segments and retransmits since the previous reading.
                 let synced = match src {
                     Src::Record(_) => tcp_sync(sk, o, false),
-                    Src::Sock(tp) => tcp_reading_of(tp).and_then(|r| {
+                    Src::Sock(sk) => tcp_reading_btf(sk).and_then(|r| {
                         let hint = if n.is_null() { None } else { Some((pid, n)) };
                         charge_tcp(o, r, hint)
                     }),
@@ -270,6 +286,7 @@ fn observe_connect(pid: u32, ns: u64) -> Outcome {
 
 #[inline(always)]
 fn emit(src: Src<'_>, kind: AuditKind, owner: &SockOwner, c: &Change, since: u64) -> Outcome {
+    let (local_port, remote_port) = ports(c, src);
     if !audit_enabled() || owner.in_scope == 0 {
         return Ok(());
     }
@@ -291,8 +308,8 @@ fn emit(src: Src<'_>, kind: AuditKind, owner: &SockOwner, c: &Change, since: u64
             cgroup_id: owner.cgroup_id,
         },
         family: c.family,
-        local_port: c.sport,
-        remote_port: c.dport,
+        local_port,
+        remote_port,
         ..TcpRecord::default()
     };
     match (src, c.family == AF_INET) {
@@ -310,9 +327,13 @@ fn emit(src: Src<'_>, kind: AuditKind, owner: &SockOwner, c: &Change, since: u64
         // is at offset 0).
         (Src::Sock(sk), true) => {
             let l = layout();
-            let s = member_at::<[u8; 4]>(sk, &l.inet_saddr);
+            // `inet_saddr` is in the `inet_sock` part, beyond `struct sock`.
+            let tp = as_tcp_sock(sk);
+            if !tp.is_null() {
+                let s = member_at::<[u8; 4]>(tp, &l.inet_saddr);
+                rec.local_addr[..4].copy_from_slice(&s);
+            }
             let d = member_at::<[u8; 4]>(sk, &l.sk_daddr);
-            rec.local_addr[..4].copy_from_slice(&s);
             rec.remote_addr[..4].copy_from_slice(&d);
         }
         (Src::Sock(sk), false) => {
