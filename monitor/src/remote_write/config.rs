@@ -46,7 +46,41 @@ struct EndpointYaml {
     external_labels: BTreeMap<String, String>,
     #[serde(default)]
     write_relabel_configs: Vec<RelabelYaml>,
+    #[serde(default)]
+    queue_config: QueueYaml,
 }
+
+/// Prometheus's `queue_config`, of which the fields that shape requests: the spool stands
+/// for its in-memory queue and shards (`--remote-write.spool-size`), and the backoff is
+/// the sender's own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueYaml {
+    #[serde(default = "default_max_samples")]
+    max_samples_per_send: u64,
+    #[serde(default = "default_deadline")]
+    batch_send_deadline: Dur,
+}
+
+impl Default for QueueYaml {
+    fn default() -> Self {
+        Self {
+            max_samples_per_send: default_max_samples(),
+            batch_send_deadline: default_deadline(),
+        }
+    }
+}
+
+/// Prometheus's defaults.
+fn default_max_samples() -> u64 {
+    2000
+}
+fn default_deadline() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+
+/// Above this a request would be tens of megabytes, more than receivers take.
+const MAX_SAMPLES_PER_SEND: u64 = 1_000_000;
 
 fn default_timeout() -> Dur {
     Dur(Duration::from_secs(30))
@@ -142,6 +176,11 @@ pub struct Endpoint {
     /// Sorted by name, none empty.
     pub external_labels: Vec<Label>,
     pub relabel: Vec<Relabel>,
+    /// Most samples in one request: a collection is split into requests of at most this
+    /// many, and a backlog is sent in requests of up to this many.
+    pub max_samples_per_send: usize,
+    /// Longest a sample waits for later ones to fill its request.
+    pub batch_send_deadline: Duration,
     /// Set when the endpoint has a `tls_config`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -158,7 +197,8 @@ impl std::fmt::Debug for Endpoint {
 /// Labels a scrape of this daemon would add, which every series gets unless an endpoint
 /// says otherwise.
 pub struct Defaults {
-    /// `HOSTNAME:PORT`, the daemon's own address as a scrape target would name it.
+    /// The daemon's own address as a scrape target would name it: the listen address, or
+    /// `HOSTNAME:PORT` when it listens on every address (`history::instance`).
     pub instance: String,
     pub job: String,
 }
@@ -205,6 +245,7 @@ pub fn load(
             tls_config: None,
             external_labels: BTreeMap::new(),
             write_relabel_configs: Vec::new(),
+            queue_config: QueueYaml::default(),
         };
         out.push(
             endpoint(e, Path::new("."), defaults)
@@ -336,6 +377,16 @@ fn endpoint(e: EndpointYaml, base: &Path, defaults: &Defaults) -> Result<Endpoin
         }
         None => None,
     };
+    let q = &e.queue_config;
+    if !(1..=MAX_SAMPLES_PER_SEND).contains(&q.max_samples_per_send) {
+        return Err(format!(
+            "queue_config.max_samples_per_send {}: 1 to {MAX_SAMPLES_PER_SEND}",
+            q.max_samples_per_send
+        ));
+    }
+    if q.batch_send_deadline.0.is_zero() {
+        return Err("queue_config.batch_send_deadline: must be above zero".to_string());
+    }
     let mut labels: BTreeMap<String, String> = BTreeMap::from([
         ("instance".to_string(), defaults.instance.clone()),
         ("job".to_string(), defaults.job.clone()),
@@ -404,6 +455,8 @@ fn endpoint(e: EndpointYaml, base: &Path, defaults: &Defaults) -> Result<Endpoin
             .map(|(name, value)| Label { name, value })
             .collect(),
         relabel,
+        max_samples_per_send: q.max_samples_per_send as usize,
+        batch_send_deadline: q.batch_send_deadline.0,
         tls,
     })
 }
@@ -530,6 +583,7 @@ remote_write:
     headers: {X-Scope-OrgID: tenant-1}
     authorization: {credentials_file: token}
     external_labels: {job: node, region: eu, instance: ""}
+    queue_config: {max_samples_per_send: 500, batch_send_deadline: 1s}
     write_relabel_configs:
       - {source_labels: [__name__], regex: "process_.*", action: drop}
       - {source_labels: [__name__, group], separator: "/", regex: "monitor_process_.*/(other|sshd)|monitor_[^p].*", action: keep}
@@ -539,6 +593,8 @@ remote_write:
         let [e] = &e[..] else { panic!() };
         assert_eq!(e.name, "mimir");
         assert_eq!(e.timeout, Duration::from_secs(10));
+        assert_eq!(e.max_samples_per_send, 500);
+        assert_eq!(e.batch_send_deadline, Duration::from_secs(1));
         assert_eq!(
             e.headers,
             vec![
@@ -582,6 +638,9 @@ remote_write:
             labels(&[("instance", "host:9957"), ("job", "monitor")])
         );
         assert!(e[0].headers.is_empty());
+        // Prometheus's defaults.
+        assert_eq!(e[0].max_samples_per_send, 2000);
+        assert_eq!(e[0].batch_send_deadline, Duration::from_secs(5));
         let e = load(None, &["ftp://x/".to_string()], &defaults()).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -651,6 +710,18 @@ remote_write:
                 "remote_write[0].remote_timeout: \"soon\" is not a duration",
             ),
             ("remote_write: [{url: 'http://x/', colour: red}]", "unknown field `colour`"),
+            (
+                "remote_write: [{url: 'http://x/', queue_config: {max_samples_per_send: 0}}]",
+                "remote_write[0].queue_config.max_samples_per_send 0: 1 to 1000000",
+            ),
+            (
+                "remote_write: [{url: 'http://x/', queue_config: {batch_send_deadline: 0s}}]",
+                "remote_write[0].queue_config.batch_send_deadline: must be above zero",
+            ),
+            (
+                "remote_write: [{url: 'http://x/', queue_config: {capacity: 10}}]",
+                "unknown field `capacity`",
+            ),
             ("queue_config: {}", "unknown field `queue_config`"),
         ] {
             let e = format!(
