@@ -319,7 +319,9 @@ mod tests {
         let (first, _) = s.oldest(Duration::ZERO).unwrap();
         let (second, body) = s.next(Some(first.seq), Duration::ZERO).unwrap();
         assert_eq!((body.as_slice(), second.timestamp_ms), (&b"b"[..], 20));
-        assert!(s.next(Some(second.seq), Duration::from_millis(10)).is_none());
+        assert!(s
+            .next(Some(second.seq), Duration::from_millis(10))
+            .is_none());
         // Taken, not removed: still the oldest.
         assert_eq!(s.oldest(Duration::ZERO).unwrap().0, first);
     }
