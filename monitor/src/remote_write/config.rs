@@ -1,8 +1,8 @@
 //! Where the samples go: the endpoints of `--remote-write.url` and of the file of
 //! `--remote-write.config`, whose `remote_write` section takes Prometheus's field names
 //! (`url`, `name`, `remote_timeout`, `headers`, `basic_auth`, `authorization`, `tls_config`,
-//! `write_relabel_configs`) so a section can be copied from a Prometheus config, plus
-//! `external_labels` per endpoint. Everything, the files it names included, is read and
+//! `queue_config`, `write_relabel_configs`) so a section can be copied from a Prometheus
+//! config, plus `external_labels` per endpoint. Everything, the files it names included, is read and
 //! checked at start and by `monitor check-config`; an error names the file and the field.
 
 use std::{
@@ -16,7 +16,10 @@ use anyhow::bail;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::proto::Label;
+use super::{
+    proto::Label,
+    tls::{Tls, TlsConfig},
+};
 use crate::alert::config::Dur;
 
 #[derive(Debug, Deserialize)]
@@ -109,16 +112,6 @@ fn bearer() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TlsConfig {
-    /// PEM certificates trusted instead of the built-in (Mozilla) roots.
-    ca_file: Option<PathBuf>,
-    /// A client certificate (PEM) and its key, for endpoints that ask for one.
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RelabelYaml {
     #[serde(default = "name_label")]
     source_labels: Vec<String>,
@@ -182,7 +175,7 @@ pub struct Endpoint {
     /// Longest a sample waits for later ones to fill its request.
     pub batch_send_deadline: Duration,
     /// Set when the endpoint has a `tls_config`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -373,7 +366,9 @@ fn endpoint(e: EndpointYaml, base: &Path, defaults: &Defaults) -> Result<Endpoin
                     e.url
                 ));
             }
-            Some(tls(t, base).map_err(|err| format!("tls_config.{err}"))?)
+            Some(Arc::new(
+                super::tls::load(t, base).map_err(|err| format!("tls_config.{err}"))?,
+            ))
         }
         None => None,
     };
@@ -492,56 +487,6 @@ fn secret(
     }
 }
 
-/// The TLS client settings of an endpoint; an error starts with the field.
-fn tls(t: &TlsConfig, base: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls_pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
-
-    let certs = |field: &str, f: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
-        let p = base.join(f);
-        std::fs::metadata(&p).map_err(|e| format!("{field}: cannot read {}: {e}", p.display()))?;
-        let certs = CertificateDer::pem_file_iter(&p)
-            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("{field}: {}: {e}", p.display()))?;
-        if certs.is_empty() {
-            return Err(format!("{field}: {} holds no PEM certificate", p.display()));
-        }
-        Ok(certs)
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match &t.ca_file {
-        Some(f) => {
-            for c in certs("ca_file", f)? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("ca_file: {}: {e}", base.join(f).display()))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("ca_file: {e}"))?
-        .with_root_certificates(roots);
-    let config = match (&t.cert_file, &t.key_file) {
-        (None, None) => builder.with_no_client_auth(),
-        (Some(_), None) => return Err("key_file: give it with cert_file".to_string()),
-        (None, Some(_)) => return Err("cert_file: give it with key_file".to_string()),
-        (Some(c), Some(k)) => {
-            let chain = certs("cert_file", c)?;
-            let p = base.join(k);
-            std::fs::metadata(&p)
-                .map_err(|e| format!("key_file: cannot read {}: {e}", p.display()))?;
-            let key = PrivateKeyDer::from_pem_file(&p)
-                .map_err(|e| format!("key_file: {}: no PEM private key ({e})", p.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("key_file: {}: {e}", p.display()))?
-        }
-    };
-    Ok(Arc::new(config))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,6 +563,12 @@ remote_write:
             ("group", "bash")
         ]));
         assert!(e.tls.is_none());
+        let e = load_text(
+            "remote_write: [{url: 'https://10.0.0.1/push', tls_config: {server_name: \
+             mimir.example.com, insecure_skip_verify: true, min_version: TLS13}}]",
+        )
+        .unwrap();
+        assert!(e[0].tls.is_some());
     }
 
     #[test]
@@ -708,6 +659,26 @@ remote_write:
             (
                 "remote_write: [{url: 'http://x/', remote_timeout: soon}]",
                 "remote_write[0].remote_timeout: \"soon\" is not a duration",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {min_version: TLS10}}]",
+                "remote_write[0].tls_config.min_version TLS10: not supported",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {max_version: tls13}}]",
+                "remote_write[0].tls_config.max_version \"tls13\": TLS12 or TLS13",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {min_version: TLS13, max_version: TLS12}}]",
+                "remote_write[0].tls_config.min_version: above max_version",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {insecure_skip_verify: true, ca_file: not-a-cert.pem}}]",
+                "remote_write[0].tls_config.insecure_skip_verify: give it or ca_file, not both",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {server_name: 'a b'}}]",
+                "remote_write[0].tls_config.server_name \"a b\": not a host name",
             ),
             ("remote_write: [{url: 'http://x/', colour: red}]", "unknown field `colour`"),
             (

@@ -14,6 +14,7 @@ pub mod proto;
 pub mod send;
 pub mod series;
 pub mod spool;
+pub mod tls;
 
 use std::{
     collections::HashSet,

@@ -54,7 +54,7 @@ pub fn agent(e: &Endpoint) -> ureq::Agent {
         // endpoint's URL is given whole.
         .redirects(0);
     if let Some(tls) = &e.tls {
-        b = b.tls_config(tls.clone());
+        b = b.tls_connector(tls.clone());
     }
     b.build()
 }
