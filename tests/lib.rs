@@ -4,6 +4,8 @@
 //!
 //! Tests panic on failure (they are privileged tests; a `Result` would hide where).
 
+pub mod certs;
+pub mod rw_receiver;
 pub mod sink;
 
 use std::{

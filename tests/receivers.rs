@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monitor_tests::*;
+use monitor_tests::{certs::Certs, *};
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -84,81 +84,9 @@ fn alert_test(config: &Path) -> (bool, String) {
 // ---------------------------------------------------------------------------------------
 // Email
 
-/// A CA and a certificate for `localhost` and 127.0.0.1 that it signed, made with openssl.
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
+/// A CA and a certificate for `localhost` and 127.0.0.1 that it signed.
 fn certs(dir: &Path) -> Certs {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (Debian package) is installed by cargo xtask test");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=monitor test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    write(
-        dir,
-        "leaf.ext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    );
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "cert.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-    ]);
-    Certs {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-    }
+    monitor_tests::certs::certs(dir, "localhost", "DNS:localhost,IP:127.0.0.1")
 }
 
 /// tests/smtp_server.py on `port`, run by Debian's interpreter (where python3-aiosmtpd is).

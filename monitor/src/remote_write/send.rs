@@ -95,14 +95,21 @@ pub fn post(agent: &ureq::Agent, e: &Endpoint, body: &[u8]) -> Outcome {
                 Outcome::Refused(why)
             }
         }
-        Err(ureq::Error::Transport(t)) => Outcome::Retry(
-            format!(
+        Err(ureq::Error::Transport(t)) => {
+            // The cause (a certificate for another name, a TLS version refused) is in the
+            // sources, not in the message.
+            let mut why = format!(
                 "{shown}: {}{}",
                 t.kind(),
                 t.message().map(|m| format!(": {m}")).unwrap_or_default()
-            ),
-            None,
-        ),
+            );
+            let mut source = std::error::Error::source(&t);
+            while let Some(e) = source {
+                why.push_str(&format!(": {e}"));
+                source = e.source();
+            }
+            Outcome::Retry(why, None)
+        }
     }
 }
 
