@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use monitor_tests::*;
+use monitor_tests::rw_receiver::pushing;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -175,16 +175,7 @@ fn a_backlog_arrives_complete_in_order_in_bounded_requests() {
         ),
     )
     .unwrap();
-    let d = Daemon::start(&[
-        "--remote-write.config",
-        file.to_str().unwrap(),
-        "--remote-write.interval",
-        "1s",
-        "--remote-write.spool-dir",
-        spool.path().to_str().unwrap(),
-        "--alert.state-dir",
-        spool.path().to_str().unwrap(),
-    ]);
+    let d = pushing(&file, spool.path());
     // The truth: the series a scrape shows of the kept families.
     let (_, body) = d.get("/metrics");
     let series = body

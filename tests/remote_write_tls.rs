@@ -10,7 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monitor_tests::{certs::certs, rw_receiver::Receiver, *};
+use monitor_tests::{
+    certs::certs,
+    rw_receiver::{pushing, Receiver},
+    *,
+};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -62,16 +66,7 @@ fn server_name_insecure_skip_verify_and_versions_against_a_tls_prometheus() {
     let spool = tempfile::tempdir().unwrap();
     let file = spool.path().join("rw.yml");
     std::fs::write(&file, format!("remote_write:\n{config}")).unwrap();
-    let d = Daemon::start(&[
-        "--remote-write.config",
-        file.to_str().unwrap(),
-        "--remote-write.interval",
-        "1s",
-        "--remote-write.spool-dir",
-        spool.path().to_str().unwrap(),
-        "--alert.state-dir",
-        spool.path().to_str().unwrap(),
-    ]);
+    let d = pushing(&file, spool.path());
 
     // The daemon's account: the endpoints that got through, and tries that all failed for
     // the others.

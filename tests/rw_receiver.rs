@@ -3,13 +3,14 @@
 //! and started again, with or without TLS (a `web.yml` in its directory).
 
 use std::{
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use crate::signal;
+use crate::{signal, Daemon};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -141,4 +142,19 @@ impl Drop for Receiver {
             let _ = c.wait();
         }
     }
+}
+
+/// The daemon pushing to the endpoints of `config` every second, its spools and alert state
+/// in `dir`.
+pub fn pushing(config: &Path, dir: &Path) -> Daemon {
+    Daemon::start(&[
+        "--remote-write.config",
+        config.to_str().unwrap(),
+        "--remote-write.interval",
+        "1s",
+        "--remote-write.spool-dir",
+        dir.to_str().unwrap(),
+        "--alert.state-dir",
+        dir.to_str().unwrap(),
+    ])
 }
