@@ -1,9 +1,10 @@
 //! Prometheus remote write 1.0: every series the daemon exports, at a set interval, pushed
 //! to one or more endpoints (Mimir, Thanos Receive, Cortex, VictoriaMetrics, a Prometheus
 //! with its receiver on), as Prometheus's agent mode does. Each collection is stamped with
-//! its snapshot's time, encoded once per endpoint (`series`, `proto`) and written to that
-//! endpoint's spool on disk (`spool`) before its sender (`send`) POSTs it, so an outage of
-//! the endpoint or a restart of the daemon loses nothing the spool can hold.
+//! its snapshot's time, encoded per endpoint in requests of at most its
+//! `max_samples_per_send` (`series`, `proto`) and written to that endpoint's spool on disk
+//! (`spool`) before its sender (`send`) POSTs them, merged up to that size (`batch`), so an
+//! outage of the endpoint or a restart of the daemon loses nothing the spool can hold.
 //! `run.rs` calls `setup` before the reader exists (the metrics are a scrape source), then
 //! `RemoteWrite::run` with it.
 
