@@ -220,23 +220,30 @@ fn counter(env: &Env, name: &str) -> anyhow::Result<f64> {
     if status != 200 {
         bail!("/metrics answered {status}");
     }
-    let text = String::from_utf8_lossy(&body);
-    let mut found = false;
-    let mut sum = 0.0;
-    for l in text.lines() {
-        let Some(rest) = l.strip_prefix(name) else {
-            continue;
-        };
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
-            continue;
-        }
-        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-            sum += v;
-            found = true;
-        }
+    sum(&String::from_utf8_lossy(&body), name).with_context(|| format!("no {name} in /metrics"))
+}
+
+/// The sum of the samples of family `name` in a text exposition, if it has any.
+fn sum(text: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_a_family_and_only_it() {
+        let text = "# HELP x_total x\nx_total{endpoint=\"a\"} 2\nx_total{endpoint=\"b\"} 3.5\n\
+                    x_total_other 9\ny 1\n";
+        assert_eq!(sum(text, "x_total"), Some(5.5));
+        assert_eq!(sum(text, "y"), Some(1.0));
+        assert_eq!(sum(text, "z"), None);
     }
-    if !found {
-        bail!("no {name} in /metrics");
-    }
-    Ok(sum)
 }
