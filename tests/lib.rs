@@ -4,7 +4,9 @@
 //!
 //! Tests panic on failure (they are privileged tests; a `Result` would hide where).
 
+pub mod certs;
 pub mod pki;
+pub mod rw_receiver;
 pub mod sink;
 
 use std::{

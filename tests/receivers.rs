@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monitor_tests::*;
+use monitor_tests::{certs::Certs, *};
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -84,21 +84,9 @@ fn alert_test(config: &Path) -> (bool, String) {
 // ---------------------------------------------------------------------------------------
 // Email
 
-/// A CA and a certificate for `localhost` and 127.0.0.1 that it signed, made with openssl.
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
+/// A CA and a certificate for `localhost` and 127.0.0.1 that it signed.
 fn certs(dir: &Path) -> Certs {
-    let ca = monitor_tests::pki::Ca::new(dir, "monitor-test");
-    let leaf = ca.server("leaf", "localhost");
-    Certs {
-        ca: ca.cert.clone(),
-        cert: leaf.cert,
-        key: leaf.key,
-    }
+    monitor_tests::certs::certs(dir, "localhost", "DNS:localhost,IP:127.0.0.1")
 }
 
 /// tests/smtp_server.py on `port`, run by Debian's interpreter (where python3-aiosmtpd is).

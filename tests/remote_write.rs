@@ -6,13 +6,12 @@
 
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
-use monitor_tests::*;
-use serde_json::Value;
+use monitor_tests::{rw_receiver::Receiver, *};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -27,101 +26,6 @@ fn now_ms() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// A Prometheus that only receives (no scrape configs), on a port of our choosing, with a
-/// data directory that outlives a stop, so it can be stopped and started again.
-struct Receiver {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Receiver {
-    fn start_on(port: u16) -> Self {
-        let mut r = Receiver {
-            child: None,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(r.dir.path().join("prometheus.yml"), "global: {}\n").unwrap();
-        r.start();
-        r
-    }
-
-    fn start(&mut self) {
-        let d = self.dir.path();
-        let child = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                d.join("prometheus.yml").display()
-            ))
-            .arg(format!("--storage.tsdb.path={}", d.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(d.join("log"))
-                    .unwrap(),
-            )
-            .spawn()
-            .expect("prometheus (Debian package prometheus) is installed by cargo xtask test");
-        self.child = Some(child);
-        let deadline = Instant::now() + DEADLINE;
-        while request("GET", &self.url("/-/ready")).0 != 200 {
-            assert!(Instant::now() < deadline, "Prometheus never got ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM, as a service stop does, and wait until it has exited.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(&c, libc::SIGTERM);
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// The raw samples (timestamp in ms, value) of the one series matching `selector` in
-    /// the last `range_s` seconds.
-    fn samples(&self, selector: &str, range_s: u64) -> Vec<(i64, f64)> {
-        let q = format!("{selector}[{range_s}s]");
-        let r = ureq::post(&self.url("/api/v1/query"))
-            .timeout(Duration::from_secs(10))
-            .send_form(&[("query", &q)]);
-        let Ok(r) = r else { return Vec::new() };
-        let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
-        let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
-        assert!(result.len() <= 1, "{selector} matches several series: {v}");
-        let Some(series) = result.first() else {
-            return Vec::new();
-        };
-        series["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
-                (t, p[1].as_str().unwrap().parse().unwrap())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn daemon(url: &str, spool: &Path, extra: &[&str]) -> Daemon {

@@ -34,7 +34,7 @@ pub fn run(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> {
 async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> {
     // Checked before anything starts: a bad rule file is a start-up error.
     let alerting = alert::load(args.alert.config.as_deref())?;
-    let remote_write = remote_write::load(&args.remote_write, args.listen_address.port())?;
+    let remote_write = remote_write::load(&args.remote_write, args.listen_address)?;
     // Bind first: a port in use should fail before the slower kernel setup.
     let listener = tokio::net::TcpListener::bind(args.listen_address)
         .await
@@ -111,7 +111,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         h.start(reader.clone())?;
     }
     if let Some(rw) = remote_write {
-        rw.run(reader.clone())?;
+        rw.run(reader.clone(), args.refresh_interval)?;
     }
 
     tracing::info!(

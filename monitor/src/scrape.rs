@@ -6,7 +6,7 @@
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use prometheus::proto::{MetricFamily, MetricType};
@@ -154,22 +154,24 @@ impl Reader {
 
     /// Every family, as a scrape would see it (for the alert engine).
     pub fn families(&self) -> Vec<MetricFamily> {
-        self.families_at().0
-    }
-
-    /// `families`, and when the refresh of the snapshot they come from began (remote write
-    /// stamps its samples with it).
-    pub fn families_at(&self) -> (Vec<MetricFamily>, Instant) {
         let snap = self.snapshots.fresh(self.freshness);
         let mut out = snap.families.clone();
         out.extend(self.scrape.families(&snap));
-        (out, snap.started)
+        out
     }
 
     /// The snapshot as fresh as `f` asks and the families read now beside it, without
     /// copying the snapshot's (the query history samples both at every refresh interval).
     pub fn parts(&self, f: Freshness) -> (Arc<Snapshot>, Vec<MetricFamily>) {
         let snap = self.snapshots.fresh(f);
+        let now = self.scrape.families(&snap);
+        (snap, now)
+    }
+
+    /// `parts` of the snapshot after the one numbered `seq` (`Snapshots::after`), without
+    /// asking for a refresh.
+    pub fn parts_after(&self, seq: u64, wait: Duration) -> (Arc<Snapshot>, Vec<MetricFamily>) {
+        let snap = self.snapshots.after(seq, wait);
         let now = self.scrape.families(&snap);
         (snap, now)
     }

@@ -172,6 +172,26 @@ impl Snapshots {
             .is_some_and(|t| t.elapsed() < PROCESSES_WANTED_FOR)
     }
 
+    /// The newest snapshot if it is newer than the one numbered `seq`; otherwise the next
+    /// one published, waited for at most `wait` (then the newest there is). It never asks
+    /// for a refresh: a reader on a timer of its own (remote write) takes what the refresher
+    /// publishes at its interval and costs no refresh of its own.
+    pub fn after(&self, seq: u64, wait: Duration) -> Arc<Snapshot> {
+        let deadline = Instant::now() + wait;
+        let mut st = self.lock();
+        loop {
+            let now = Instant::now();
+            if st.current.seq > seq || now >= deadline {
+                return st.current.clone();
+            }
+            st = self
+                .published
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     fn fresh_where(&self, f: Freshness, has: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
         let asked_at = Instant::now();
         let deadline = asked_at + f.wait;
@@ -343,6 +363,26 @@ mod tests {
         };
         assert_eq!(s.fresh(zero).seq, 2);
         refresher.join().unwrap();
+    }
+
+    #[test]
+    fn after_takes_a_newer_snapshot_or_waits_for_one_without_asking() {
+        let s = Arc::new(Snapshots::new());
+        s.publish(at(3, Instant::now() - Duration::from_secs(5)));
+        // Old, but newer than the one asked after: served as is.
+        assert_eq!(s.after(2, Duration::from_secs(10)).seq, 3);
+        let refresher = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                s.publish(at(4, Instant::now()));
+            })
+        };
+        assert_eq!(s.after(3, Duration::from_secs(10)).seq, 4);
+        refresher.join().unwrap();
+        // Nothing newer comes: the newest, after the wait.
+        assert_eq!(s.after(4, Duration::from_millis(20)).seq, 4);
+        assert!(!s.lock().asked, "the refresher was never asked");
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn check_config(a: &CheckConfigArgs) -> anyhow::Result<()> {
                 spool_dir: PathBuf::new(),
                 spool_size: 0,
             };
-            let endpoints = crate::remote_write::load(&args, 9957)?;
+            let endpoints = crate::remote_write::load(&args, ([0, 0, 0, 0], 9957).into())?;
             let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
             Some(format!(
                 "{}: OK: {} remote write endpoints ({})",

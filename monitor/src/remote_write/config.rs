@@ -1,8 +1,8 @@
 //! Where the samples go: the endpoints of `--remote-write.url` and of the file of
 //! `--remote-write.config`, whose `remote_write` section takes Prometheus's field names
 //! (`url`, `name`, `remote_timeout`, `headers`, `basic_auth`, `authorization`, `tls_config`,
-//! `write_relabel_configs`) so a section can be copied from a Prometheus config, plus
-//! `external_labels` per endpoint. Everything, the files it names included, is read and
+//! `queue_config`, `write_relabel_configs`) so a section can be copied from a Prometheus
+//! config, plus `external_labels` per endpoint. Everything, the files it names included, is read and
 //! checked at start and by `monitor check-config`; an error names the file and the field.
 
 use std::{
@@ -16,7 +16,10 @@ use anyhow::bail;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::proto::Label;
+use super::{
+    proto::Label,
+    tls::{Tls, TlsConfig},
+};
 use crate::alert::config::Dur;
 
 #[derive(Debug, Deserialize)]
@@ -46,7 +49,41 @@ struct EndpointYaml {
     external_labels: BTreeMap<String, String>,
     #[serde(default)]
     write_relabel_configs: Vec<RelabelYaml>,
+    #[serde(default)]
+    queue_config: QueueYaml,
 }
+
+/// Prometheus's `queue_config`, of which the fields that shape requests: the spool stands
+/// for its in-memory queue and shards (`--remote-write.spool-size`), and the backoff is
+/// the sender's own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueYaml {
+    #[serde(default = "default_max_samples")]
+    max_samples_per_send: u64,
+    #[serde(default = "default_deadline")]
+    batch_send_deadline: Dur,
+}
+
+impl Default for QueueYaml {
+    fn default() -> Self {
+        Self {
+            max_samples_per_send: default_max_samples(),
+            batch_send_deadline: default_deadline(),
+        }
+    }
+}
+
+/// Prometheus's defaults.
+fn default_max_samples() -> u64 {
+    2000
+}
+fn default_deadline() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+
+/// Above this a request would be tens of megabytes, more than receivers take.
+const MAX_SAMPLES_PER_SEND: u64 = 1_000_000;
 
 fn default_timeout() -> Dur {
     Dur(Duration::from_secs(30))
@@ -71,16 +108,6 @@ struct Authorization {
 
 fn bearer() -> String {
     "Bearer".to_string()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsConfig {
-    /// PEM certificates trusted instead of the built-in (Mozilla) roots.
-    ca_file: Option<PathBuf>,
-    /// A client certificate (PEM) and its key, for endpoints that ask for one.
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,8 +169,13 @@ pub struct Endpoint {
     /// Sorted by name, none empty.
     pub external_labels: Vec<Label>,
     pub relabel: Vec<Relabel>,
+    /// Most samples in one request: a collection is split into requests of at most this
+    /// many, and a backlog is sent in requests of up to this many.
+    pub max_samples_per_send: usize,
+    /// Longest a sample waits for later ones to fill its request.
+    pub batch_send_deadline: Duration,
     /// Set when the endpoint has a `tls_config`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -158,7 +190,8 @@ impl std::fmt::Debug for Endpoint {
 /// Labels a scrape of this daemon would add, which every series gets unless an endpoint
 /// says otherwise.
 pub struct Defaults {
-    /// `HOSTNAME:PORT`, the daemon's own address as a scrape target would name it.
+    /// The daemon's own address as a scrape target would name it: the listen address, or
+    /// `HOSTNAME:PORT` when it listens on every address (`history::instance`).
     pub instance: String,
     pub job: String,
 }
@@ -205,6 +238,7 @@ pub fn load(
             tls_config: None,
             external_labels: BTreeMap::new(),
             write_relabel_configs: Vec::new(),
+            queue_config: QueueYaml::default(),
         };
         out.push(
             endpoint(e, Path::new("."), defaults)
@@ -332,10 +366,22 @@ fn endpoint(e: EndpointYaml, base: &Path, defaults: &Defaults) -> Result<Endpoin
                     e.url
                 ));
             }
-            Some(tls(t, base).map_err(|err| format!("tls_config.{err}"))?)
+            Some(Arc::new(
+                super::tls::load(t, base).map_err(|err| format!("tls_config.{err}"))?,
+            ))
         }
         None => None,
     };
+    let q = &e.queue_config;
+    if !(1..=MAX_SAMPLES_PER_SEND).contains(&q.max_samples_per_send) {
+        return Err(format!(
+            "queue_config.max_samples_per_send {}: 1 to {MAX_SAMPLES_PER_SEND}",
+            q.max_samples_per_send
+        ));
+    }
+    if q.batch_send_deadline.0.is_zero() {
+        return Err("queue_config.batch_send_deadline: must be above zero".to_string());
+    }
     let mut labels: BTreeMap<String, String> = BTreeMap::from([
         ("instance".to_string(), defaults.instance.clone()),
         ("job".to_string(), defaults.job.clone()),
@@ -404,6 +450,8 @@ fn endpoint(e: EndpointYaml, base: &Path, defaults: &Defaults) -> Result<Endpoin
             .map(|(name, value)| Label { name, value })
             .collect(),
         relabel,
+        max_samples_per_send: q.max_samples_per_send as usize,
+        batch_send_deadline: q.batch_send_deadline.0,
         tls,
     })
 }
@@ -437,56 +485,6 @@ fn secret(
         }
         _ => Err(format!("{field}: missing (give {field} or {field}_file)")),
     }
-}
-
-/// The TLS client settings of an endpoint; an error starts with the field.
-fn tls(t: &TlsConfig, base: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls_pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
-
-    let certs = |field: &str, f: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
-        let p = base.join(f);
-        std::fs::metadata(&p).map_err(|e| format!("{field}: cannot read {}: {e}", p.display()))?;
-        let certs = CertificateDer::pem_file_iter(&p)
-            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("{field}: {}: {e}", p.display()))?;
-        if certs.is_empty() {
-            return Err(format!("{field}: {} holds no PEM certificate", p.display()));
-        }
-        Ok(certs)
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match &t.ca_file {
-        Some(f) => {
-            for c in certs("ca_file", f)? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("ca_file: {}: {e}", base.join(f).display()))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("ca_file: {e}"))?
-        .with_root_certificates(roots);
-    let config = match (&t.cert_file, &t.key_file) {
-        (None, None) => builder.with_no_client_auth(),
-        (Some(_), None) => return Err("key_file: give it with cert_file".to_string()),
-        (None, Some(_)) => return Err("cert_file: give it with key_file".to_string()),
-        (Some(c), Some(k)) => {
-            let chain = certs("cert_file", c)?;
-            let p = base.join(k);
-            std::fs::metadata(&p)
-                .map_err(|e| format!("key_file: cannot read {}: {e}", p.display()))?;
-            let key = PrivateKeyDer::from_pem_file(&p)
-                .map_err(|e| format!("key_file: {}: no PEM private key ({e})", p.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("key_file: {}: {e}", p.display()))?
-        }
-    };
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -530,6 +528,7 @@ remote_write:
     headers: {X-Scope-OrgID: tenant-1}
     authorization: {credentials_file: token}
     external_labels: {job: node, region: eu, instance: ""}
+    queue_config: {max_samples_per_send: 500, batch_send_deadline: 1s}
     write_relabel_configs:
       - {source_labels: [__name__], regex: "process_.*", action: drop}
       - {source_labels: [__name__, group], separator: "/", regex: "monitor_process_.*/(other|sshd)|monitor_[^p].*", action: keep}
@@ -539,6 +538,8 @@ remote_write:
         let [e] = &e[..] else { panic!() };
         assert_eq!(e.name, "mimir");
         assert_eq!(e.timeout, Duration::from_secs(10));
+        assert_eq!(e.max_samples_per_send, 500);
+        assert_eq!(e.batch_send_deadline, Duration::from_secs(1));
         assert_eq!(
             e.headers,
             vec![
@@ -562,6 +563,12 @@ remote_write:
             ("group", "bash")
         ]));
         assert!(e.tls.is_none());
+        let e = load_text(
+            "remote_write: [{url: 'https://10.0.0.1/push', tls_config: {server_name: \
+             mimir.example.com, insecure_skip_verify: true, min_version: TLS13}}]",
+        )
+        .unwrap();
+        assert!(e[0].tls.is_some());
     }
 
     #[test]
@@ -582,6 +589,9 @@ remote_write:
             labels(&[("instance", "host:9957"), ("job", "monitor")])
         );
         assert!(e[0].headers.is_empty());
+        // Prometheus's defaults.
+        assert_eq!(e[0].max_samples_per_send, 2000);
+        assert_eq!(e[0].batch_send_deadline, Duration::from_secs(5));
         let e = load(None, &["ftp://x/".to_string()], &defaults()).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -650,7 +660,39 @@ remote_write:
                 "remote_write: [{url: 'http://x/', remote_timeout: soon}]",
                 "remote_write[0].remote_timeout: \"soon\" is not a duration",
             ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {min_version: TLS10}}]",
+                "remote_write[0].tls_config.min_version TLS10: not supported",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {max_version: tls13}}]",
+                "remote_write[0].tls_config.max_version \"tls13\": TLS12 or TLS13",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {min_version: TLS13, max_version: TLS12}}]",
+                "remote_write[0].tls_config.min_version: above max_version",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {insecure_skip_verify: true, ca_file: not-a-cert.pem}}]",
+                "remote_write[0].tls_config.insecure_skip_verify: give it or ca_file, not both",
+            ),
+            (
+                "remote_write: [{url: 'https://x/', tls_config: {server_name: 'a b'}}]",
+                "remote_write[0].tls_config.server_name \"a b\": not a host name",
+            ),
             ("remote_write: [{url: 'http://x/', colour: red}]", "unknown field `colour`"),
+            (
+                "remote_write: [{url: 'http://x/', queue_config: {max_samples_per_send: 0}}]",
+                "remote_write[0].queue_config.max_samples_per_send 0: 1 to 1000000",
+            ),
+            (
+                "remote_write: [{url: 'http://x/', queue_config: {batch_send_deadline: 0s}}]",
+                "remote_write[0].queue_config.batch_send_deadline: must be above zero",
+            ),
+            (
+                "remote_write: [{url: 'http://x/', queue_config: {capacity: 10}}]",
+                "unknown field `capacity`",
+            ),
             ("queue_config: {}", "unknown field `queue_config`"),
         ] {
             let e = format!(

@@ -1,18 +1,21 @@
 //! Prometheus remote write 1.0: every series the daemon exports, at a set interval, pushed
 //! to one or more endpoints (Mimir, Thanos Receive, Cortex, VictoriaMetrics, a Prometheus
 //! with its receiver on), as Prometheus's agent mode does. Each collection is stamped with
-//! its snapshot's time, encoded once per endpoint (`series`, `proto`) and written to that
-//! endpoint's spool on disk (`spool`) before its sender (`send`) POSTs it, so an outage of
-//! the endpoint or a restart of the daemon loses nothing the spool can hold.
+//! its snapshot's time, encoded per endpoint in requests of at most its
+//! `max_samples_per_send` (`series`, `proto`) and written to that endpoint's spool on disk
+//! (`spool`) before its sender (`send`) POSTs them, merged up to that size (`batch`), so an
+//! outage of the endpoint or a restart of the daemon loses nothing the spool can hold.
 //! `run.rs` calls `setup` before the reader exists (the metrics are a scrape source), then
 //! `RemoteWrite::run` with it.
 
+pub mod batch;
 pub mod config;
 pub mod metrics;
 pub mod proto;
 pub mod send;
 pub mod series;
 pub mod spool;
+pub mod tls;
 
 use std::{
     collections::HashSet,
@@ -24,7 +27,12 @@ use std::{
 
 use clap::Args;
 
-use crate::scrape::{Reader, Scrape};
+use prometheus::proto::MetricFamily;
+
+use crate::{
+    scrape::{Reader, Scrape},
+    snapshot::Snapshot,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct RemoteWriteArgs {
@@ -82,10 +90,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok(b.as_u64())
 }
 
-/// The endpoints of the flags and the file, checked (`monitor check-config` too).
-pub fn load(args: &RemoteWriteArgs, port: u16) -> anyhow::Result<Vec<config::Endpoint>> {
+/// The endpoints of the flags and the file, checked (`monitor check-config` too). The
+/// default `instance` is the query history's, so pushed series and the page's series of a
+/// host carry the same one.
+pub fn load(
+    args: &RemoteWriteArgs,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<Vec<config::Endpoint>> {
     let defaults = config::Defaults {
-        instance: format!("{}:{port}", crate::alert::hostname()),
+        instance: crate::history::instance(listen),
         job: "monitor".to_string(),
     };
     config::load(args.config.as_deref(), &args.urls, &defaults)
@@ -142,19 +155,20 @@ pub fn setup(
 }
 
 impl RemoteWrite {
-    /// Starts collecting from `reader` every interval, the first time now.
-    pub fn run(self, reader: Arc<Reader>) -> anyhow::Result<()> {
+    /// Starts collecting from `reader` every interval, the first time now, from the
+    /// snapshots the refresher publishes every `refresh` (`--refresh.interval`).
+    pub fn run(self, reader: Arc<Reader>, refresh: Duration) -> anyhow::Result<()> {
         for t in &self.targets {
             tracing::info!(endpoint = %t.endpoint.name, url = %crate::alert::notify::redact(&t.endpoint.url), interval = ?self.interval, "remote write on");
         }
         std::thread::Builder::new()
             .name("remote-write".into())
-            .spawn(move || self.collect_loop(&reader))
+            .spawn(move || self.collect_loop(&reader, refresh))
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("starting remote write: {e}"))
     }
 
-    fn collect_loop(self, reader: &Reader) {
+    fn collect_loop(self, reader: &Reader, refresh: Duration) {
         // Never older than what the spool holds from an earlier run: an endpoint refuses
         // samples older than a series' newest.
         let mut last_ms = self
@@ -165,6 +179,7 @@ impl RemoteWrite {
             .unwrap_or(0);
         // Each endpoint's series of the last collection, to mark the vanished ones stale.
         let mut series: Vec<HashSet<Vec<proto::Label>>> = vec![HashSet::new(); self.targets.len()];
+        let mut last_seq = 0;
         let mut next = Instant::now();
         loop {
             let now = Instant::now();
@@ -176,8 +191,13 @@ impl RemoteWrite {
                 // A collection took longer than the interval: the next one an interval on.
                 next = Instant::now() + self.interval;
             }
+            // The refresher's next snapshot, not a refresh of its own: asking for one would
+            // double the refreshes at an interval near the refresher's. Waited for at most two
+            // refresh intervals (a slow refresh); a refresher stuck longer gives the same one.
+            let (snap, now) = reader.parts_after(last_seq, refresh * 2);
+            last_seq = snap.seq;
             let tick = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.collect(reader, last_ms, &mut series)
+                self.collect(&snap, &now, last_ms, &mut series)
             }));
             match tick {
                 Ok(ts) => last_ms = ts,
@@ -186,16 +206,17 @@ impl RemoteWrite {
         }
     }
 
-    /// One collection into every spool; returns its timestamp.
+    /// One collection into every spool, of a snapshot and the families read beside it;
+    /// returns its timestamp.
     fn collect(
         &self,
-        reader: &Reader,
+        snap: &Snapshot,
+        now: &[MetricFamily],
         last_ms: i64,
         before: &mut [HashSet<Vec<proto::Label>>],
     ) -> i64 {
-        let (families, started) = reader.families_at();
         let wall = SystemTime::now()
-            .checked_sub(started.elapsed())
+            .checked_sub(snap.started.elapsed())
             .unwrap_or_else(SystemTime::now);
         let ms = wall
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -203,22 +224,28 @@ impl RemoteWrite {
         // The same snapshot twice (a stuck refresher): a later stamp, since an endpoint
         // refuses two different values at one timestamp.
         let ms = ms.max(last_ms + 1);
-        let lines = series::lines(&families);
+        let lines = series::lines(snap.families.iter().chain(now));
         for (t, before) in self.targets.iter().zip(before) {
             let mut w = series::request(&lines, &t.endpoint, ms);
             *before = series::mark_stale(&mut w, before, ms);
-            let n = w.timeseries.len() as u64;
-            if n == 0 {
-                continue;
-            }
-            let written = proto::encode(&w)
-                .map_err(anyhow::Error::from)
-                .and_then(|body| t.spool.push(&body, n, ms));
-            if let Err(e) = written {
-                t.counters
-                    .unwritten
-                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(endpoint = %t.endpoint.name, samples = n, error = format!("{e:#}"), "cannot spool remote write samples; they are dropped");
+            // Spooled in requests of at most max_samples_per_send (one sample a series), so
+            // the sender never has to cut one.
+            let mut rest = w.timeseries;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(t.endpoint.max_samples_per_send));
+                let part = proto::WriteRequest {
+                    timeseries: std::mem::replace(&mut rest, tail),
+                };
+                let n = part.timeseries.len() as u64;
+                let written = proto::encode(&part)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|body| t.spool.push(&body, n, ms));
+                if let Err(e) = written {
+                    t.counters
+                        .unwritten
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(endpoint = %t.endpoint.name, samples = n, error = format!("{e:#}"), "cannot spool remote write samples; they are dropped");
+                }
             }
         }
         ms

@@ -1,5 +1,5 @@
-//! One sender thread per endpoint: takes the spool's oldest request, POSTs it, and deletes
-//! it once the endpoint took it. 5xx, 429 and connection errors are retried with exponential
+//! One sender thread per endpoint: takes the spool's oldest requests (`batch`), POSTs them
+//! as one, and deletes them once the endpoint took it. 5xx, 429 and connection errors are retried with exponential
 //! backoff (not before a `Retry-After`), so the requests arrive in order and none is skipped;
 //! any other answer outside 2xx refuses the request for good (retrying cannot fix it): it is
 //! deleted and its samples counted as failed.
@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use super::{config::Endpoint, spool::Spool};
+use super::{batch, config::Endpoint, spool::Spool};
 use crate::alert::notify::redact;
 
 /// The first wait after a failure; it doubles up to `MAX_BACKOFF`.
@@ -54,7 +54,7 @@ pub fn agent(e: &Endpoint) -> ureq::Agent {
         // endpoint's URL is given whole.
         .redirects(0);
     if let Some(tls) = &e.tls {
-        b = b.tls_config(tls.clone());
+        b = b.tls_connector(tls.clone());
     }
     b.build()
 }
@@ -95,14 +95,21 @@ pub fn post(agent: &ureq::Agent, e: &Endpoint, body: &[u8]) -> Outcome {
                 Outcome::Refused(why)
             }
         }
-        Err(ureq::Error::Transport(t)) => Outcome::Retry(
-            format!(
+        Err(ureq::Error::Transport(t)) => {
+            // The cause (a certificate for another name, a TLS version refused) is in the
+            // sources, not in the message.
+            let mut why = format!(
                 "{shown}: {}{}",
                 t.kind(),
                 t.message().map(|m| format!(": {m}")).unwrap_or_default()
-            ),
-            None,
-        ),
+            );
+            let mut source = std::error::Error::source(&t);
+            while let Some(e) = source {
+                why.push_str(&format!(": {e}"));
+                source = e.source();
+            }
+            Outcome::Retry(why, None)
+        }
     }
 }
 
@@ -120,20 +127,29 @@ fn run(e: &Endpoint, spool: &Spool, c: &Counters) {
     // Whether the endpoint is failing: logged once when it starts and once when it ends.
     let mut failing = false;
     loop {
-        let Some((r, body)) = spool.oldest(Duration::from_secs(5)) else {
+        let Some(b) = batch::gather(
+            spool,
+            e.max_samples_per_send,
+            e.batch_send_deadline,
+            Duration::from_secs(5),
+        ) else {
             continue;
         };
         let mut backoff = MIN_BACKOFF;
         loop {
-            if !spool.contains(&r) {
-                break; // dropped by the bounded spool meanwhile
+            if !b.records.iter().all(|r| spool.contains(r)) {
+                // Some dropped by the bounded spool meanwhile: the rest go in the next.
+                break;
             }
-            match post(&agent, e, &body) {
+            match post(&agent, e, &b.body) {
                 Outcome::Sent => {
-                    if spool.remove(&r) {
-                        c.sent.fetch_add(r.samples, Ordering::Relaxed);
+                    for r in &b.records {
+                        if spool.remove(r) {
+                            c.sent.fetch_add(r.samples, Ordering::Relaxed);
+                        }
                     }
-                    c.sent_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    c.sent_bytes
+                        .fetch_add(b.body.len() as u64, Ordering::Relaxed);
                     if failing {
                         failing = false;
                         tracing::info!(endpoint = %e.name, "remote write endpoint takes samples again");
@@ -141,15 +157,17 @@ fn run(e: &Endpoint, spool: &Spool, c: &Counters) {
                     break;
                 }
                 Outcome::Refused(why) => {
-                    if spool.remove(&r) {
-                        c.failed.fetch_add(r.samples, Ordering::Relaxed);
+                    for r in &b.records {
+                        if spool.remove(r) {
+                            c.failed.fetch_add(r.samples, Ordering::Relaxed);
+                        }
                     }
                     c.requests_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(endpoint = %e.name, samples = r.samples, error = %why, "remote write request refused; not retried");
+                    tracing::error!(endpoint = %e.name, samples = b.samples, error = %why, "remote write request refused; not retried");
                     break;
                 }
                 Outcome::Retry(why, asked) => {
-                    c.retried.fetch_add(r.samples, Ordering::Relaxed);
+                    c.retried.fetch_add(b.samples, Ordering::Relaxed);
                     c.requests_failed.fetch_add(1, Ordering::Relaxed);
                     let wait = asked.map_or(backoff, |a| a.max(backoff));
                     if failing {

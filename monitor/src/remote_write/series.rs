@@ -19,7 +19,7 @@ pub struct Line {
 }
 
 /// Every sample of `families`, each series once (the first, if a name repeats).
-pub fn lines(families: &[MetricFamily]) -> Vec<Line> {
+pub fn lines<'a>(families: impl IntoIterator<Item = &'a MetricFamily>) -> Vec<Line> {
     let mut out = Vec::new();
     for f in families {
         let name = f.name();

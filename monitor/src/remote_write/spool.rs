@@ -13,7 +13,7 @@ use std::{
     io::Write as _,
     path::{Path, PathBuf},
     sync::{Condvar, Mutex, MutexGuard},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -187,16 +187,31 @@ impl Spool {
     /// The oldest record and its body, waiting up to `timeout` for one. A body that cannot
     /// be read is dropped (and counted), and the next one taken.
     pub fn oldest(&self, timeout: Duration) -> Option<(Record, Vec<u8>)> {
+        self.next(None, timeout)
+    }
+
+    /// The first record after the one numbered `after` (the oldest for `None`) and its
+    /// body, waiting up to `timeout` for one, as `oldest` does.
+    pub fn next(&self, after: Option<u64>, timeout: Duration) -> Option<(Record, Vec<u8>)> {
+        let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
-        if inner.records.is_empty() {
-            inner = self
-                .changed
-                .wait_timeout(inner, timeout)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
         loop {
-            let r = *inner.records.values().next()?;
+            let found = match after {
+                Some(seq) => inner.records.range(seq + 1..).next().map(|(_, r)| *r),
+                None => inner.records.values().next().copied(),
+            };
+            let Some(r) = found else {
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                inner = self
+                    .changed
+                    .wait_timeout(inner, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                continue;
+            };
             let path = self.dir.join(r.file_name());
             match fs::read(&path) {
                 Ok(body) => return Some((r, body)),
@@ -293,6 +308,22 @@ mod tests {
         assert_eq!(body, b"third");
         s.remove(&r);
         assert_eq!(s.oldest(Duration::ZERO).unwrap().1, b"fourth");
+    }
+
+    #[test]
+    fn next_takes_the_record_after_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path(), 1000).unwrap();
+        s.push(b"a", 1, 10).unwrap();
+        s.push(b"b", 1, 20).unwrap();
+        let (first, _) = s.oldest(Duration::ZERO).unwrap();
+        let (second, body) = s.next(Some(first.seq), Duration::ZERO).unwrap();
+        assert_eq!((body.as_slice(), second.timestamp_ms), (&b"b"[..], 20));
+        assert!(s
+            .next(Some(second.seq), Duration::from_millis(10))
+            .is_none());
+        // Taken, not removed: still the oldest.
+        assert_eq!(s.oldest(Duration::ZERO).unwrap().0, first);
     }
 
     #[test]

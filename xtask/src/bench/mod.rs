@@ -22,6 +22,9 @@
 //!    health check's latency measured meanwhile, against our daemon then node_exporter.
 //! 8. The query history and the page (`page`): the daemon's CPU and memory with the history
 //!    off, then on with a client asking what the page asks (`page.rs`).
+//! 9. Remote write (`remote-write`): the daemon's CPU and memory without remote write, then
+//!    pushing every 15 s and every 1 s to a counting receiver, and the bytes on the wire per
+//!    sample (`remote_write.rs`).
 
 mod bpf;
 mod daemon;
@@ -30,6 +33,8 @@ mod http;
 mod net;
 mod page;
 mod procs;
+mod receiver;
+mod remote_write;
 mod report;
 mod scrape;
 mod targets;
@@ -78,6 +83,8 @@ pub enum Phase {
     Scrape,
     /// The query history and the page's queries (figure 8).
     Page,
+    /// Remote write every 15 s and every 1 s (figure 9).
+    RemoteWrite,
 }
 
 #[derive(clap::Args)]
@@ -108,6 +115,10 @@ pub struct Options {
     /// Seconds over which the daemon's own cost is measured (at each count).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub daemon_seconds: u64,
+    /// Seconds over which each remote write run is measured (long enough for several
+    /// collections at the default 15 s).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(15..=3600))]
+    pub remote_write_seconds: u64,
     /// Seconds over which `monitor top`'s own cost is measured.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub top_seconds: u64,
@@ -167,6 +178,7 @@ impl Options {
             Phase::Net,
             Phase::Scrape,
             Phase::Page,
+            Phase::RemoteWrite,
         ]
         .into_iter()
         .filter(|p| only.is_empty() || only.contains(p))
@@ -285,6 +297,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                 let p = page::phase(o, &env)?;
                 page::print(&p);
                 checks.extend(p.checks());
+            }
+            Phase::RemoteWrite => {
+                let r = remote_write::phase(o, &env)?;
+                remote_write::print(&r);
+                checks.extend(r.checks());
             }
         }
     }
