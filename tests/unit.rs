@@ -95,6 +95,10 @@ impl Drop for Unit {
 }
 
 /// Runs `c` to its end and returns its CPU seconds (user + system, from `wait4`).
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which std does not offer, for its rusage"
+)]
 fn run_to_end(mut c: Command) -> f64 {
     let child = c.spawn().expect("spawning a child in the unit");
     let mut status = 0;

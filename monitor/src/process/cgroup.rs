@@ -184,10 +184,9 @@ impl Cgroups {
         let root = mount.root.trim_end_matches('/').to_string();
         let mut stack = vec![(mount.dir.clone(), root)];
         while let Some((dir, path)) = stack.pop() {
-            let meta = match std::fs::metadata(&dir) {
-                Ok(m) => m,
-                // Removed while walked: a cgroup that ended.
-                Err(_) => continue,
+            // Gone while walked: a cgroup that ended.
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
             };
             let shown = if path.is_empty() { "/" } else { &path };
             self.paths

@@ -60,9 +60,11 @@ impl FromStr for GroupRule {
             "cmdline" => Field::Cmdline,
             "user" => Field::User,
             "unit" => Field::Unit,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "rule {s:?}: unknown field {other:?} (expected comm, exe, cmdline, user or unit)"
-            )),
+            ))
+            }
         };
         let pattern = Regex::new(pattern).map_err(|e| {
             // The regex crate's message spans lines (it draws a caret); keep one line.
