@@ -75,7 +75,7 @@ pub struct RunArgs {
     #[arg(long = "path.procfs", default_value = "/proc")]
     pub procfs: PathBuf,
 
-    /// sysfs mount point (where disks get their names).
+    /// sysfs mount point (where disks get their names, and the cgroup2 mount is found).
     #[arg(long = "path.sysfs", default_value = "/sys")]
     pub sysfs: PathBuf,
 
