@@ -232,6 +232,11 @@ pub struct TopArgs {
     #[arg(long)]
     pub group: bool,
 
+    /// What rows are grouped by (with --group, or the g key): the daemon's groups, or each
+    /// process's service (unit) whatever the daemon groups by.
+    #[arg(long = "group-by", value_enum, default_value = "daemon")]
+    pub group_by: crate::top::GroupKey,
+
     /// Testing aid: panic after the first screen, to show the terminal is given back.
     #[arg(long = "debug.panic", hide = true)]
     pub debug_panic: bool,

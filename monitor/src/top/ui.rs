@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use super::{
     format,
     keys::{self, Effect, ViewState},
-    model::{group_rows, host_view, process_rows, select, Row, Users},
+    model::{group_rows, host_view, process_rows, regroup, select, Row, Users},
     render::{self, Screen},
     sample::Sample,
     source::Source,
@@ -34,6 +34,7 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
     let describe = source.describe();
     let mut state = ViewState::new(o.sort, o.filter.clone(), o.group);
     let mut base = process_rows(None, &first, &users);
+    regroup(&mut base, o.group_by);
     let mut host = format::summary(&host_view(None, &first));
     let mut cur = first;
     let mut have_rates = false;
@@ -76,6 +77,7 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
                 match source.sample() {
                     Ok(s) => {
                         base = process_rows(Some(&cur), &s, &users);
+                        regroup(&mut base, o.group_by);
                         host = format::summary(&host_view(Some(&cur), &s));
                         cur = s;
                         have_rates = true;
