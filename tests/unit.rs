@@ -128,8 +128,10 @@ fn the_process_list_names_each_process_unit() {
     let d = Daemon::start(&[]);
     let unit = Unit::new();
     let bin = NamedBinary::new("/bin/dash", "mtunitl");
+    // Waits on its stdin (a pipe the test holds) with a builtin: no child of its own.
     let child = Guard(
-        unit.command(&bin.path, "while :; do sleep 1; done")
+        unit.command(&bin.path, "read x")
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
     );
@@ -138,6 +140,24 @@ fn the_process_list_names_each_process_unit() {
     assert_eq!(p["unit"], unit.name.as_str());
     // Grouped by name as before: the unit is a field, not the group.
     assert_eq!(p["group"], bin.name.as_str());
+
+    // monitor top groups by unit whatever the daemon groups by.
+    let out = Command::new(monitor_bin())
+        .args(["top", "--url", &d.url(""), "--once", "--output", "json"])
+        .args(["--interval", "200ms", "--group", "--group-by", "unit"])
+        .args(["--filter", &unit.name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let groups = doc["groups"].as_array().expect("groups in top's JSON");
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["group"], unit.name.as_str());
+    assert_eq!(groups[0]["processes"], 1);
 
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let own = own
