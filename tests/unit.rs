@@ -142,18 +142,18 @@ fn the_process_list_names_each_process_unit() {
     assert_eq!(p["group"], bin.name.as_str());
 
     // monitor top groups by unit whatever the daemon groups by.
-    let out = Command::new(monitor_bin())
-        .args(["top", "--url", &d.url(""), "--once", "--output", "json"])
-        .args(["--interval", "200ms", "--group", "--group-by", "unit"])
-        .args(["--filter", &unit.name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let doc = json_once(
+        &d.url(""),
+        &[
+            "--interval",
+            "200ms",
+            "--group",
+            "--group-by",
+            "unit",
+            "--filter",
+            &unit.name,
+        ],
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let groups = doc["groups"].as_array().expect("groups in top's JSON");
     assert_eq!(groups.len(), 1, "{groups:?}");
     assert_eq!(groups[0]["group"], unit.name.as_str());
