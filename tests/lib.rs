@@ -534,3 +534,24 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// `monitor top --once` against the daemon at `url`, which must succeed.
+pub fn top_once(url: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(monitor_bin())
+        .args(["top", "--url", url, "--once"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "top --once {args:?}: {stderr}");
+    out
+}
+
+/// `monitor top --once --output json`, parsed.
+pub fn json_once(url: &str, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--output", "json"];
+    a.extend_from_slice(args);
+    let out = top_once(url, &a);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("top's JSON: {e}:\n{}", String::from_utf8_lossy(&out.stdout)))
+}

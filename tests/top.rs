@@ -6,7 +6,7 @@ use std::{
     io::{Read as _, Write as _},
     net::TcpListener,
     path::PathBuf,
-    process::{Command, Output},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -324,25 +324,6 @@ fn top_ends_when_its_terminal_goes_away() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn top_once(url: &str, args: &[&str]) -> Output {
-    let out = Command::new(monitor_bin())
-        .args(["top", "--url", url, "--once"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "top --once {args:?}: {stderr}");
-    out
-}
-
-fn json_once(url: &str, args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["--output", "json"];
-    a.extend_from_slice(args);
-    let out = top_once(url, &a);
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("top's JSON: {e}:\n{}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn find(doc: &serde_json::Value, pid: u32) -> serde_json::Value {

@@ -38,6 +38,9 @@ pub struct ProcEvent {
     /// The name the thread group had in `TASK_STATS` before an exec; zeroes otherwise.
     pub prev_comm: [u8; 16],
     pub counters: TaskCounters,
+    /// The task's cgroup (v2 id) at the event; 0 for an OOM kill (whose victim is not the
+    /// running task).
+    pub cgroup_id: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ProcEvent>() == 80);
+const _: () = assert!(core::mem::size_of::<ProcEvent>() == 88);

@@ -34,9 +34,13 @@ pub struct TaskStats {
     /// The group's name when the entry was made, updated at exec: lets the daemon name a
     /// group whose process is already gone from /proc.
     pub comm: [u8; 16],
+    /// The group's cgroup in the default (v2) hierarchy, the inode number of its cgroupfs
+    /// directory: taken when the entry was made, at exec and at exit, so the daemon can tell
+    /// the service of a process that is gone before it read /proc.
+    pub cgroup_id: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<TaskStats>() == 48);
+const _: () = assert!(core::mem::size_of::<TaskStats>() == 56);
 
 /// Value of the `CPU_SLOT` per-CPU array: the task now running on this CPU and when it was
 /// switched in. The daemon adds `now - switched_in_ns` to that thread group's CPU time when

@@ -6,7 +6,9 @@
 //! the records' fields.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -31,17 +33,24 @@ use crate::{
 pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let comm = bpf_get_current_comm().unwrap_or_default();
+    // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
     let (counters, prev_comm) = match TASK_STATS.get_ptr_mut(tgid) {
         Some(p) => {
             // SAFETY: a valid map value pointer for the duration of this program. The name
-            // is updated so a group whose process vanishes is named after its last image.
-            unsafe { ((*p).counters, core::mem::replace(&mut (*p).comm, comm)) }
+            // is updated so a group whose process vanishes is named after its last image,
+            // and the cgroup as a service starts its processes: moved into the unit's
+            // cgroup, then exec.
+            unsafe {
+                (*p).cgroup_id = cgroup;
+                ((*p).counters, core::mem::replace(&mut (*p).comm, comm))
+            }
         }
         None => (TaskCounters::default(), [0; 16]),
     };
     finish(
         SCHED_PROCESS_EXEC,
-        emit(ProcEventKind::Exec, tgid, comm, prev_comm, counters),
+        emit(ProcEventKind::Exec, tgid, comm, prev_comm, counters, cgroup),
     )
 }
 
@@ -56,15 +65,20 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     if pid_tgid as u32 != tgid {
         return 0;
     }
-    let counters = match TASK_STATS.get_ptr(tgid) {
-        // SAFETY: as above.
-        Some(p) => unsafe { (*p).counters },
+    // SAFETY: no preconditions, as above. The task keeps its cgroup until it is reaped.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    let counters = match TASK_STATS.get_ptr_mut(tgid) {
+        // SAFETY: as above. The cgroup it dies in is the one its final totals are read with.
+        Some(p) => unsafe {
+            (*p).cgroup_id = cgroup;
+            (*p).counters
+        },
         None => TaskCounters::default(),
     };
     let comm = bpf_get_current_comm().unwrap_or_default();
     finish(
         SCHED_PROCESS_EXIT,
-        emit(ProcEventKind::Exit, tgid, comm, [0; 16], counters),
+        emit(ProcEventKind::Exit, tgid, comm, [0; 16], counters, cgroup),
     )
 }
 
@@ -88,6 +102,7 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
             comm,
             [0; 16],
             TaskCounters::default(),
+            0,
         ),
     )
 }
@@ -99,6 +114,7 @@ fn emit(
     comm: [u8; 16],
     prev_comm: [u8; 16],
     c: TaskCounters,
+    cgroup_id: u64,
 ) -> Outcome {
     let Some(mut entry) = PROC_EVENTS.reserve::<ProcEvent>(0) else {
         count_failure(PROC_EVENTS_LOST);
@@ -112,6 +128,7 @@ fn emit(
         comm,
         prev_comm,
         counters: c,
+        cgroup_id,
     });
     entry.submit(0);
     Ok(())

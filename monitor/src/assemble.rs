@@ -10,6 +10,7 @@ use crate::{
     collectors,
     core::{Core, Kernel, LoadOptions},
     process::{
+        cgroup::Cgroups,
         group::{GroupBy, GroupRule, Grouper},
         identity::IdentityReader,
         table::ProcessTable,
@@ -75,6 +76,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Assembled> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let table = ProcessTable::new(
         IdentityReader::new(&o.procfs),
+        Cgroups::new(&o.procfs, &o.collectors.sysfs),
         Grouper::new(o.group_by, o.group_rules.clone(), &passwd),
         o.max_groups,
     );

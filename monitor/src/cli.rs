@@ -75,7 +75,7 @@ pub struct RunArgs {
     #[arg(long = "path.procfs", default_value = "/proc")]
     pub procfs: PathBuf,
 
-    /// sysfs mount point (where disks get their names).
+    /// sysfs mount point (where disks get their names, and the cgroup2 mount is found).
     #[arg(long = "path.sysfs", default_value = "/sys")]
     pub sysfs: PathBuf,
 
@@ -239,6 +239,11 @@ pub struct TopArgs {
     /// One row per group (the daemon's --process.group-by) instead of per process.
     #[arg(long)]
     pub group: bool,
+
+    /// What rows are grouped by (with --group, or the g key): the daemon's groups, or each
+    /// process's service (unit) whatever the daemon groups by.
+    #[arg(long = "group-by", value_enum, default_value = "daemon")]
+    pub group_by: crate::top::GroupKey,
 
     /// Testing aid: panic after the first screen, to show the terminal is given back.
     #[arg(long = "debug.panic", hide = true)]

@@ -448,11 +448,12 @@ impl Core {
                             &comm_str(&ev.comm),
                             &comm_str(&ev.prev_comm),
                             Counters::from(ev.counters),
+                            ev.cgroup_id,
                         );
                     }
                     Some(ProcEventKind::Exit) => {
                         live.exited(ev.tgid);
-                        table.on_exit(ev.tgid, &comm_str(&ev.comm));
+                        table.on_exit(ev.tgid, &comm_str(&ev.comm), ev.cgroup_id);
                     }
                     Some(ProcEventKind::OomKill) => table.on_oom_kill(ev.tgid, &comm_str(&ev.comm)),
                     None => tracing::debug!(kind = ev.kind, "unknown process event"),
@@ -574,6 +575,8 @@ impl Core {
                     cmdline: p.identity.cmdline.clone(),
                     uid: p.identity.uid,
                     group: p.group.clone(),
+                    unit: p.identity.place.unit.clone(),
+                    cgroup: p.identity.place.path.clone(),
                     ..Default::default()
                 };
                 for f in &families {

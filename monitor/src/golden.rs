@@ -15,6 +15,7 @@ use crate::{
     collectors,
     core::{Core, Kernel, LoadOptions, Loaded},
     process::{
+        cgroup::Cgroups,
         group::{GroupBy, Grouper},
         identity::IdentityReader,
         table::ProcessTable,
@@ -64,6 +65,7 @@ fn reader() -> Reader {
         .collect();
     let table = ProcessTable::new(
         IdentityReader::new(&procfs),
+        Cgroups::new(&procfs, &sysfs),
         Grouper::new(GroupBy::Comm, Vec::new(), "root:x:0:0::/root:/bin/sh\n"),
         100,
     );

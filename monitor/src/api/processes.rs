@@ -55,6 +55,13 @@ pub struct ProcessRow {
     #[serde(default)]
     pub uid: u32,
     pub group: Arc<str>,
+    /// Its service (`process::unit`): a systemd unit, container, pod or cgroup path, from
+    /// the cgroup the kernel saw it in at exec or first run; empty when not known.
+    #[serde(default)]
+    pub unit: Arc<str>,
+    /// That cgroup's path in the cgroup2 hierarchy; empty when not known.
+    #[serde(default)]
+    pub cgroup: Arc<str>,
     /// Each family's fields, in the API's order (see each family's `api`).
     #[serde(flatten)]
     pub sched: crate::sched::api::Fields,
@@ -82,6 +89,8 @@ mod tests {
             cmdline: "db --serve".into(),
             uid: 1000,
             group: "db".into(),
+            unit: "db.service".into(),
+            cgroup: "/system.slice/db.service".into(),
             sched: crate::sched::api::Fields {
                 cpu_seconds_total: 1.5,
                 runqueue_wait_seconds_total: 0.25,
@@ -120,7 +129,8 @@ mod tests {
             concat!(
                 r#"{"measured":true,"read_at_monotonic_seconds":12.5,"processes":[{"#,
                 r#""pid":42,"ppid":1,"comm":"db","exe":"/usr/bin/db","cmdline":"db --serve","#,
-                r#""uid":1000,"group":"db","cpu_seconds_total":1.5,"#,
+                r#""uid":1000,"group":"db","unit":"db.service","#,
+                r#""cgroup":"/system.slice/db.service","cpu_seconds_total":1.5,"#,
                 r#""runqueue_wait_seconds_total":0.25,"voluntary_switches_total":10,"#,
                 r#""involuntary_switches_total":2,"rss_bytes":4096,"swap_bytes":null,"#,
                 r#""disk_read_bytes_total":8192,"disk_write_bytes_total":0,"#,
@@ -153,8 +163,8 @@ mod tests {
         assert_eq!(list.read_at_monotonic_seconds, None);
         let p = &list.processes[0];
         assert_eq!(
-            (p.ppid, &*p.exe, p.sched.voluntary_switches_total),
-            (0, "", 0)
+            (p.ppid, &*p.exe, &*p.unit, p.sched.voluntary_switches_total),
+            (0, "", "", 0)
         );
         assert_eq!(
             (

@@ -52,6 +52,11 @@ pub struct Recording {
     /// `SVC_STATS`.
     #[serde(default)]
     pub services: Vec<Service>,
+    /// The cgroup2 tree the tasks' and events' `cgroup` paths are in, relative to the
+    /// recording's directory: their ids are its directories' inode numbers, as the kernel's
+    /// are.
+    #[serde(default)]
+    pub cgroup_root: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -70,6 +75,11 @@ pub struct Task {
     pub tgid: u32,
     pub comm: String,
     pub counters: TaskCounters,
+    /// Its cgroup's path under `cgroup_root`; none: id 0.
+    #[serde(default)]
+    pub cgroup: String,
+    #[serde(skip)]
+    pub cgroup_id: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -83,6 +93,11 @@ pub struct Event {
     pub prev_comm: String,
     #[serde(default)]
     pub counters: TaskCounters,
+    /// As `Task::cgroup`.
+    #[serde(default)]
+    pub cgroup: String,
+    #[serde(skip)]
+    pub cgroup_id: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -99,7 +114,29 @@ impl Recording {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let mut r: Self =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let root = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(r.cgroup_root.clone().unwrap_or_default());
+        let id = |cgroup: &str| -> anyhow::Result<u64> {
+            if cgroup.is_empty() {
+                return Ok(0);
+            }
+            let dir = root.join(cgroup.trim_start_matches('/'));
+            let meta = std::fs::metadata(&dir).map_err(|e| {
+                anyhow::anyhow!("{}: cgroup {}: {e}", path.display(), dir.display())
+            })?;
+            Ok(std::os::unix::fs::MetadataExt::ino(&meta))
+        };
+        for t in &mut r.tasks {
+            t.cgroup_id = id(&t.cgroup)?;
+        }
+        for e in &mut r.events {
+            e.cgroup_id = id(&e.cgroup)?;
+        }
+        Ok(r)
     }
 }
 
@@ -147,6 +184,7 @@ impl SchedSource for Recording {
                 comm: comm(&e.comm),
                 prev_comm: comm(&e.prev_comm),
                 counters: e.counters,
+                cgroup_id: e.cgroup_id,
             });
         }
     }
@@ -156,6 +194,7 @@ impl SchedSource for Recording {
             tgid: t.tgid,
             counters: Counters::from(t.counters),
             comm: comm(&t.comm),
+            cgroup_id: t.cgroup_id,
         }));
         Ok(())
     }

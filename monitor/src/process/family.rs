@@ -31,6 +31,7 @@ pub fn merge<V: Copy>(
                 tgid,
                 counters,
                 comm: [0; 16],
+                cgroup_id: 0,
             });
         } else if !live.contains(&tgid) {
             stale.push(tgid);
@@ -49,6 +50,7 @@ mod tests {
             tgid: 1,
             counters: Counters::default(),
             comm: [b'a'; 16],
+            cgroup_id: 0,
         }];
         let stale = merge(
             &mut entries,

@@ -15,7 +15,14 @@ pub enum GroupBy {
     Exe,
     /// The user name of the process's owner (its uid where the name is unknown).
     User,
+    /// The service the process runs in, from its cgroup: a systemd unit (`nginx.service`),
+    /// a container (`docker:0123456789ab`), a pod (`pod:UID`), or the cgroup path;
+    /// `unknown` where neither the kernel's cgroup id nor /proc told.
+    Unit,
 }
+
+/// The group of a process whose service is not known, under `--process.group-by unit`.
+pub const UNKNOWN_UNIT: &str = "unknown";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
@@ -23,6 +30,7 @@ pub enum Field {
     Exe,
     Cmdline,
     User,
+    Unit,
 }
 
 /// One `--process.group` rule.
@@ -51,10 +59,11 @@ impl FromStr for GroupRule {
             "exe" => Field::Exe,
             "cmdline" => Field::Cmdline,
             "user" => Field::User,
+            "unit" => Field::Unit,
             other => {
                 return Err(format!(
-                    "rule {s:?}: unknown field {other:?} (expected comm, exe, cmdline or user)"
-                ))
+                "rule {s:?}: unknown field {other:?} (expected comm, exe, cmdline, user or unit)"
+            ))
             }
         };
         let pattern = Regex::new(pattern).map_err(|e| {
@@ -123,6 +132,7 @@ impl Grouper {
                 Field::Exe => r.pattern.is_match(&id.exe),
                 Field::Cmdline => r.pattern.is_match(&id.cmdline),
                 Field::User => r.pattern.is_match(&self.user(id.uid)),
+                Field::Unit => r.pattern.is_match(&id.place.unit),
             };
             if hit {
                 let name = r.name.clone();
@@ -143,20 +153,33 @@ impl Grouper {
             }
             GroupBy::Exe => id.comm.to_string(),
             GroupBy::User => self.user(id.uid),
+            GroupBy::Unit => return self.unit(&id.place.unit),
         };
         self.intern(&name)
     }
 
-    /// The group of a process known only by its kernel name (it was gone before procfs
-    /// could be read): rules on other fields cannot apply.
-    pub fn group_of_comm(&mut self, comm: &str) -> Arc<str> {
+    fn unit(&mut self, unit: &str) -> Arc<str> {
+        self.intern(if unit.is_empty() { UNKNOWN_UNIT } else { unit })
+    }
+
+    /// The group of a process known only by its kernel name and cgroup (it was gone before
+    /// procfs could be read): rules on other fields cannot apply.
+    pub fn group_of_gone(&mut self, comm: &str, unit: &str) -> Arc<str> {
         for r in &self.rules {
-            if r.field == Field::Comm && r.pattern.is_match(comm) {
+            let hit = match r.field {
+                Field::Comm => r.pattern.is_match(comm),
+                Field::Unit => r.pattern.is_match(unit),
+                _ => false,
+            };
+            if hit {
                 let name = r.name.clone();
                 return self.intern(&name);
             }
         }
-        self.intern(comm)
+        match self.by {
+            GroupBy::Unit => self.unit(unit),
+            _ => self.intern(comm),
+        }
     }
 }
 
@@ -205,7 +228,7 @@ mod tests {
             "py-app"
         );
         assert_eq!(&*g.group(&id("bash", "/bin/bash", "bash", 0)), "bash");
-        assert_eq!(&*g.group_of_comm("nginx"), "nginx");
+        assert_eq!(&*g.group_of_gone("nginx", "nginx.service"), "nginx");
     }
 
     #[test]
@@ -234,6 +257,30 @@ mod tests {
         );
         assert_eq!(&*g.group(&id("x", "", "", 1000)), "bob");
         assert_eq!(&*g.group(&id("x", "", "", 4321)), "4321");
+    }
+
+    #[test]
+    fn by_unit_and_unit_rules() {
+        let placed = |comm: &str, unit: &str| Identity {
+            comm: comm.into(),
+            exe: "/bin/x".into(),
+            place: crate::process::cgroup::Place {
+                path: "/p".into(),
+                unit: unit.into(),
+            },
+            ..Default::default()
+        };
+        let rules = vec!["web=unit:^nginx\\.".parse().unwrap()];
+        let mut g = Grouper::new(GroupBy::Unit, rules, "");
+        assert_eq!(&*g.group(&placed("nginx", "nginx.service")), "web");
+        assert_eq!(&*g.group(&placed("sh", "cron.service")), "cron.service");
+        assert_eq!(&*g.group(&placed("sh", "")), UNKNOWN_UNIT);
+        assert_eq!(&*g.group_of_gone("sh", "cron.service"), "cron.service");
+        assert_eq!(&*g.group_of_gone("sh", "nginx.service"), "web");
+        assert_eq!(&*g.group_of_gone("sh", ""), UNKNOWN_UNIT);
+        // Other groupings name a gone process by its name.
+        let mut g = Grouper::new(GroupBy::Exe, vec![], "");
+        assert_eq!(&*g.group_of_gone("sh", "cron.service"), "sh");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::{
 
 use serde::Serialize;
 
+use super::cgroup::Place;
+
 /// The longest command line kept per process; longer ones are cut (procfs has no bound).
 const CMDLINE_MAX: usize = 4096;
 
@@ -23,6 +25,10 @@ pub struct Identity {
     /// Start time in clock ticks after boot: tells a reused pid from the process before it.
     #[serde(skip)]
     pub start_ticks: u64,
+    /// Its cgroup and service: set by the process table from the kernel's cgroup id
+    /// (`cgroup::Cgroups`), not read here.
+    #[serde(skip)]
+    pub place: Place,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +98,7 @@ impl IdentityReader {
             cmdline: cmdline.into(),
             uid,
             start_ticks: stat.starttime,
+            place: Place::default(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! to, and its kernel-measured totals, folded into per-group totals that never go backwards.
 
 pub mod budget;
+pub mod cgroup;
 pub mod counters;
 pub mod family;
 pub mod group;
@@ -9,3 +10,4 @@ pub mod identity;
 pub mod live;
 pub mod memory;
 pub mod table;
+pub mod unit;

@@ -15,6 +15,7 @@ use std::{
 
 use super::{
     budget::{Budget, Export, GroupState},
+    cgroup::Cgroups,
     counters::Counters,
     group::Grouper,
     identity::{comm_str, Identity, IdentityError, IdentityReader},
@@ -42,10 +43,14 @@ pub struct KernelEntry {
     pub counters: Counters,
     /// As the kernel has it (NUL-padded); read only for a process already gone.
     pub comm: [u8; 16],
+    /// Its cgroup v2 id as the kernel took it; 0 when not known (an entry of another
+    /// family's map, a slice in progress).
+    pub cgroup_id: u64,
 }
 
 pub struct ProcessTable {
     reader: IdentityReader,
+    cgroups: Cgroups,
     grouper: Grouper,
     procs: HashMap<u32, Proc>,
     groups: HashMap<Arc<str>, GroupState>,
@@ -60,9 +65,15 @@ pub struct ProcessTable {
 }
 
 impl ProcessTable {
-    pub fn new(reader: IdentityReader, grouper: Grouper, max_groups: usize) -> Self {
+    pub fn new(
+        reader: IdentityReader,
+        cgroups: Cgroups,
+        grouper: Grouper,
+        max_groups: usize,
+    ) -> Self {
         Self {
             reader,
+            cgroups,
             grouper,
             procs: HashMap::new(),
             groups: HashMap::new(),
@@ -104,16 +115,34 @@ impl ProcessTable {
         g.live_members = g.live_members.saturating_sub(1);
     }
 
-    fn read_identity(&self, tgid: u32, comm: &str) -> Identity {
-        self.reader.read(tgid).unwrap_or_else(|_| Identity {
+    /// `tgid`'s identity from procfs (only its name when it is gone already), placed in its
+    /// cgroup: `cgroup_id` as the kernel took it, or 0.
+    fn read_identity(&mut self, tgid: u32, comm: &str, cgroup_id: u64) -> Identity {
+        let mut id = self.reader.read(tgid).unwrap_or_else(|_| Identity {
             pid: tgid,
             comm: comm.into(),
             ..Default::default()
-        })
+        });
+        id.place = self.cgroups.place(tgid, cgroup_id);
+        id
     }
 
-    /// A thread group replaced its image. `counters` are its kernel totals just before.
-    pub fn on_exec(&mut self, tgid: u32, comm: &str, prev_comm: &str, counters: Counters) {
+    /// The group of a process gone before procfs was read: by its name and cgroup.
+    fn group_of_gone(&mut self, tgid: u32, comm: &str, cgroup_id: u64) -> Arc<str> {
+        let place = self.cgroups.place(tgid, cgroup_id);
+        self.grouper.group_of_gone(comm, &place.unit)
+    }
+
+    /// A thread group replaced its image. `counters` are its kernel totals just before;
+    /// `cgroup_id` is the cgroup it runs the new image in.
+    pub fn on_exec(
+        &mut self,
+        tgid: u32,
+        comm: &str,
+        prev_comm: &str,
+        counters: Counters,
+        cgroup_id: u64,
+    ) {
         let mut counters = counters;
         if let Some(p) = self.remove(tgid) {
             // The last reading may hold a running slice the kernel had not charged yet at
@@ -122,10 +151,10 @@ impl ProcessTable {
             let g = p.group.clone();
             self.group_mut(&g).retired += counters.since(p.base);
         } else if !prev_comm.is_empty() {
-            let g = self.grouper.group_of_comm(prev_comm);
+            let g = self.group_of_gone(tgid, prev_comm, cgroup_id);
             self.group_mut(&g).retired += counters;
         }
-        let identity = self.read_identity(tgid, comm);
+        let identity = self.read_identity(tgid, comm, cgroup_id);
         let group = self.grouper.group(&identity);
         self.group_mut(&group).retired.starts += 1;
         self.insert(
@@ -140,11 +169,12 @@ impl ProcessTable {
         );
     }
 
-    /// A thread group leader exited; its totals are folded at the next `update`.
-    pub fn on_exit(&mut self, tgid: u32, comm: &str) {
+    /// A thread group leader exited (in cgroup `cgroup_id`); its totals are folded at the
+    /// next `update`.
+    pub fn on_exit(&mut self, tgid: u32, comm: &str, cgroup_id: u64) {
         let group = match self.procs.get(&tgid) {
             Some(p) => p.group.clone(),
-            None => self.grouper.group_of_comm(comm),
+            None => self.group_of_gone(tgid, comm, cgroup_id),
         };
         self.group_mut(&group).retired.exits += 1;
         self.exited.insert(tgid, group);
@@ -154,13 +184,16 @@ impl ProcessTable {
     pub fn on_oom_kill(&mut self, tgid: u32, comm: &str) {
         let group = match self.procs.get(&tgid) {
             Some(p) => p.group.clone(),
-            None => self.grouper.group_of_comm(comm),
+            // The event names no cgroup (the victim is not the running task): procfs may.
+            None => self.group_of_gone(tgid, comm, 0),
         };
         self.group_mut(&group).retired.oom_kills += 1;
     }
 
-    /// Starts tracking a live process first seen with kernel totals `last`.
-    fn admit(&mut self, tgid: u32, identity: Identity, last: Counters) {
+    /// Starts tracking a live process first seen with kernel totals `last`, in cgroup
+    /// `cgroup_id` (0: not known).
+    fn admit(&mut self, tgid: u32, mut identity: Identity, last: Counters, cgroup_id: u64) {
+        identity.place = self.cgroups.place(tgid, cgroup_id);
         let group = self.grouper.group(&identity);
         let seen = self.generation;
         self.insert(
@@ -206,6 +239,7 @@ impl ProcessTable {
             tgid,
             counters,
             comm,
+            cgroup_id,
         } in entries
         {
             if let Some(p) = self
@@ -237,12 +271,12 @@ impl ProcessTable {
                 delete.push(tgid);
             } else {
                 match self.reader.read(tgid) {
-                    Ok(identity) => self.admit(tgid, identity, counters),
+                    Ok(identity) => self.admit(tgid, identity, counters, cgroup_id),
                     Err(IdentityError::Gone(_)) => {
                         // Gone before we knew it (its exit event lost), or a thread group
                         // living on after its leader exited. Its time is kept; no exit is
                         // counted, as which of the two it is cannot be told.
-                        let group = self.grouper.group_of_comm(&comm_str(&comm));
+                        let group = self.group_of_gone(tgid, &comm_str(&comm), cgroup_id);
                         self.group_mut(&group).retired += counters;
                         delete.push(tgid);
                     }
@@ -273,7 +307,7 @@ impl ProcessTable {
                 continue;
             }
             if let Ok(identity) = self.reader.read(tgid) {
-                self.admit(tgid, identity, Counters::default());
+                self.admit(tgid, identity, Counters::default(), 0);
             }
         }
         #[cfg(test)]
@@ -369,6 +403,7 @@ mod tests {
     fn table(root: &std::path::Path) -> ProcessTable {
         ProcessTable::new(
             IdentityReader::new(root),
+            Cgroups::none(),
             Grouper::new(GroupBy::Comm, vec![], ""),
             100,
         )
@@ -390,6 +425,7 @@ mod tests {
                 c[..comm.len()].copy_from_slice(comm.as_bytes());
                 c
             },
+            cgroup_id: 0,
         }
     }
 
@@ -413,7 +449,7 @@ mod tests {
         );
         assert_eq!(group(&t.export(Instant::now()), "worker").cpu_ns, 150);
 
-        t.on_exit(11, "worker");
+        t.on_exit(11, "worker", 0);
         let live: HashSet<u32> = [10].into();
         let del = t.update(
             [entry(10, 120, "worker"), entry(11, 60, "worker")],
@@ -439,8 +475,8 @@ mod tests {
     fn a_process_born_and_gone_between_reads_still_counts() {
         let dir = fixture(&[]);
         let mut t = table(dir.path());
-        t.on_exec(77, "short", "bash", cpu(3));
-        t.on_exit(77, "short");
+        t.on_exec(77, "short", "bash", cpu(3), 0);
+        t.on_exit(77, "short", 0);
         let del = t.update([entry(77, 40, "short")], &HashSet::new(), Instant::now());
         assert_eq!(del, vec![77]);
         let e = t.export(Instant::now());
@@ -469,7 +505,7 @@ mod tests {
         let mut t = table(dir.path());
         t.update([entry(9, 10, "sh")], &[9].into(), Instant::now());
         add(dir.path(), 9, "app");
-        t.on_exec(9, "app", "sh", cpu(15));
+        t.on_exec(9, "app", "sh", cpu(15), 0);
         t.update([entry(9, 40, "app")], &[9].into(), Instant::now());
         let e = t.export(Instant::now());
         assert_eq!(group(&e, "sh").cpu_ns, 15);
@@ -485,7 +521,7 @@ mod tests {
         let dir = fixture(&[(30, "parent")]);
         let mut t = table(dir.path());
         t.update([entry(30, 10, "parent")], &[30].into(), Instant::now());
-        t.on_exit(30, "parent");
+        t.on_exit(30, "parent", 0);
         // Not reaped yet: still in procfs, as a zombie.
         std::fs::write(
             dir.path().join("30/stat"),
@@ -502,6 +538,54 @@ mod tests {
         assert_eq!(group(&e, "parent").exits, 1);
         assert_eq!(group(&e, "parent").cpu_ns, 12);
         assert_eq!(t.exits_without_event, 0);
+    }
+
+    /// Born and gone between two reads, a process's unit is known only by the cgroup id the
+    /// kernel took: it is what groups it under `--process.group-by unit`.
+    #[test]
+    fn a_short_lived_process_keeps_its_unit() {
+        let proc = fixture(&[(10, "nginx")]);
+        std::fs::create_dir_all(proc.path().join("self")).unwrap();
+        std::fs::write(
+            proc.path().join("self/mountinfo"),
+            "30 23 0:26 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        std::fs::write(
+            proc.path().join("10/cgroup"),
+            "0::/system.slice/nginx.service\n",
+        )
+        .unwrap();
+        let sys = tempfile::tempdir().unwrap();
+        let job = sys.path().join("fs/cgroup/system.slice/job.service");
+        std::fs::create_dir_all(&job).unwrap();
+        let id = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&job).unwrap());
+        let mut t = ProcessTable::new(
+            IdentityReader::new(proc.path()),
+            Cgroups::new(proc.path(), sys.path()),
+            Grouper::new(GroupBy::Unit, vec![], ""),
+            100,
+        );
+        t.on_exec(77, "job", "sh", cpu(0), id);
+        t.on_exit(77, "job", id);
+        let placed = |tgid, ns| KernelEntry {
+            cgroup_id: id,
+            ..entry(tgid, ns, "job")
+        };
+        // 78 was never seen by an event: its entry's id places it.
+        let del = t.update(
+            [placed(77, 40), placed(78, 30)],
+            &[10].into(),
+            Instant::now(),
+        );
+        assert_eq!(del, vec![77, 78]);
+        let e = t.export(Instant::now());
+        let job = group(&e, "job.service");
+        assert_eq!((job.cpu_ns, job.starts, job.exits), (70, 1, 1));
+        // A live process seen only in procfs: its /proc/<pid>/cgroup.
+        let p = t.processes().next().unwrap();
+        assert_eq!(&*p.group, "nginx.service");
+        assert_eq!(&*p.identity.place.path, "/system.slice/nginx.service");
     }
 
     #[test]

@@ -204,6 +204,7 @@ impl SchedSource for SchedMaps {
             tgid,
             counters: stats.counters.into(),
             comm: stats.comm,
+            cgroup_id: stats.cgroup_id,
         }));
         Ok(())
     }

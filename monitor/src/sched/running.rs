@@ -56,6 +56,7 @@ pub fn add_slices(
                 ..Default::default()
             },
             comm: [0; 16],
+            cgroup_id: 0,
         });
     }
 }
@@ -73,6 +74,7 @@ mod tests {
                 ..Default::default()
             },
             comm: [b'x'; 16],
+            cgroup_id: 0,
         }
     }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::{
     columns::{Column, ALL},
     format,
-    model::{group_rows, host_view, process_rows, select, HostView, Row, Users},
+    model::{group_rows, host_view, process_rows, regroup, select, HostView, Row, Users},
     sample::Sample,
     services::{self, ServiceRow},
     source::Source,
@@ -62,7 +62,8 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
     std::thread::sleep(o.interval);
     let second = source.sample()?;
     let users = Users::from_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
-    let rows = process_rows(Some(&first), &second, &users);
+    let mut rows = process_rows(Some(&first), &second, &users);
+    regroup(&mut rows, o.group_by);
     let rows = if o.group { group_rows(&rows) } else { rows };
     let report = Report {
         source,

@@ -27,6 +27,7 @@ use anyhow::bail;
 
 pub use batch::OutputFormat;
 pub use columns::SortSpec;
+pub use model::GroupKey;
 
 use crate::cli::TopArgs;
 

@@ -38,6 +38,8 @@ pub struct Row {
     /// The process's name, or the group's.
     pub name: String,
     pub group: String,
+    /// Its service, as the daemon sent it (empty when not known or not sent).
+    pub unit: String,
     /// Where the process is in the current sample (`None` for a group).
     pub index: Option<usize>,
     pub cpu_percent: Option<f64>,
@@ -110,6 +112,7 @@ pub fn process_rows(prev: Option<&Sample>, cur: &Sample, users: &Users) -> Vec<R
                 user: users.name(p.uid),
                 name: p.comm.to_string(),
                 group: p.group.to_string(),
+                unit: p.unit.to_string(),
                 index: Some(i),
                 cpu_percent: r(|x| Some(x.sched.cpu_seconds_total)).map(|v| 100.0 * v),
                 wait_ms_per_second: r(|x| Some(x.sched.runqueue_wait_seconds_total))
@@ -139,6 +142,30 @@ fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// One row per group: its processes' figures added up.
+/// What `monitor top --group-by` groups rows by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupKey {
+    /// The daemon's group (its `--process.group-by`).
+    #[default]
+    Daemon,
+    /// The process's service (`unit`), whatever the daemon groups by.
+    Unit,
+}
+
+/// Sets each row's group by `key`: under `Unit`, its unit (`unknown` where the daemon sent
+/// none).
+pub fn regroup(rows: &mut [Row], key: GroupKey) {
+    if key == GroupKey::Unit {
+        for r in rows {
+            r.group = if r.unit.is_empty() {
+                crate::process::group::UNKNOWN_UNIT.to_string()
+            } else {
+                r.unit.clone()
+            };
+        }
+    }
+}
+
 pub fn group_rows(rows: &[Row]) -> Vec<Row> {
     let mut groups: BTreeMap<&str, Row> = BTreeMap::new();
     for r in rows {
@@ -388,6 +415,14 @@ mod tests {
         ];
         let g = group_rows(&rows);
         assert_eq!(g.len(), 2);
+        let mut by_unit = rows.clone();
+        by_unit[0].unit = "spin.service".into();
+        by_unit[1].unit = "spin.service".into();
+        regroup(&mut by_unit, GroupKey::Unit);
+        let u = group_rows(&by_unit);
+        let names: Vec<&str> = u.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["spin.service", "unknown"]);
+        assert_eq!(u[0].cpu_percent, Some(100.0));
         let spin = g.iter().find(|r| r.name == "spin").unwrap();
         assert_eq!(spin.count, 2);
         assert_eq!(spin.cpu_percent, Some(100.0));

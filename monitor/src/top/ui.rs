@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use super::{
     format,
     keys::{self, Effect, ViewState},
-    model::{group_rows, host_view, process_rows, select, Row, Users},
+    model::{group_rows, host_view, process_rows, regroup, select, Row, Users},
     render::{self, Screen},
     sample::Sample,
     services,
@@ -35,6 +35,7 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
     let describe = source.describe();
     let mut state = ViewState::new(o.sort, o.filter.clone(), o.group);
     let mut base = process_rows(None, &first, &users);
+    regroup(&mut base, o.group_by);
     let mut host = format::summary(&host_view(None, &first));
     let mut service_rows = services::rows(&[], &first.host.services, 0.0);
     let mut cur = first;
@@ -79,6 +80,7 @@ pub fn run(o: &TopArgs, source: &mut Source, first: Sample) -> anyhow::Result<()
                 match source.sample() {
                     Ok(s) => {
                         base = process_rows(Some(&cur), &s, &users);
+                        regroup(&mut base, o.group_by);
                         host = format::summary(&host_view(Some(&cur), &s));
                         service_rows = services::rows(
                             &cur.host.services,

@@ -29,6 +29,15 @@ pub const NET_BYTES: u64 = 1 << 20;
 pub const UDP_COUNT: u64 = 200;
 pub const UDP_SIZE: u64 = 1000;
 
+/// Service identity per daemon run: `WORKLOAD_RUNS` processes of `UNIT_WORK`, each moved
+/// into the cgroup of unit `UNIT` before its exec (as systemd starts a unit), counted in
+/// group `UNIT_GROUP` by the rule `UNIT_RULE` on their unit (the guest mounts cgroup2 at
+/// `/sys/fs/cgroup`: pure v2).
+pub const UNIT: &str = "vmunit.service";
+pub const UNIT_WORK: &str = "vmunitw";
+pub const UNIT_GROUP: &str = "vmunit";
+const UNIT_RULE: &str = "--process.group 'vmunit=unit:^vmunit\\.service$'";
+
 /// One daemon configuration run in the guest.
 pub struct GuestRun {
     pub name: &'static str,
@@ -68,6 +77,11 @@ fn init_script() -> String {
          mount -t proc proc /proc\n\
          mount -t sysfs sysfs /sys\n\
          mount -t devtmpfs dev /dev\n\
+         mount -t cgroup2 cgroup2 /sys/fs/cgroup\n\
+         mkdir -p /sys/fs/cgroup/system.slice/vmunit.service\n\
+         inunit() {\n\
+           sh -c 'echo $$ > \"$0/cgroup.procs\" && exec \"$@\"' \"$@\"\n\
+         }\n\
          ip link set lo up\n\
          echo \"@@ KERNEL $(uname -r)\"\n\
          insmod /opt/loop.ko\n\
@@ -97,6 +111,10 @@ fn init_script() -> String {
     );
     s.push_str(&format!(
         "  for n in $(seq {WORKLOAD_RUNS}); do /tmp/$work -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'; done\n"
+    ));
+    s.push_str(&format!(
+        "  cp /opt/dash /tmp/{UNIT_WORK}\n\
+           for n in $(seq {WORKLOAD_RUNS}); do inunit /sys/fs/cgroup/system.slice/{UNIT} /tmp/{UNIT_WORK} -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'; done\n"
     ));
     s.push_str(&format!(
         "  dd if=/dev/loop0 of=/dev/null bs={} count={DISK_READS} iflag=direct 2>/dev/null\n",
@@ -140,7 +158,10 @@ fn init_script() -> String {
         s.push_str(&format!("verify {name} {args}\n"));
     }
     for r in RUNS {
-        s.push_str(&format!("run {} {} {}\n", r.name, r.group, r.args));
+        s.push_str(&format!(
+            "run {} {} {} {UNIT_RULE}\n",
+            r.name, r.group, r.args
+        ));
     }
     s.push_str("echo \"@@ DONE\"\npoweroff -f\n");
     s

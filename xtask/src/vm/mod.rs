@@ -211,28 +211,30 @@ fn check_run(
     }
     check_network(run, m)?;
     check_service(series, run, m)?;
-    let g = run.group;
-    for what in ["starts", "exits"] {
-        let v = m.get(&format!("monitor_process_{what}_total{{group=\"{g}\"}}"));
-        if v != Some(&f64::from(guest::WORKLOAD_RUNS)) {
+    // The workload, and the same in a unit's cgroup, grouped by a rule on the unit.
+    for g in [run.group, guest::UNIT_GROUP] {
+        for what in ["starts", "exits"] {
+            let v = m.get(&format!("monitor_process_{what}_total{{group=\"{g}\"}}"));
+            if v != Some(&f64::from(guest::WORKLOAD_RUNS)) {
+                bail!(
+                    "run {}: {what} of the workload group {g} is {v:?}, expected {}",
+                    run.name,
+                    guest::WORKLOAD_RUNS
+                );
+            }
+        }
+        let cpu = m
+            .get(&format!(
+                "monitor_process_cpu_seconds_total{{group=\"{g}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0);
+        if cpu <= 0.0 {
             bail!(
-                "run {}: {what} of the workload group {g} is {v:?}, expected {}",
-                run.name,
-                guest::WORKLOAD_RUNS
+                "run {}: no CPU time counted for the workload group {g}",
+                run.name
             );
         }
-    }
-    let cpu = m
-        .get(&format!(
-            "monitor_process_cpu_seconds_total{{group=\"{g}\"}}"
-        ))
-        .copied()
-        .unwrap_or(0.0);
-    if cpu <= 0.0 {
-        bail!(
-            "run {}: no CPU time counted for the workload group {g}",
-            run.name
-        );
     }
     if run.args.contains("--audit.file") {
         check_audit(run, &out.audit)?;
@@ -740,16 +742,18 @@ mod tests {
         ] {
             o.metrics.insert(s.into(), v);
         }
-        for w in ["starts", "exits"] {
+        for g in ["vmwork", guest::UNIT_GROUP] {
+            for w in ["starts", "exits"] {
+                o.metrics.insert(
+                    format!("monitor_process_{w}_total{{group=\"{g}\"}}"),
+                    starts,
+                );
+            }
             o.metrics.insert(
-                format!("monitor_process_{w}_total{{group=\"vmwork\"}}"),
-                starts,
+                format!("monitor_process_cpu_seconds_total{{group=\"{g}\"}}"),
+                0.5,
             );
         }
-        o.metrics.insert(
-            "monitor_process_cpu_seconds_total{group=\"vmwork\"}".into(),
-            0.5,
-        );
         o.metrics.insert(
             "monitor_bpf_program_verified_instructions{program=\"sched_switch_btf\"}".into(),
             3653.0,
