@@ -20,6 +20,7 @@ mod logmatch;
 mod metrics;
 mod net;
 mod page;
+mod privilege;
 mod process;
 mod remote_write;
 mod run;

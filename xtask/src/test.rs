@@ -27,6 +27,10 @@ const TEST_PACKAGES: &[&str] = &[
     // /usr/bin/python3), and openssl for its certificates.
     "python3-aiosmtpd",
     "openssl",
+    // systemd-analyze (the unit's security and syntax) and strace (every system call a run
+    // makes, against the unit's filter) for tests/systemd_unit.rs.
+    "systemd",
+    "strace",
     // The daemon's page in a headless browser (tests/page.rs drives it with npm's
     // playwright-core, which that test installs).
     "chromium",
