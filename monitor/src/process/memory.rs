@@ -17,7 +17,7 @@ pub fn read(procfs: &Path, pid: u32) -> Option<Memory> {
     Some(parse(&text))
 }
 
-fn parse(status: &str) -> Memory {
+pub(crate) fn parse(status: &str) -> Memory {
     let kib = |v: &str| -> u64 {
         v.trim()
             .trim_end_matches("kB")

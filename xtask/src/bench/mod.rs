@@ -29,7 +29,7 @@ mod disk;
 mod http;
 mod net;
 mod page;
-mod procs;
+pub mod procs;
 mod report;
 mod scrape;
 mod targets;
