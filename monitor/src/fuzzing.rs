@@ -20,8 +20,11 @@ use crate::{
     net, process, sched, top, webconfig,
 };
 
+/// A fuzz target's entry point.
+pub type Entry = fn(&[u8]);
+
 /// Every target: its name (the file under `fuzz/fuzz_targets/`) and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("rule_file", rule_file),
     ("alerting_config", alerting_config),
     ("web_config", web_config),
@@ -63,8 +66,8 @@ pub fn promql(data: &[u8]) {
     let _ = alert::expr::check::check(text);
     if let Ok(q) = history::query::Query::parse(text) {
         let store = fixture_store();
-        let _ = q.instant(&store, 1020.0);
-        let _ = q.range(&store, 1000.0, 1030.0, 2.5);
+        let _ = q.instant(store, 1020.0);
+        let _ = q.range(store, 1000.0, 1030.0, 2.5);
     }
 }
 

@@ -37,6 +37,8 @@ struct Outcome {
     before: usize,
     after: usize,
     crashed: bool,
+    /// Inputs run, from libFuzzer's closing `Done N runs in S second(s)`.
+    runs: Option<u64>,
 }
 
 pub fn run(o: &Options) -> anyhow::Result<()> {
@@ -83,9 +85,10 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     println!("\nfuzz: {} s per target", o.seconds);
     for out in &outcomes {
         println!(
-            "  {:<16} ran {:>5.0} s, corpus {} -> {} inputs, {}",
+            "  {:<16} ran {:>5.0} s, {} inputs run, corpus {} -> {} inputs, {}",
             out.target,
             out.secs,
+            out.runs.map_or_else(|| "?".to_string(), |r| r.to_string()),
             out.before,
             out.after,
             if out.crashed {
@@ -128,6 +131,7 @@ fn fuzz_one(root: &Path, target: &str, secs: u64) -> anyhow::Result<Outcome> {
         before,
         after: corpus_len(root, target),
         crashed: !status.success(),
+        runs: runs_done(&std::fs::read_to_string(&log).unwrap_or_default()),
     })
 }
 
@@ -159,4 +163,24 @@ fn targets(fuzz: &Path) -> anyhow::Result<Vec<String>> {
 
 fn corpus_len(root: &Path, target: &str) -> usize {
     std::fs::read_dir(root.join("fuzz/corpus").join(target)).map_or(0, |d| d.count())
+}
+
+fn runs_done(log: &str) -> Option<u64> {
+    log.lines().rev().find_map(|l| {
+        l.strip_prefix("Done ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_libfuzzers_closing_count() {
+        let log = "#1000 pulse cov: 10\nDone 123456 runs in 301 second(s)\n";
+        assert_eq!(super::runs_done(log), Some(123_456));
+        assert_eq!(super::runs_done("==1== ERROR: AddressSanitizer"), None);
+    }
 }

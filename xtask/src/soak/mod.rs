@@ -94,9 +94,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         o.connections_per_second,
         log.display()
     );
-    let mut first = Sample::default();
-    first.rss_kib = procs::status_kib(pid, "VmRSS")?;
-    first.fds = sample::fds(pid);
+    let first = Sample {
+        rss_kib: procs::status_kib(pid, "VmRSS")?,
+        fds: sample::fds(pid),
+        ..Default::default()
+    };
     let start = Instant::now();
     let storm = storm::Storm::start(o.forks_per_second, o.storm_threads)?;
     let net = load::Net::start(o.connections_per_second, 64 * 1024)?;
