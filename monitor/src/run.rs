@@ -53,6 +53,8 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         None => None,
     };
     let audit_out = args.audit.open()?;
+    // Its thread starts after the capability drop (below); its flags are checked now.
+    args.log_match.check()?;
 
     let assemble::Assembled {
         mut core,
