@@ -94,11 +94,14 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         o.connections_per_second,
         log.display()
     );
-    let first = Sample {
+    let mut first = Sample {
         rss_kib: procs::status_kib(pid, "VmRSS")?,
         fds: sample::fds(pid),
         ..Default::default()
     };
+    // The counters before any load: the report gives what the soak added.
+    let (_, body) = procs::http_get(addr, "/metrics")?;
+    sample::from_metrics(&mut first, &String::from_utf8_lossy(&body));
     let start = Instant::now();
     let storm = storm::Storm::start(o.forks_per_second, o.storm_threads)?;
     let net = load::Net::start(o.connections_per_second, 64 * 1024)?;
@@ -285,9 +288,38 @@ fn report(r: &Report<'_>) {
         .map(|(m, f)| format!("{m} {:.1}%", f * 100.0))
         .collect();
     println!("  map fill (highest seen): {}", shown.join(", "));
+    let added: Vec<(String, f64)> = r
+        .last
+        .misses_by
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v - r.first.misses_by.get(k).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
+    let lost_records: f64 = added
+        .iter()
+        .filter(|(k, _)| sample::is_loss(k))
+        .map(|(_, d)| d)
+        .sum();
+    let exit_events_missed = r.last.exit_events_missed - r.first.exit_events_missed;
+    let update_failures = r.last.update_failures - r.first.update_failures;
     println!(
-        "  misses: {} in the kernel programs, {} exit events missed, {} map update failures",
-        r.last.misses, r.last.exit_events_missed, r.last.update_failures
+        "  misses during the soak: {} ({lost_records} records lost to a full map or ring, or a \
+         failed read), {exit_events_missed} exit events missed, {update_failures} map update \
+         failures",
+        if added.is_empty() {
+            "none".to_string()
+        } else {
+            added
+                .iter()
+                .map(|(k, d)| format!("{k} {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     println!(
         "  exits: {} counted for group {:?} of {} made: {}",
@@ -302,7 +334,7 @@ fn report(r: &Report<'_>) {
     );
     println!("  scrapes: {} (slowest {scrape_max:.0} ms)", scrapes.len());
     let rss_ok = growth.is_some_and(|g| g < RSS_GROWTH_LIMIT_MIB_PER_HOUR);
-    let nothing_lost = lost == 0.0 && r.last.misses == 0.0 && r.last.exit_events_missed == 0.0;
+    let nothing_lost = lost == 0.0 && lost_records == 0.0 && exit_events_missed == 0.0;
     println!(
         "  target: RSS growth under {RSS_GROWTH_LIMIT_MIB_PER_HOUR} MiB/hour: {}; nothing lost: {}",
         if rss_ok { "met" } else { "MISSED" },

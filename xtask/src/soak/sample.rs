@@ -21,6 +21,8 @@ pub struct Sample {
     pub exits: f64,
     /// `monitor_bpf_misses_total`, all programs and reasons.
     pub misses: f64,
+    /// The same by `program/reason`.
+    pub misses_by: BTreeMap<String, f64>,
     /// `monitor_process_exit_events_missed_total`.
     pub exit_events_missed: f64,
     /// `monitor_bpf_map_update_failures_total`, all maps.
@@ -75,11 +77,42 @@ fn per_map(text: &str, name: &str) -> BTreeMap<String, f64> {
     out
 }
 
+/// `monitor_bpf_misses_total` by `program/reason`.
+fn misses_by(text: &str) -> BTreeMap<String, f64> {
+    let label = |rest: &str, key: &str| -> String {
+        rest.split(&format!("{key}=\""))
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("monitor_bpf_misses_total{") else {
+            continue;
+        };
+        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            let key = format!("{}/{}", label(rest, "program"), label(rest, "reason"));
+            *out.entry(key).or_insert(0.0) += v;
+        }
+    }
+    out
+}
+
+/// Misses that mean a record was lost (a full map or ring, a failed read), as opposed to
+/// one the kernel could not attribute (`no_owner`, `no_submitter`).
+pub fn is_loss(key: &str) -> bool {
+    ["map_full", "ring_full", "read_failed"]
+        .iter()
+        .any(|r| key.ends_with(&format!("/{r}")))
+}
+
 /// The metric part of a sample from one scrape.
 pub fn from_metrics(s: &mut Sample, text: &str) {
     let group = format!("group=\"{COMM}\"");
     s.exits = sum(text, "monitor_process_exits_total", &[&group]).unwrap_or(0.0);
     s.misses = sum(text, "monitor_bpf_misses_total", &[]).unwrap_or(0.0);
+    s.misses_by = misses_by(text);
     s.exit_events_missed =
         sum(text, "monitor_process_exit_events_missed_total", &[]).unwrap_or(0.0);
     s.update_failures = sum(text, "monitor_bpf_map_update_failures_total", &[]).unwrap_or(0.0);
@@ -172,6 +205,8 @@ monitor_process_exit_events_missed_total 0\n";
         from_metrics(&mut s, TEXT);
         assert_eq!(s.exits, 120.0);
         assert_eq!(s.misses, 3.0);
+        assert_eq!(s.misses_by.get("tcp_state/ring_full"), Some(&1.0));
+        assert!(is_loss("tcp_state/ring_full") && !is_loss("tcp_state/no_owner"));
         assert_eq!(s.exit_events_missed, 0.0);
         assert_eq!(s.fill.get("TASKS"), Some(&0.25));
         assert_eq!(sum(TEXT, "monitor_process_exits", &[]), None);
