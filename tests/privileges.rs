@@ -77,5 +77,20 @@ fn the_units_capabilities_suffice() {
         .expect("this (root) test process is listed")
         .clone();
     assert!(me["exe"].as_str().is_some_and(|e| !e.is_empty()), "{me}");
+    // Attached, it gave up what loading needed (CAP_PERFMON; CAP_BPF too where map reads
+    // need none) and kept what reading /proc needs.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    let (dac_read_search, sys_ptrace, perfmon) = (1u64 << 2, 1u64 << 19, 1u64 << 38);
+    assert_eq!(
+        eff & (dac_read_search | sys_ptrace),
+        dac_read_search | sys_ptrace,
+        "{eff:x}"
+    );
+    assert_eq!(eff & perfmon, 0, "CAP_PERFMON kept: {eff:x}");
     drop(child);
 }

@@ -108,6 +108,13 @@ pub struct RunArgs {
     #[arg(long = "bpf.stats")]
     pub bpf_stats: bool,
 
+    /// Capabilities to keep once the kernel programs are attached: `needed` (reading every
+    /// process's /proc files, and CAP_BPF where this kernel checks it on every bpf call),
+    /// `all`, `none`, or a list such as cap_sys_ptrace,cap_dac_read_search. The rest are
+    /// dropped; the log says what was kept.
+    #[arg(long = "capabilities.keep", default_value = "needed", value_parser = crate::privilege::parse_keep)]
+    pub capabilities_keep: crate::privilege::Keep,
+
     /// Log level: error, warn, info, debug or trace.
     #[arg(long = "log.level", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,

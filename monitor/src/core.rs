@@ -287,9 +287,13 @@ fn forward_kernel_log(ebpf: &mut Ebpf) {
     };
     let spawned = std::thread::Builder::new()
         .name("kernel-log".into())
-        .spawn(move || loop {
-            logger.flush();
-            std::thread::sleep(Duration::from_secs(1));
+        .spawn(move || {
+            // Started before the daemon drops its capabilities, and needs none.
+            crate::privilege::drop_all_here();
+            loop {
+                logger.flush();
+                std::thread::sleep(Duration::from_secs(1));
+            }
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the kernel log reader");

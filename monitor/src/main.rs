@@ -1,35 +1,6 @@
 //! `monitor`: wiring only. See `run.rs` for the daemon, `top/` for the live view.
 
-mod alert;
-mod api;
-mod assemble;
-mod audit;
-mod block;
-mod bpf;
-mod build_info;
-mod cli;
-mod collectors;
-mod core;
-mod dashboard;
-#[cfg(test)]
-mod golden;
-mod history;
-mod http;
-mod log;
-mod logmatch;
-mod metrics;
-mod net;
-mod page;
-mod process;
-mod remote_write;
-mod run;
-mod sched;
-mod scrape;
-mod service;
-mod snapshot;
-mod top;
-mod web;
-
+use monitor::{alert, bpf, cli, dashboard, log, run, top};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -12,7 +12,7 @@ use crate::{
     cli::RunArgs,
     collectors, history, http,
     log::access::{self, AccessLog},
-    page, remote_write,
+    page, privilege, remote_write,
     scrape::Reader,
     snapshot, web,
 };
@@ -49,7 +49,8 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         .transpose()?;
     let web = web::Web::load(&args.web)?;
     let audit_out = args.audit.open()?;
-    let log_match = args.log_match.start()?;
+    // Its thread starts after the capability drop (below); its flags are checked now.
+    args.log_match.check()?;
 
     let assemble::Assembled {
         mut core,
@@ -71,7 +72,10 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         audit: args.audit.kernel_setup(),
     })?;
     scrape.add_collector(web.collector());
-    if let Some(c) = log_match {
+    // The programs are attached: what follows runs with only what it still needs. Threads
+    // started from here on inherit the reduced set, so the log followers start after it.
+    privilege::drop_after_attach(&args.capabilities_keep)?;
+    if let Some(c) = args.log_match.start()? {
         scrape.add_collector(Box::new(c));
     }
     if let (Some(maps), Some(out)) = (audit_maps, audit_out) {

@@ -2,8 +2,10 @@
 
 mod bench;
 mod cmd;
+mod fuzz;
 mod run;
 mod setup;
+mod soak;
 mod test;
 mod vm;
 
@@ -34,6 +36,11 @@ enum Command {
     },
     /// Benchmark the kernel programs and the daemon against peers (prints figures).
     Bench(bench::Options),
+    /// Run every fuzz target for --seconds at nice 19, then minimize its corpus.
+    Fuzz(fuzz::Options),
+    /// Run the release daemon under a fork storm, disk and network load for --minutes and
+    /// print its RSS growth, descriptors, map fill, misses and lost exits.
+    Soak(soak::Options),
     /// Boot Debian kernels under QEMU and check the kernel programs and daemon on each.
     VmTest(vm::Options),
     /// Rewrite the golden test's checked-in exposition and process list from this build
@@ -48,6 +55,8 @@ fn main() -> std::process::ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Test { filter } => test::run(filter.as_deref()),
         Command::Bench(o) => bench::run(&o),
+        Command::Fuzz(o) => fuzz::run(&o),
+        Command::Soak(o) => soak::run(&o),
         Command::VmTest(o) => vm::run(&o),
         Command::Bless => cmd::run(
             cmd::new("cargo")

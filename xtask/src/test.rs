@@ -29,6 +29,10 @@ const TEST_PACKAGES: &[&str] = &[
     "openssl",
     // An HTTPS client with client certificates and HTTP/2, for the TLS tests.
     "curl",
+    // systemd-analyze (the unit's security and syntax) and strace (every system call a run
+    // makes, against the unit's filter) for tests/systemd_unit.rs.
+    "systemd",
+    "strace",
     // The daemon's page in a headless browser (tests/page.rs drives it with npm's
     // playwright-core, which that test installs).
     "chromium",

@@ -198,7 +198,8 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> anyhow::Result<Event> {
         AuditKind::OomKill => {
             let r: OomRecord = read(bytes)?;
             let has = |bit| r.has & bit != 0;
-            let kb = |v: u64, bit| has(bit).then_some(v * 1024);
+            // The sizes come from a tracepoint's record; a garbled one must not overflow.
+            let kb = |v: u64, bit| has(bit).then_some(v.saturating_mul(1024));
             ev.pid = r.victim_pid;
             ev.comm = if has(OOM_HAS_COMM) {
                 comm_str(&r.victim_comm)
@@ -337,5 +338,26 @@ mod tests {
         let mut h = hdr(AuditKind::Exec);
         h.kind = 99;
         assert!(decode(&bytes(&h), &Clock::now()).is_err());
+    }
+
+    /// Found by the kernel_record fuzz target: sizes in KiB near u64::MAX overflowed.
+    #[test]
+    fn oversized_oom_memory_saturates() {
+        let r = OomRecord {
+            hdr: hdr(AuditKind::OomKill),
+            victim_pid: 42,
+            victim_uid: 0,
+            victim_comm: [0; 16],
+            total_vm_kb: u64::MAX,
+            anon_rss_kb: u64::MAX / 1000,
+            file_rss_kb: 1,
+            shmem_rss_kb: 0,
+            pgtables_kb: 0,
+            oom_score_adj: 0,
+            has: OOM_HAS_MEMORY,
+        };
+        let j = serde_json::to_value(decode(&bytes(&r), &Clock::now()).unwrap()).unwrap();
+        assert_eq!(j["total_vm_bytes"], u64::MAX);
+        assert_eq!(j["file_rss_bytes"], 1024);
     }
 }

@@ -17,7 +17,7 @@ pub fn cgroup2_root() -> anyhow::Result<PathBuf> {
     root_in(&text).ok_or_else(|| anyhow!("no cgroup2 filesystem is mounted"))
 }
 
-fn root_in(mountinfo: &str) -> Option<PathBuf> {
+pub(crate) fn root_in(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
         (post.split_whitespace().next()? == "cgroup2")

@@ -92,12 +92,18 @@ struct Shared {
 pub struct LogMatchCollector(Arc<Mutex<Shared>>);
 
 impl LogMatchArgs {
+    /// Refuses patterns without a file to match them in.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.files.is_empty() && !self.patterns.is_empty() {
+            anyhow::bail!("--log-match.pattern needs at least one --log-match.file");
+        }
+        Ok(())
+    }
+
     /// Starts following the files; `None` when none is configured.
     pub fn start(&self) -> anyhow::Result<Option<LogMatchCollector>> {
+        self.check()?;
         if self.files.is_empty() {
-            if !self.patterns.is_empty() {
-                anyhow::bail!("--log-match.pattern needs at least one --log-match.file");
-            }
             return Ok(None);
         }
         let shared = Arc::new(Mutex::new(Shared {

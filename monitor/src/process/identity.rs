@@ -68,7 +68,7 @@ impl IdentityReader {
         };
         let proc =
             procfs::process::Process::new_with_root(dir.clone()).map_err(|e| gone_or(&dir, e))?;
-        let stat = proc.stat().map_err(|e| gone_or(&dir.join("stat"), e))?;
+        let stat = read_stat(&dir.join("stat")).map_err(|e| gone_or(&dir.join("stat"), e))?;
         // A zombie has exited: only its exit status waits to be reaped. (A thread group
         // whose leader exited while other threads run also shows its leader as a zombie;
         // its figures still reach its group through the kernel entry.)
@@ -119,6 +119,37 @@ impl IdentityReader {
     }
 }
 
+/// `<pid>/stat`, parsed by procfs once its shape is checked: procfs-core 0.17 slices the text
+/// around the parentheses of `pid (comm) state ...` without bounds checks and panics on a
+/// file without them or with nothing after (found by the `proc_tree` fuzz target; the kernel
+/// never writes one, but `--path.procfs` can point at any tree).
+fn read_stat(path: &Path) -> Result<procfs::process::Stat, procfs::ProcError> {
+    let raw = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => procfs::ProcError::NotFound(Some(path.to_path_buf())),
+        _ => procfs::ProcError::Io(e, Some(path.to_path_buf())),
+    })?;
+    if !stat_is_well_formed(&String::from_utf8_lossy(&raw)) {
+        return Err(procfs::ProcError::Incomplete(Some(path.to_path_buf())));
+    }
+    <procfs::process::Stat as procfs::FromRead>::from_read(&raw[..])
+}
+
+/// `PID (COMM) STATE ...`: a pid before the first parenthesis, and a space and more after the
+/// last one, as procfs-core's slicing assumes (it trims the text first).
+fn stat_is_well_formed(text: &str) -> bool {
+    let t = text.trim();
+    match (t.find('('), t.rfind(')')) {
+        (Some(open), Some(close)) => {
+            open >= 2
+                && t.is_char_boundary(open - 1)
+                && close > open
+                && t.len() > close + 2
+                && t.as_bytes()[close + 1] == b' '
+        }
+        _ => false,
+    }
+}
+
 /// A kernel `comm` buffer (NUL padded) as a string.
 pub fn comm_str(comm: &[u8]) -> String {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
@@ -157,6 +188,30 @@ mod tests {
             IdentityReader::new(dir.path()).live_pids().unwrap(),
             vec![4242]
         );
+    }
+
+    /// Found by the proc_tree fuzz target: procfs-core panicked on these.
+    #[test]
+    fn a_malformed_stat_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("7");
+        std::fs::create_dir(&p).unwrap();
+        for bad in [
+            "16887 (cat)",
+            "(cat) S 1",
+            "7 (cat) ",
+            "7 cat) S",
+            "7 (cat)S 1",
+            "\u{e9}(x) S",
+        ] {
+            std::fs::write(p.join("stat"), bad).unwrap();
+            let r = IdentityReader::new(dir.path()).read(7);
+            assert!(
+                matches!(r, Err(IdentityError::Read { .. })),
+                "{bad:?}: {r:?}"
+            );
+        }
+        assert!(stat_is_well_formed("7 (c) a) S 1 2"));
     }
 
     #[test]

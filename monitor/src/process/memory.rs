@@ -17,14 +17,16 @@ pub fn read(procfs: &Path, pid: u32) -> Option<Memory> {
     Some(parse(&text))
 }
 
-fn parse(status: &str) -> Memory {
+pub(crate) fn parse(status: &str) -> Memory {
     let kib = |v: &str| -> u64 {
         v.trim()
             .trim_end_matches("kB")
             .trim()
             .parse::<u64>()
             .unwrap_or(0)
-            * 1024
+            // No real process is that big; a corrupt file must not overflow (found by the
+            // proc_text fuzz target).
+            .saturating_mul(1024)
     };
     let mut m = Memory::default();
     for line in status.lines() {
@@ -52,5 +54,11 @@ mod tests {
             }
         );
         assert_eq!(parse("Name:\tkthreadd\nState:\tS\n"), Memory::default());
+    }
+
+    #[test]
+    fn a_huge_size_saturates() {
+        let m = parse("VmRSS:\t18446744073709551615 kB\n");
+        assert_eq!(m.rss_bytes, u64::MAX);
     }
 }

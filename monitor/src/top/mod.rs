@@ -8,14 +8,14 @@
 
 mod batch;
 mod columns;
-mod exposition;
+pub(crate) mod exposition;
 mod format;
-mod host;
+pub(crate) mod host;
 mod keys;
 mod model;
 mod rates;
 mod render;
-mod sample;
+pub(crate) mod sample;
 mod services;
 mod source;
 mod terminal;

@@ -32,7 +32,7 @@ mod disk;
 mod http;
 mod net;
 mod page;
-mod procs;
+pub mod procs;
 mod receiver;
 mod remote_write;
 mod report;

@@ -4,7 +4,7 @@
 //! recent fill rate.
 
 mod fill;
-mod mounts;
+pub mod mounts;
 mod statfs;
 
 use std::{collections::HashMap, path::Path, time::Duration};

@@ -17,9 +17,12 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // The kernel escapes bytes, so three octal digits stay at or below \377; anything
+        // above (found by the proc_text fuzz target) is literal text, not an escape.
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
@@ -128,5 +131,13 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
             parse(MOUNTS).iter().filter(|m| only_xfs.keeps(m)).count(),
             1
         );
+    }
+
+    /// Found by the proc_text fuzz target: `\777` overflowed a byte.
+    #[test]
+    fn escapes_above_a_byte_stay_literal() {
+        assert_eq!(unescape("/a\\777b"), "/a\\777b");
+        assert_eq!(unescape("/a\\377"), String::from_utf8_lossy(b"/a\xff"));
+        assert_eq!(unescape("my\\040disk"), "my disk");
     }
 }
