@@ -8,4 +8,5 @@ pub mod group;
 pub mod identity;
 pub mod live;
 pub mod memory;
+pub mod resident;
 pub mod table;
