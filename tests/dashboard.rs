@@ -379,6 +379,11 @@ fn every_panel_query_returns_series() {
                     .iter()
                     .filter_map(|(k, y)| Some((k, y, a.get(k)?)))
                     .filter(|(k, y, x)| {
+                        // A range series with no point at `end` on either side (an event
+                        // seen at an earlier step only) agrees.
+                        if x.is_nan() && y.is_nan() {
+                            return false;
+                        }
                         let env = around.get(*k).copied().unwrap_or((**x, **x, 1));
                         !volatile && !close(**y, env, scale)
                     })
