@@ -295,9 +295,13 @@ impl ProcessTable {
     /// folded.
     pub fn read_resident(&mut self, now: Instant) {
         let (root, page) = (self.reader.root(), self.page_size);
+        let mut idle = 0;
         for (&tgid, p) in &mut self.procs {
-            if !p.resident.due(tgid, p.last.cpu_ns, now) {
-                continue;
+            match p.resident.due(tgid, p.last.cpu_ns, now) {
+                None => continue,
+                Some(false) if idle >= resident::IDLE_PER_REFRESH => continue,
+                Some(false) => idle += 1,
+                Some(true) => {}
             }
             let Some(bytes) = resident::read(root, tgid, page) else {
                 continue;
