@@ -316,14 +316,18 @@ impl ProcessTable {
         self.check_live_sums();
     }
 
-    /// Resident memory of each exported group with live processes (a kept group whose
-    /// processes all exited has none to report), and of `other` (every other group's), in
-    /// the export's order.
+    /// Resident memory of each exported group that has some (a kept group whose processes
+    /// all exited, kernel threads, a process gone before its first reading: no data, no
+    /// series), and of `other` (every other group's), in the export's order.
     pub fn resident(&self, export: &Export) -> Vec<(Arc<str>, u64)> {
         let mut out = Vec::with_capacity(export.groups.len() + 1);
         let mut kept = 0;
         for (name, _) in &export.groups {
-            if let Some(g) = self.groups.get(name).filter(|g| g.live_members > 0) {
+            if let Some(g) = self
+                .groups
+                .get(name)
+                .filter(|g| g.live_members > 0 && g.resident_bytes > 0)
+            {
                 out.push((name.clone(), g.resident_bytes));
                 kept += g.resident_bytes;
             }
