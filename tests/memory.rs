@@ -1,5 +1,6 @@
 //! Host memory and pressure figures against `/proc/meminfo` read at the same moment, and
-//! against node_exporter's for the same fields.
+//! against node_exporter's for the same fields; a group's resident memory against its
+//! processes' `VmRSS`.
 
 use std::{
     collections::HashMap,
@@ -157,5 +158,69 @@ fn memory_and_pressure_agree_with_node_exporter() {
             (a - b).abs() < 0.5,
             "{resource} {kind}: ours {a}, node_exporter {b}"
         );
+    }
+}
+
+/// `VmRSS` of `pid` in bytes, from `/proc/<pid>/status`.
+fn vm_rss(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .expect("a VmRSS line")
+        * 1024.0
+}
+
+#[test]
+fn group_resident_memory_is_the_sum_of_its_processes_vmrss() {
+    let d = Daemon::start(&[]);
+    let bin = NamedBinary::new("/bin/dash", "mtrss");
+    // Three shells of one group, each holding a string of its own size in memory, then
+    // waiting on a pipe this test keeps open (so they sit idle).
+    let children: Vec<Guard> = [4, 12, 24]
+        .iter()
+        .map(|mib| {
+            Guard(
+                Command::new(&bin.path)
+                    .args([
+                        "-c",
+                        &format!("x=$(head -c {} /dev/zero | tr '\\0' a); read y", mib << 20),
+                    ])
+                    .stdin(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+    let series = format!(
+        "monitor_process_resident_memory_bytes{{group=\"{}\"}}",
+        bin.name
+    );
+    // Each shell's memory settles once its string is read; the daemon reads a process again
+    // within seconds after it ran. Both sides are read around the same moment each round.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (ours, truth) = loop {
+        let before: f64 = pids.iter().map(|&p| vm_rss(p)).sum();
+        let ours = d.metrics().get(&series);
+        let after: f64 = pids.iter().map(|&p| vm_rss(p)).sum();
+        if let Some(v) = ours {
+            if before == after && before > 40.0 * 1048576.0 && v == before {
+                break (v, before);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} = {ours:?}, VmRSS summed: {before} then {after}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_close("group resident memory", ours, truth, 0.0);
+    // The group's series goes with its last process.
+    drop(children);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.metrics().get(&series).is_some() {
+        assert!(Instant::now() < deadline, "{series} outlived its processes");
+        std::thread::sleep(Duration::from_millis(500));
     }
 }

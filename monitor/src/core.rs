@@ -489,6 +489,7 @@ impl Core {
         self.measured = measured;
         let delete = self.table.update(entries.drain(..), self.live.pids(), now);
         self.entries = entries;
+        self.table.read_resident(now);
         self.export = self.table.export(now);
         for f in attached(&mut self.families) {
             f.family.forget(&delete);

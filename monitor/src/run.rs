@@ -125,9 +125,9 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         collectors = ?enabled,
         "listening"
     );
-    let mut app = http::router(reader, &args.telemetry_path).merge(alerts.router());
+    let mut app = http::router(reader.clone(), &args.telemetry_path).merge(alerts.router());
     if let Some(h) = &history {
-        app = app.merge(h.router());
+        app = app.merge(h.router(reader));
     }
     app = app.merge(page::router(&page::Settings {
         telemetry_path: args.telemetry_path.clone(),

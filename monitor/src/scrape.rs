@@ -141,6 +141,9 @@ pub struct Reader {
     snapshots: Arc<Snapshots>,
     scrape: Scrape,
     freshness: Freshness,
+    /// The scrape-time families the last scrape read, and when: the query history samples
+    /// them instead of reading every scrape-time collector a second time.
+    last_scrape: Mutex<Option<(Instant, Arc<Vec<MetricFamily>>)>>,
 }
 
 impl Reader {
@@ -149,6 +152,7 @@ impl Reader {
             snapshots,
             scrape,
             freshness,
+            last_scrape: Mutex::new(None),
         }
     }
 
@@ -160,12 +164,23 @@ impl Reader {
         out
     }
 
-    /// The snapshot as fresh as `f` asks and the families read now beside it, without
-    /// copying the snapshot's (the query history samples both at every refresh interval).
-    pub fn parts(&self, f: Freshness) -> (Arc<Snapshot>, Vec<MetricFamily>) {
+    /// The snapshot as fresh as `f` asks and the scrape-time families beside it, without
+    /// copying the snapshot's (the query history samples both at every refresh interval):
+    /// those of the last scrape when it read them less than `reuse` ago, else read now.
+    pub fn parts(&self, f: Freshness, reuse: Duration) -> (Arc<Snapshot>, Arc<Vec<MetricFamily>>) {
         let snap = self.snapshots.fresh(f);
-        let now = self.scrape.families(&snap);
-        (snap, now)
+        let last = self
+            .last_scrape
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match last {
+            Some((at, now)) if at.elapsed() < reuse => (snap, now),
+            _ => {
+                let now = Arc::new(self.scrape.families(&snap));
+                (snap, now)
+            }
+        }
     }
 
     /// `parts` of the snapshot after the one numbered `seq` (`Snapshots::after`), without
@@ -180,6 +195,7 @@ impl Reader {
     /// and the families read now.
     pub fn exposition(&self) -> Result<String, String> {
         let snap = self.snapshots.fresh(self.freshness);
+        let read_at = Instant::now();
         let now = self.scrape.families(&snap);
         let cached = snap.text()?;
         let mut body = String::with_capacity(cached.len() + 16 * 1024);
@@ -190,6 +206,8 @@ impl Reader {
                 tracing::error!(error = %e, "encoding metrics");
                 format!("encoding metrics: {e}")
             })?;
+        *self.last_scrape.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((read_at, Arc::new(now)));
         Ok(body)
     }
 

@@ -37,6 +37,7 @@ pub const FAMILIES: &[(&str, &[&str])] = &[
             "monitor_process_context_switches_total",
             "monitor_process_starts_total",
             "monitor_process_exits_total",
+            "monitor_process_resident_memory_bytes",
             "monitor_runqueue_latency_seconds",
             "monitor_processes",
             "monitor_process_groups",

@@ -29,16 +29,40 @@ use crate::alert::{expr::Labels, notify::payload::format_value};
 /// Prometheus's cap on the points of one series in a range query.
 const MAX_POINTS: f64 = 11_000.0;
 
-type Shared = Arc<Mutex<Store>>;
+/// Parsed queries kept: a page or a dashboard sends the same few dozen again at every
+/// refresh, and parsing compiles each regular-expression matcher anew.
+const PARSED: usize = 256;
 
-pub fn router(store: Shared) -> Router {
+#[derive(Clone)]
+struct Shared {
+    store: Arc<Mutex<Store>>,
+    parsed: Arc<Mutex<lru::LruCache<String, Arc<Query>>>>,
+}
+
+impl Shared {
+    fn parse(&self, text: &str) -> Result<Arc<Query>, Error> {
+        let lock = || self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = lock().get(text) {
+            return Ok(q.clone());
+        }
+        let q = Arc::new(Query::parse(text)?);
+        lock().put(text.to_string(), q.clone());
+        Ok(q)
+    }
+}
+
+pub fn router(store: Arc<Mutex<Store>>) -> Router {
+    let parsed = lru::LruCache::new(std::num::NonZeroUsize::new(PARSED).expect("not zero"));
     Router::new()
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
-        .with_state(store)
+        .with_state(Shared {
+            store,
+            parsed: Arc::new(Mutex::new(parsed)),
+        })
 }
 
 /// The parameters of the URL and of a form body, in that order.
@@ -162,12 +186,12 @@ fn point(t: f64, v: f64) -> Value {
     json!([t, format_value(v)])
 }
 
-async fn query(State(store): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+async fn query(State(shared): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let p = Params::new(q, &body);
     blocking(move || {
-        let query = Query::parse(p.get("query").unwrap_or(""))?;
+        let query = shared.parse(p.get("query").unwrap_or(""))?;
         let t = p.time("time")?.unwrap_or_else(now);
-        Ok(match query.instant(&store, t)? {
+        Ok(match query.instant(&shared.store, t)? {
             Instant::Scalar(v) => json!({"resultType": "scalar", "result": point(t, v)}),
             Instant::Vector(v) => json!({
                 "resultType": "vector",
@@ -181,10 +205,10 @@ async fn query(State(store): State<Shared>, RawQuery(q): RawQuery, body: Bytes) 
     .await
 }
 
-async fn query_range(State(store): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+async fn query_range(State(shared): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let p = Params::new(q, &body);
     blocking(move || {
-        let query = Query::parse(p.get("query").unwrap_or(""))?;
+        let query = shared.parse(p.get("query").unwrap_or(""))?;
         let need = |k: &str| {
             p.time(k)?
                 .ok_or_else(|| bad(format!("invalid parameter {k:?}: missing")))
@@ -206,7 +230,7 @@ async fn query_range(State(store): State<Shared>, RawQuery(q): RawQuery, body: B
                     .into(),
             ));
         }
-        let m = query.range(&store, start, end, step)?;
+        let m = query.range(&shared.store, start, end, step)?;
         Ok(json!({
             "resultType": "matrix",
             "result": m.into_iter().map(|(labels, pts)| json!({
@@ -234,31 +258,31 @@ fn matches(p: &Params) -> Result<Vec<(Option<String>, Matchers)>, Error> {
 
 /// The series `match[]` selects (all when it is absent and `required` is false) with a value
 /// between `start` and `end` (by default, the whole history).
-fn selected(store: &Shared, p: &Params, required: bool) -> Result<Vec<Labels>, Error> {
+fn selected(shared: &Shared, p: &Params, required: bool) -> Result<Vec<Labels>, Error> {
     let m = matches(p)?;
     if required && m.is_empty() {
         return Err(bad("no match[] parameter provided".into()));
     }
     let start = p.time("start")?.unwrap_or(f64::NEG_INFINITY);
     let end = p.time("end")?.unwrap_or(f64::INFINITY);
-    let s = store.lock().unwrap_or_else(|p| p.into_inner());
+    let s = shared.store.lock().unwrap_or_else(|p| p.into_inner());
     Ok(s.labels(&m, start, end))
 }
 
-async fn series(State(store): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+async fn series(State(shared): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let p = Params::new(q, &body);
     blocking(move || {
-        let mut all = selected(&store, &p, true)?;
+        let mut all = selected(&shared, &p, true)?;
         all.sort();
         Ok(json!(all))
     })
     .await
 }
 
-async fn labels(State(store): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+async fn labels(State(shared): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let p = Params::new(q, &body);
     blocking(move || {
-        let names: BTreeSet<String> = selected(&store, &p, false)?
+        let names: BTreeSet<String> = selected(&shared, &p, false)?
             .into_iter()
             .flat_map(|l| l.into_keys())
             .collect();
@@ -268,13 +292,13 @@ async fn labels(State(store): State<Shared>, RawQuery(q): RawQuery, body: Bytes)
 }
 
 async fn label_values(
-    State(store): State<Shared>,
+    State(shared): State<Shared>,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = Params::new(q, &Bytes::new());
     blocking(move || {
-        let values: BTreeSet<String> = selected(&store, &p, false)?
+        let values: BTreeSet<String> = selected(&shared, &p, false)?
             .into_iter()
             .filter_map(|mut l| l.remove(&name))
             .collect();
@@ -293,7 +317,7 @@ mod tests {
     use super::*;
     use crate::metrics::{counter, family};
 
-    fn store() -> Shared {
+    fn store() -> Arc<Mutex<Store>> {
         let mut s = Store::new(1000.0, 1 << 30, vec![("job".into(), "monitor".into())]);
         for i in 0..30 {
             s.push(

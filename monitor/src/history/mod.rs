@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod query;
+pub mod status;
 pub mod store;
 mod xor;
 
@@ -135,8 +136,9 @@ impl History {
         }));
     }
 
-    pub fn router(&self) -> axum::Router {
-        api::router(self.store.clone())
+    /// The query API, and the status and metadata a Prometheus data source asks for.
+    pub fn router(&self, reader: Arc<Reader>) -> axum::Router {
+        api::router(self.store.clone()).merge(status::router(reader))
     }
 
     /// Samples every series at every refresh interval, on a thread of its own, from the
@@ -155,7 +157,11 @@ impl History {
                 loop {
                     next += interval;
                     let begun = Instant::now();
-                    let (snap, now) = reader.parts(freshness);
+                    // A scrape's reading of the scrape-time collectors, when one came
+                    // within the interval, is as fresh as the history's sampling needs
+                    // (one value per interval): reading them again would double their cost
+                    // under a Prometheus scraping every second.
+                    let (snap, now) = reader.parts(freshness, interval);
                     let time = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0.0, |d| d.as_secs_f64());

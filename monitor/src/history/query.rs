@@ -2,7 +2,7 @@
 //! store once (`Store::fetch`), then `alert::expr::eval` runs at each instant asked for over
 //! a view of them (`At`), the same engine the alert rules use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use promql_parser::{
     label::Matchers,
@@ -106,32 +106,77 @@ impl Query {
         step: f64,
     ) -> Result<BTreeMap<Labels, Vec<(f64, f64)>>, Error> {
         let f = self.fetch(store, start, end);
-        let mut out: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut out = Steps::default();
         let steps = ((end - start) / step).floor() as u64;
         for i in 0..=steps {
             let t = start + i as f64 * step;
             match eval(&self.expr, &At::new(&f, t)).map_err(Error::Execution)? {
-                Value::Scalar(v) => out.entry(Labels::new()).or_default().push((t, v)),
+                Value::Scalar(v) => out.push(0, Labels::new(), t, v)?,
                 Value::Vector(v) => {
-                    no_duplicates(&v)?;
-                    for s in v {
-                        out.entry(s.labels).or_default().push((t, s.value));
+                    for (j, s) in v.into_iter().enumerate() {
+                        out.push(j, s.labels, t, s.value)?;
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(out.series.into_iter().collect())
     }
 }
 
+/// A range query's series as the steps come. A step's result has mostly the label sets of
+/// the step before, in the same order: each sample is first compared with the series the
+/// sample at its place went to last time, and looked up by hash only when that is not it
+/// (the label maps' comparisons were most of a long range's time).
+#[derive(Default)]
+struct Steps {
+    series: Vec<(Labels, Vec<(f64, f64)>)>,
+    index: HashMap<Labels, usize, fnv::FnvBuildHasher>,
+    /// The series of each place in the last step's result.
+    hint: Vec<usize>,
+}
+
+impl Steps {
+    fn push(&mut self, at: usize, labels: Labels, t: f64, v: f64) -> Result<(), Error> {
+        let hinted = self
+            .hint
+            .get(at)
+            .copied()
+            .filter(|&i| self.series[i].0 == labels);
+        let i = match hinted {
+            Some(i) => i,
+            None => match self.index.get(&labels) {
+                Some(&i) => i,
+                None => {
+                    self.index.insert(labels.clone(), self.series.len());
+                    self.series.push((labels, Vec::new()));
+                    self.series.len() - 1
+                }
+            },
+        };
+        let points = &mut self.series[i].1;
+        if points.last().is_some_and(|p| p.0 == t) {
+            return Err(duplicate(&self.series[i].0));
+        }
+        points.push((t, v));
+        match self.hint.get_mut(at) {
+            Some(h) => *h = i,
+            None => self.hint.push(i),
+        }
+        Ok(())
+    }
+}
+
+fn duplicate(labels: &Labels) -> Error {
+    Error::Execution(format!(
+        "vector cannot contain metrics with the same labelset {labels:?}"
+    ))
+}
+
 fn no_duplicates(v: &[Sample]) -> Result<(), Error> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::with_hasher(fnv::FnvBuildHasher::default());
     for s in v {
         if !seen.insert(&s.labels) {
-            return Err(Error::Execution(format!(
-                "vector cannot contain metrics with the same labelset {:?}",
-                s.labels
-            )));
+            return Err(duplicate(&s.labels));
         }
     }
     Ok(())

@@ -127,6 +127,9 @@ pub struct Store {
     max_bytes: usize,
     /// Labels every series gets (`job`, `instance`), as a scrape would add them.
     target: Vec<(String, String)>,
+    /// The slot of each sample of the last push, in the order the families gave them: the
+    /// next push finds most series where they were, by comparing labels, without hashing.
+    order: Vec<usize>,
 }
 
 /// The labels of one sample, as the exposition has them, without allocating.
@@ -207,6 +210,7 @@ impl Store {
             retention,
             max_bytes,
             target,
+            order: Vec::new(),
         }
     }
 
@@ -259,6 +263,8 @@ impl Store {
         let frame = self.next_frame();
         self.frames.push_back(time);
         let target = std::mem::take(&mut self.target);
+        let mut order = std::mem::take(&mut self.order);
+        let mut at = 0;
         for f in families {
             let name = f.name();
             for m in f.get_metric() {
@@ -272,7 +278,16 @@ impl Store {
                             extra,
                             target: &target,
                         };
-                        let s = self.slot(&key);
+                        let s = match order.get(at) {
+                            Some(&s) if key.is(&self.series[s].labels) => s,
+                            _ => self.slot(&key),
+                        };
+                        if at < order.len() {
+                            order[at] = s;
+                        } else {
+                            order.push(s);
+                        }
+                        at += 1;
                         self.series[s].push(frame, v);
                     };
                 match f.get_field_type() {
@@ -323,6 +338,8 @@ impl Store {
             }
         }
         self.target = target;
+        order.truncate(at);
+        self.order = order;
         // A series absent from this frame ends its run (it is stale from here on).
         for s in &mut self.series {
             if s.last + 1 == frame && !s.head.is_empty() {
@@ -551,6 +568,34 @@ mod tests {
         let f = s.fetch(&all(), 10.5, 20.0);
         assert_eq!(f.frames.first().unwrap().0, 10, "and the frame before");
         assert_eq!(f.frames.last().unwrap().0, 20);
+    }
+
+    #[test]
+    fn samples_land_in_their_series_whatever_their_order() {
+        let mut s = Store::new(1000.0, 1 << 30, Vec::new());
+        for i in 0..10 {
+            let mut f = families(f64::from(i), i % 3 != 1);
+            if i % 2 == 1 {
+                f.reverse();
+                f[0].mut_metric().reverse();
+            }
+            s.push(f64::from(i), &f);
+        }
+        assert_eq!(s.series_count(), 3);
+        let f = s.fetch(&all(), 0.0, 9.0);
+        for (l, p) in &f.series {
+            let want = |frame: u64| match (l[NAME].as_str(), l.get("x").map(String::as_str)) {
+                ("a_total", Some("1")) => frame as f64,
+                ("a_total", Some("2")) => 2.0 * frame as f64,
+                _ => 7.0,
+            };
+            assert!(p.iter().all(|(fr, v)| *v == want(*fr)), "{l:?}: {p:?}");
+        }
+        let b = f.series.iter().find(|(l, _)| l[NAME] == "b").unwrap();
+        assert_eq!(
+            b.1.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [0, 2, 3, 5, 6, 8, 9]
+        );
     }
 
     #[test]

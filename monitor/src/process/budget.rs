@@ -25,6 +25,9 @@ pub struct GroupState {
     /// Totals of the group's live processes, kept by the process table as they change.
     pub live: Counters,
     pub live_members: usize,
+    /// Resident memory of the group's live processes, as last read (a gauge: outside the
+    /// counters' floor and fold).
+    pub resident_bytes: u64,
     /// The largest total exported so far: the floor for the next one.
     exported_total: Counters,
     /// How much of the total was reported inside "other".

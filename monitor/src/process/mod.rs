@@ -9,5 +9,6 @@ pub mod group;
 pub mod identity;
 pub mod live;
 pub mod memory;
+pub mod resident;
 pub mod table;
 pub mod unit;

@@ -14,11 +14,12 @@ use std::{
 };
 
 use super::{
-    budget::{Budget, Export, GroupState},
+    budget::{Budget, Export, GroupState, OTHER},
     cgroup::Cgroups,
     counters::Counters,
     group::Grouper,
     identity::{comm_str, Identity, IdentityError, IdentityReader},
+    resident::{self, Resident},
 };
 
 /// How long an exited pid is remembered, so a final slice charged after its entry was
@@ -35,6 +36,8 @@ pub struct Proc {
     pub last: Counters,
     /// The `update` that last read a kernel entry for it.
     seen: u64,
+    /// Its resident memory, as last read (`read_resident`).
+    pub resident: Resident,
 }
 
 /// One `TASK_STATS` entry as read from the kernel.
@@ -62,6 +65,7 @@ pub struct ProcessTable {
     pub exits_without_event: u64,
     /// Counts `update`s (`Proc::seen`).
     generation: u64,
+    page_size: u64,
 }
 
 impl ProcessTable {
@@ -82,6 +86,7 @@ impl ProcessTable {
             budget: Budget::new(max_groups),
             exits_without_event: 0,
             generation: 0,
+            page_size: resident::page_size(),
         }
     }
 
@@ -96,6 +101,7 @@ impl ProcessTable {
         let g = self.group_mut(&p.group);
         g.live += p.last.since(p.base);
         g.live_members += 1;
+        g.resident_bytes += p.resident.bytes;
         if let Some(old) = self.procs.insert(tgid, p) {
             self.leave(&old);
         }
@@ -113,6 +119,7 @@ impl ProcessTable {
         let g = self.group_mut(&p.group);
         g.live = g.live.since(p.last.since(p.base));
         g.live_members = g.live_members.saturating_sub(1);
+        g.resident_bytes = g.resident_bytes.saturating_sub(p.resident.bytes);
     }
 
     /// `tgid`'s identity from procfs (only its name when it is gone already), placed in its
@@ -165,6 +172,7 @@ impl ProcessTable {
                 base: counters,
                 last: counters,
                 seen: 0,
+                resident: Resident::default(),
             },
         );
     }
@@ -204,6 +212,7 @@ impl ProcessTable {
                 base: Counters::default(),
                 last,
                 seen,
+                resident: Resident::default(),
             },
         );
     }
@@ -315,18 +324,72 @@ impl ProcessTable {
         delete
     }
 
+    /// Reads the resident memory of the processes whose reading is due (`resident`) into
+    /// their groups' sums. A process gone since keeps its last reading until its exit is
+    /// folded.
+    pub fn read_resident(&mut self, now: Instant) {
+        let (root, page) = (self.reader.root(), self.page_size);
+        let mut idle = 0;
+        for (&tgid, p) in &mut self.procs {
+            match p.resident.due(tgid, p.last.cpu_ns, now) {
+                None => continue,
+                Some(false) if idle >= resident::IDLE_PER_REFRESH => continue,
+                Some(false) => idle += 1,
+                Some(true) => {}
+            }
+            let Some(bytes) = resident::read(root, tgid, page) else {
+                continue;
+            };
+            let change = p.resident.set(bytes, p.last.cpu_ns, now);
+            if change != 0 {
+                let g = self.groups.entry(p.group.clone()).or_default();
+                g.resident_bytes = g.resident_bytes.saturating_add_signed(change);
+            }
+        }
+        #[cfg(test)]
+        self.check_live_sums();
+    }
+
+    /// Resident memory of each exported group that has some (a kept group whose processes
+    /// all exited, kernel threads, a process gone before its first reading: no data, no
+    /// series), and of `other` (every other group's), in the export's order.
+    pub fn resident(&self, export: &Export) -> Vec<(Arc<str>, u64)> {
+        let mut out = Vec::with_capacity(export.groups.len() + 1);
+        let mut kept = 0;
+        for (name, _) in &export.groups {
+            if let Some(g) = self
+                .groups
+                .get(name)
+                .filter(|g| g.live_members > 0 && g.resident_bytes > 0)
+            {
+                out.push((name.clone(), g.resident_bytes));
+                kept += g.resident_bytes;
+            }
+        }
+        let all: u64 = self.groups.values().map(|g| g.resident_bytes).sum();
+        if export.other.is_some() && all > kept {
+            out.push((Arc::from(OTHER), all - kept));
+        }
+        out
+    }
+
     /// The live totals kept as processes change equal their sum recomputed.
     #[cfg(test)]
     fn check_live_sums(&self) {
-        let mut sums: HashMap<Arc<str>, (Counters, usize)> = HashMap::new();
+        let mut sums: HashMap<Arc<str>, (Counters, usize, u64)> = HashMap::new();
         for p in self.procs.values() {
             let e = sums.entry(p.group.clone()).or_default();
             e.0 += p.last.since(p.base);
             e.1 += 1;
+            e.2 += p.resident.bytes;
         }
         for (name, g) in &self.groups {
             let want = sums.remove(name).unwrap_or_default();
-            assert_eq!((g.live, g.live_members), want, "group {name}");
+            assert_eq!(
+                (g.live, g.live_members, g.resident_bytes),
+                want,
+                "group {name}"
+            );
         }
         assert!(sums.is_empty(), "groups missing: {:?}", sums.keys());
     }

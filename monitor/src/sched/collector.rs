@@ -86,6 +86,18 @@ pub fn families(hist: &RunqHist, view: &View<'_>) -> Vec<MetricFamily> {
         vec![histogram(&[], &buckets, ns_to_seconds(hist.sum_ns))],
     ));
     out.push(family(
+        "monitor_process_resident_memory_bytes",
+        "Resident memory of the group's live processes (the sum of their VmRSS: shared pages \
+         count once per process), read at most every 2 s after a process ran, every 20 to 30 \
+         s while it is idle.",
+        MetricType::GAUGE,
+        view.table
+            .resident(export)
+            .iter()
+            .map(|(g, b)| gauge(&[("group", g)], *b as f64))
+            .collect(),
+    ));
+    out.push(family(
         "monitor_process_groups",
         "Process groups with their own series (kept) and summed into group=\"other\" (folded).",
         MetricType::GAUGE,
