@@ -192,7 +192,7 @@ fn check_config_accepts_the_defaults_and_a_full_config() {
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.starts_with("default rules: OK: 10 alert rules (10 default)"),
+        stdout.starts_with("default rules: OK: 13 alert rules (13 default)"),
         "{stdout}"
     );
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitor/dist/alerting.yml");

@@ -95,16 +95,24 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     )?;
     let bin = cmd::root().join("target/debug/monitor");
     let mut c = cmd::new("cargo");
-    // Privileged tests share the kernel and the machine: one at a time.
-    c.args(["test", "-p", "monitor-tests", "--", "--test-threads=1"])
-        .env("MONITOR_BIN", &bin);
+    // Privileged tests share the kernel and the machine: one at a time. Every test file
+    // runs even when one fails, so a run reports all its failures.
+    c.args([
+        "test",
+        "-p",
+        "monitor-tests",
+        "--no-fail-fast",
+        "--",
+        "--test-threads=1",
+    ])
+    .env("MONITOR_BIN", &bin);
     if let Some(f) = filter {
         c.arg(f);
     }
-    let r = cmd::run_tests(&mut c, &mut totals).and_then(|()| {
-        // The same programs on the kernels users run, in VMs.
-        let kernels: Vec<String> = vm::MATRIX.iter().map(|s| s.to_string()).collect();
-        let (passed, failed) = vm::run_matrix(&kernels, true)?;
+    let host = cmd::run_tests(&mut c, &mut totals);
+    // The same programs on the kernels users run, in VMs (whatever the host tests gave).
+    let kernels: Vec<String> = vm::MATRIX.iter().map(|s| s.to_string()).collect();
+    let vms = vm::run_matrix(&kernels, true).and_then(|(passed, failed)| {
         totals.passed += passed;
         totals.failed += failed;
         if failed > 0 {
@@ -112,6 +120,7 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
         }
         Ok(())
     });
+    let r = host.and(vms);
     println!(
         "{} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored
