@@ -288,6 +288,7 @@ pub fn rows() -> Vec<Row> {
         disk(),
         space(),
         network(),
+        applications(),
         services(),
         logs(),
         alerts(),
@@ -913,6 +914,85 @@ fn network() -> Row {
                     ),
                     "{{state}}",
                 )],
+            ),
+        ],
+    )
+}
+
+/// Requests, latency and errors per listening port and per remote port, as the service
+/// family sees them at the syscall boundary (no instrumentation).
+fn applications() -> Row {
+    let per = |name: &str, by: &str| format!("sum by (instance, {by}) ({})", rate(&g(name, "")));
+    row(
+        "Applications",
+        "Request/response turns, response latency and errors per listening port and group \
+         (inbound) and per remote port (outbound), measured in the kernel; HTTP status \
+         classes for plaintext HTTP/1.x.",
+        vec![
+            ts(
+                "Requests by port",
+                Unit::PerSecond,
+                "Request/response turns per second on accepted connections, per listening port.",
+                vec![q(per("monitor_service_requests_total", "port"), "{{port}}")],
+            ),
+            heatmap(
+                "Response latency",
+                "From the first byte of a request read to the first byte of its response \
+                 written, every listening port of the chosen groups.",
+                "monitor_service_response_latency_seconds",
+                true,
+            ),
+            ts(
+                "Response latency p99 by port",
+                Unit::Seconds,
+                "The 99th percentile of the response latency per listening port.",
+                vec![q(
+                    quantile(
+                        0.99,
+                        "instance, port",
+                        &g("monitor_service_response_latency_seconds_bucket", ""),
+                    ),
+                    "{{port}}",
+                )],
+            ),
+            ts(
+                "HTTP responses by class",
+                Unit::PerSecond,
+                "Responses per second per status class (plaintext HTTP/1.x), all ports.",
+                vec![q(
+                    per("monitor_service_http_responses_total", "code"),
+                    "{{code}}",
+                )],
+            ),
+            ts(
+                "Service errors",
+                Unit::PerSecond,
+                "Resets sent or received and connections closed with a request unanswered, \
+                 per second, by kind.",
+                vec![q(per("monitor_service_errors_total", "kind"), "{{kind}}")],
+            ),
+            ts(
+                "Outbound requests by remote port",
+                Unit::PerSecond,
+                "Request/response turns per second on connections the groups made, per \
+                 remote port.",
+                vec![q(
+                    per("monitor_service_outbound_requests_total", "port"),
+                    "{{port}}",
+                )],
+            ),
+            heatmap(
+                "Outbound response latency",
+                "From the first byte of a request written to the first byte of its \
+                 response read, on the groups' own connections.",
+                "monitor_service_outbound_response_latency_seconds",
+                true,
+            ),
+            ts(
+                "DNS responses by rcode",
+                Unit::PerSecond,
+                "Answers to the groups' DNS queries over UDP, per second, by response code.",
+                vec![q(per("monitor_dns_responses_total", "rcode"), "{{rcode}}")],
             ),
         ],
     )

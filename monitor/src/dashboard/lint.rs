@@ -53,6 +53,8 @@ pub const HISTOGRAMS: &[&str] = &[
     "monitor_disk_queue_wait_seconds",
     "monitor_process_tcp_connect_latency_seconds",
     "monitor_probe_duration_seconds",
+    "monitor_service_response_latency_seconds",
+    "monitor_service_outbound_response_latency_seconds",
 ];
 
 struct Target {
