@@ -48,7 +48,7 @@ use monitor_common::{
 
 use crate::{
     atomic::add,
-    entry::get_or_insert_zero_percpu,
+    entry::get_or_insert_zero,
     health::{count_failure, finish, miss, Outcome},
     maps::{BLOCK_REQUESTS, BLOCK_TASKS, DISK_STATS, DISK_ZERO, PART_DISK},
 };
@@ -396,7 +396,7 @@ fn op_at(ctx: &TracePointContext, off: u32) -> u32 {
 /// This CPU's `DISK_STATS` value of `(dev, op)`, created on first use.
 #[inline(always)]
 fn disk_stats(dev: u32, op: u32) -> Option<*mut DiskStats> {
-    get_or_insert_zero_percpu(
+    get_or_insert_zero(
         &DISK_STATS,
         &DISK_ZERO,
         &DiskKey { dev, op },

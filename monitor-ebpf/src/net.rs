@@ -123,21 +123,31 @@ pub fn net_sock_recv_btf(ctx: BtfTracePointContext) -> u32 {
     finish(NET_SOCK_RECV, on_sock_length_btf(&ctx, RX))
 }
 
-/// Arguments: `(struct sock *sk, int ret, int flags)`.
+/// The socket and the bytes moved of a typed `sock_send_length`/`sock_recv_length` event
+/// (arguments `(struct sock *sk, int ret, int flags)`); `None` when nothing moved: an error
+/// or an empty call, or a receive that left the data queued (`MSG_PEEK`).
 #[inline(always)]
-fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
+pub fn sock_length_args(ctx: &BtfTracePointContext, tx: bool) -> Option<(*const u8, i32)> {
     let sk: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let ret = ret as i32;
     if ret <= 0 || sk.is_null() {
-        return Ok(());
+        return None;
     }
     if !tx {
         let flags: i64 = ctx.arg(2);
         if flags as i32 & MSG_PEEK != 0 {
-            return Ok(());
+            return None;
         }
     }
+    Some((sk, ret))
+}
+
+#[inline(always)]
+fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
+    let Some((sk, ret)) = sock_length_args(ctx, tx) else {
+        return Ok(());
+    };
     let l = layout();
     let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
     let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;

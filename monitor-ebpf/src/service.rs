@@ -40,7 +40,6 @@ use monitor_common::{
     },
     hist::{bucket, BUCKETS},
     maps::{SVC_LISTENERS_CAPACITY, SVC_SOCKS_CAPACITY, SVC_STATS_CAPACITY},
-    net::MSG_PEEK,
     service::{
         flags, kind, phase, ServiceKey, ServiceLayout, ServiceSock, ServiceStats, CODES,
         DNS_OTHER_RCODE,
@@ -51,7 +50,7 @@ use crate::{
     atomic::add,
     entry::get_or_insert_zero,
     health::{count_failure, finish, Outcome},
-    net::{AF_INET, AF_INET6},
+    net::{sock_length_args, AF_INET, AF_INET6},
     read::member,
     sock::listener_key,
 };
@@ -241,21 +240,11 @@ pub fn svc_recv_btf(ctx: BtfTracePointContext) -> u32 {
     finish(SVC_RECV, on_length(&ctx, false))
 }
 
-/// Arguments: `(struct sock *sk, int ret, int flags)`.
 #[inline(always)]
 fn on_length(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
-    let sk: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
-    let ret = ret as i32;
-    if ret <= 0 || sk.is_null() {
+    let Some((sk, ret)) = sock_length_args(ctx, tx) else {
         return Ok(());
-    }
-    if !tx {
-        let fl: i64 = ctx.arg(2);
-        if fl as i32 & MSG_PEEK != 0 {
-            return Ok(());
-        }
-    }
+    };
     let key = sk as u64;
     let Some(s) = SVC_SOCKS.get_ptr_mut(&key) else {
         // Only a DNS query starts following a socket here.
