@@ -73,6 +73,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Assembled> {
     // they are freed; hand them back so the resident size is what the process really uses.
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
+    crate::bpf::release_object();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let table = ProcessTable::new(
         IdentityReader::new(&o.procfs),
