@@ -15,6 +15,8 @@ pub struct PerTaskMap<V> {
     map: HashMap<MapData, u32, V>,
     name: &'static str,
     count: batch::CachedCount,
+    /// The tgids the map held at the last read.
+    present: HashSet<u32>,
 }
 
 impl<V: Pod + Default> PerTaskMap<V> {
@@ -23,6 +25,7 @@ impl<V: Pod + Default> PerTaskMap<V> {
             map: take_map(ebpf, name)?,
             name,
             count: Default::default(),
+            present: HashSet::new(),
         })
     }
 
@@ -37,18 +40,23 @@ impl<V: Pod + Default> PerTaskMap<V> {
         set: impl Fn(&mut Counters, V),
     ) -> anyhow::Result<()> {
         let all = batch::entries(&self.map, self.name)?;
-        for t in family::merge(entries, all, live, knows, set) {
-            let _ = self.map.remove(&t);
-        }
+        self.present.clear();
+        self.present.extend(all.iter().map(|(t, _)| *t));
+        let stale = family::merge(entries, all, live, knows, set);
+        batch::delete(&mut self.map, &stale);
         Ok(())
     }
 
-    /// Forgets the groups whose `TASK_STATS` entries were folded.
+    /// Forgets the groups whose `TASK_STATS` entries were folded. Most never used this
+    /// family: only those in the map at the last read are deleted (one made since is
+    /// stale at the next read, which deletes it).
     pub fn remove(&mut self, tgids: &[u32]) {
-        for t in tgids {
-            // Most groups never used this family: not found is the usual answer.
-            let _ = self.map.remove(t);
-        }
+        let here: Vec<u32> = tgids
+            .iter()
+            .copied()
+            .filter(|t| self.present.remove(t))
+            .collect();
+        batch::delete(&mut self.map, &here);
     }
 
     /// Entries now, counted at most every `batch::COUNT_EVERY`.

@@ -210,11 +210,7 @@ impl SchedSource for SchedMaps {
     }
 
     fn remove_tasks(&mut self, tgids: &[u32]) {
-        for t in tgids {
-            if let Err(e) = self.task_stats.remove(t) {
-                tracing::debug!(tgid = t, error = %e, "removing a folded TASK_STATS entry");
-            }
-        }
+        crate::bpf::batch::delete(&mut self.task_stats, tgids);
     }
 
     fn histogram(&self) -> anyhow::Result<RunqHist> {
