@@ -281,10 +281,12 @@ fn dns_latency_and_rcodes_of_a_resolver_on_loopback() {
 }
 
 /// A kernel without `sock_send_length` (before 6.3), forced: connections and resets are
-/// still measured, the turns are reported absent rather than as zeros.
+/// still measured, the turns are reported absent rather than as zeros. The typed send
+/// program is the one both families share; the network family falls back to its classic
+/// one, the service family has none.
 #[test]
 fn without_the_length_hooks_turns_are_reported_absent() {
-    let d = Daemon::start(&[BUDGETS, &["--debug.fail-attach", "svc_send_btf"]].concat());
+    let d = Daemon::start(&[BUDGETS, &["--debug.fail-attach", "net_sock_send_btf"]].concat());
     let mut server = Child::start("svsrv", &["http-server"]);
     let port = server.line();
     let port = port
