@@ -145,13 +145,14 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
 #[inline(always)]
 fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
     let (sk, family) = (c.sk, c.family);
+    // Read only by the opens: most changes (the closing ones) need no clock.
     // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = || unsafe { bpf_ktime_get_ns() };
     match (old, new) {
         // connect(): process context, the owner is current.
         (_, tcp_state::SYN_SENT) => {
             let mut o = current_owner();
-            o.connect_ns = now;
+            o.connect_ns = now();
             o.state = new as u32;
             let owned = own(sk, &o);
             let n = net_stats(o.pid).ok_or(MAP_FULL)?;
@@ -166,6 +167,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
         }
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
             let o = TCP_SOCKS.get_ptr_mut(sk).ok_or(NO_OWNER)?;
+            let now = now();
             // SAFETY: a valid map value pointer for the duration of this program.
             let owner = unsafe {
                 (*o).established_ns = now;
@@ -182,7 +184,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
             // SAFETY: a valid map value pointer, copied at once.
             let l = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) }.ok_or(NO_OWNER)?;
             let mut owner = *l;
-            owner.established_ns = now;
+            owner.established_ns = now();
             owner.state = new as u32;
             let owned = own(sk, &owner);
             let n = net_stats(owner.pid).ok_or(MAP_FULL)?;
