@@ -317,3 +317,63 @@ fn without_the_length_hooks_turns_are_reported_absent() {
         .log()
         .contains("service requests, latency, status codes and DNS are not measured"));
 }
+
+/// With the network collector off, the typed programs the two collectors share on each
+/// socket hook still attach and do the service collector's work: connections, turns,
+/// codes and resets as with both on; none of the network collector's misses is exported.
+#[test]
+fn the_shared_socket_hooks_serve_the_service_collector_alone() {
+    let d = Daemon::start(&[BUDGETS, &["--no-collector.network"]].concat());
+    let mut server = Child::start("svsrv", &["http-server"]);
+    let port = server.line();
+    let port = port
+        .strip_prefix("port ")
+        .expect("the server's port")
+        .to_string();
+    // Two connections with one `/ok` each, an empty keep-alive one, one reset.
+    let mut client = Child::start(
+        "svcli",
+        &["http-client", &port, "2", "0", "0", "0", "0", "1", "0"],
+    );
+    assert_eq!(client.line(), "done");
+    let srv = format!("port=\"{port}\",group=\"{}\"", server.group);
+    let accepted = format!("monitor_service_connections_accepted_total{{{srv}}}");
+    let reset = format!("monitor_service_errors_total{{{srv},kind=\"reset_sent\"}}");
+    let requests = format!("monitor_service_requests_total{{{srv}}}");
+    let m = scrape_until(&d, |m| {
+        m.get(&accepted) == Some(4.0) && m.get(&reset) == Some(1.0)
+    });
+    assert_eq!(m.value(&accepted), 4.0, "{}", m.0);
+    assert_eq!(m.value(&reset), 1.0);
+    assert_eq!(m.value(&requests), 2.0);
+    assert_eq!(
+        m.value(&format!(
+            "monitor_service_http_responses_total{{{srv},code=\"2xx\"}}"
+        )),
+        2.0
+    );
+    for (measure, program, hook) in [
+        (
+            "service_connections",
+            "tcp_state_btf",
+            "inet_sock_set_state",
+        ),
+        ("service_send", "net_sock_send_btf", "sock_send_length"),
+        ("service_receive", "net_sock_recv_btf", "sock_recv_length"),
+        ("service_reset_sent", "tcp_send_reset_btf", "tcp_send_reset"),
+    ] {
+        let s = format!(
+            "monitor_bpf_hook_info{{collector=\"service\",measure=\"{measure}\",\
+             program=\"{program}\",hook=\"tp_btf/{hook}\"}}"
+        );
+        assert_eq!(m.get(&s), Some(1.0), "{s} missing:\n{}", m.0);
+    }
+    assert!(m
+        .0
+        .contains("monitor_bpf_misses_total{program=\"svc_state\""));
+    assert!(
+        !m.0.contains("monitor_bpf_misses_total{program=\"tcp_state\""),
+        "the network collector's misses exported without it"
+    );
+    assert!(!m.0.contains("monitor_bpf_hook_info{collector=\"network\""));
+}
