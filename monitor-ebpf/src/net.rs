@@ -1,6 +1,8 @@
 //! Per-process network traffic: payload bytes and packets, TCP and UDP, charged to the
 //! process that sends or receives (`NET_STATS`, per thread group like `TASK_STATS`).
 //!
+//! The typed programs of the 6.3+ hooks are in `hooks`, shared with the service family.
+//!
 //! Two hooks per direction, chosen by the daemon at attach time:
 //! - 6.3+: `sock:sock_send_length` / `sock_recv_length`, in the caller's context with the
 //!   socket and the bytes moved: exact payload bytes per call. Typed (`tp_btf`) first: no

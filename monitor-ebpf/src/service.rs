@@ -13,6 +13,10 @@
 //!   registers (`bpf_task_pt_regs`): no syscall tracepoint is needed.
 //! - `tcp:tcp_send_reset` / `tcp_receive_reset` (typed) charge resets to tracked sockets.
 //!
+//! The typed programs on these hooks are shared with the network family (`hooks`), which
+//! calls `on_state`, `on_length` and `on_reset` here when the service collector is on; the
+//! family's own (`svc_*_btf`) serve only where the shared ones cannot attach.
+//!
 //! The kernels before 6.3 lack the two length tracepoints: there only connections accepted
 //! and resets are measured (the daemon reports the turns absent).
 
@@ -27,18 +31,20 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_user,
         bpf_task_pt_regs,
     },
-    macros::map,
+    macros::{btf_tracepoint, map},
     maps::{HashMap, LruHashMap, PerCpuArray},
+    programs::BtfTracePointContext,
 };
 use monitor_common::{
     audit::tcp_state,
     health::{
+        program::{SVC_RECV, SVC_RESET, SVC_SEND, SVC_STATE},
         reason::{MAP_FULL, NO_OWNER, READ_FAILED},
         SVC_SOCKS_INSERT_FAILED, SVC_STATS_INSERT_FAILED,
     },
     hist::{bucket, BUCKETS},
     maps::{SVC_LISTENERS_CAPACITY, SVC_SOCKS_CAPACITY, SVC_STATS_CAPACITY},
-    net::PROTO_UDP,
+    net::{PROTO_TCP, PROTO_UDP},
     service::{
         flags, kind, phase, ServiceKey, ServiceLayout, ServiceSock, ServiceStats, CODES,
         DNS_OTHER_RCODE,
@@ -48,7 +54,8 @@ use monitor_common::{
 use crate::{
     atomic::add,
     entry::get_or_insert_zero,
-    health::{count_failure, Outcome},
+    health::{count_failure, finish, Outcome},
+    net::{inet_proto, sock_length_args},
     read::member,
     sock::listener_key,
 };
@@ -128,6 +135,80 @@ fn stats(tgid: u32, port: u16, kind: u8) -> Result<*mut ServiceStats, u32> {
         _pad: 0,
     };
     get_or_insert_zero(&SVC_STATS, &SVC_ZERO, &key, SVC_STATS_INSERT_FAILED).ok_or(MAP_FULL)
+}
+
+/// The service family's own typed programs, where the shared ones (`hooks`) cannot attach
+/// (the network family's layout incomplete, or forced off in tests): the same work, with
+/// the socket's family and protocol read here.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn svc_state_btf(ctx: BtfTracePointContext) -> u32 {
+    let sk: *const u8 = ctx.arg(0);
+    let old: i64 = ctx.arg(1);
+    let new: i64 = ctx.arg(2);
+    if sk.is_null() {
+        return 0;
+    }
+    let r = inet(sk).and_then(|k| match k {
+        Some((family, PROTO_TCP)) => on_state(sk, family, old as i32, new as i32),
+        _ => Ok(()),
+    });
+    finish(SVC_STATE, r)
+}
+
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn svc_send_btf(ctx: BtfTracePointContext) -> u32 {
+    finish(SVC_SEND, own_length(&ctx, true))
+}
+
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn svc_recv_btf(ctx: BtfTracePointContext) -> u32 {
+    finish(SVC_RECV, own_length(&ctx, false))
+}
+
+#[btf_tracepoint(function = "tcp_send_reset")]
+pub fn svc_reset_sent_btf(ctx: BtfTracePointContext) -> u32 {
+    let sk: *const u8 = ctx.arg(0);
+    finish(
+        SVC_RESET,
+        if sk.is_null() {
+            Ok(())
+        } else {
+            on_reset(sk as u64, true)
+        },
+    )
+}
+
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn svc_reset_received_btf(ctx: BtfTracePointContext) -> u32 {
+    let sk: *const u8 = ctx.arg(0);
+    finish(
+        SVC_RESET,
+        if sk.is_null() {
+            Ok(())
+        } else {
+            on_reset(sk as u64, false)
+        },
+    )
+}
+
+#[inline(always)]
+fn own_length(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
+    let Some((sk, ret)) = sock_length_args(ctx, tx) else {
+        return Ok(());
+    };
+    match inet(sk)? {
+        Some((_, proto)) => on_length(sk, ret, tx, proto),
+        None => Ok(()),
+    }
+}
+
+/// The address family and protocol index of an IPv4 or IPv6 TCP or UDP socket.
+#[inline(always)]
+fn inet(sk: *const u8) -> Result<Option<(u16, usize)>, u32> {
+    let l = &SVC_LAYOUT;
+    let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
+    let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;
+    Ok(inet_proto(family, protocol).map(|p| (family, p)))
 }
 
 #[inline(always)]
