@@ -73,10 +73,14 @@ pub fn tcp_state_btf(ctx: BtfTracePointContext) -> u32 {
         }
         Ok(Some((fam, PROTO_TCP))) => {
             if tcp {
-                finish(
-                    TCP_STATE,
-                    audit_tcp::on_typed_change(sk, fam, old as i32, new as i32),
-                );
+                // The TCP part reads the network family's layout, which only that family
+                // sets: without it (the audit log alone) nothing it read would be right.
+                let r = if global(&net::layout().sk_protocol) == 0 {
+                    Err(READ_FAILED)
+                } else {
+                    audit_tcp::on_typed_change(sk, fam, old as i32, new as i32)
+                };
+                finish(TCP_STATE, r);
             }
             if svc {
                 finish(
