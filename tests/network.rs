@@ -295,6 +295,38 @@ fn tcp_bytes_between_two_children_on_loopback() {
     tcp_on_loopback(&d);
 }
 
+/// With the service collector off, the typed programs the two collectors share on each
+/// socket hook do the network collector's work alone.
+#[test]
+fn tcp_bytes_with_the_service_collector_off() {
+    let d = Daemon::start(&["--no-collector.service"]);
+    assert_hook(
+        &d,
+        "net_send",
+        "net_sock_send_btf",
+        "tp_btf/sock_send_length",
+    );
+    assert_hook(
+        &d,
+        "tcp_state",
+        "tcp_state_btf",
+        "tp_btf/inet_sock_set_state",
+    );
+    assert_hook(
+        &d,
+        "tcp_reset_sent",
+        "tcp_send_reset_btf",
+        "tp_btf/tcp_send_reset",
+    );
+    tcp_on_loopback(&d);
+    let m = d.metrics();
+    assert!(
+        !m.0.contains("monitor_bpf_misses_total{program=\"svc_"),
+        "{}",
+        m.0
+    );
+}
+
 /// The 6.3 tracepoints through their classic hooks, as on a kernel without BTF: the typed
 /// programs fail to attach.
 #[test]

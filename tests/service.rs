@@ -281,10 +281,18 @@ fn dns_latency_and_rcodes_of_a_resolver_on_loopback() {
 }
 
 /// A kernel without `sock_send_length` (before 6.3), forced: connections and resets are
-/// still measured, the turns are reported absent rather than as zeros.
+/// still measured, the turns are reported absent rather than as zeros. Both typed send
+/// programs fail: the one the network family shares (which falls back to its classic one)
+/// and the service family's own.
 #[test]
 fn without_the_length_hooks_turns_are_reported_absent() {
-    let d = Daemon::start(&[BUDGETS, &["--debug.fail-attach", "svc_send_btf"]].concat());
+    let fail = [
+        "--debug.fail-attach",
+        "net_sock_send_btf",
+        "--debug.fail-attach",
+        "svc_send_btf",
+    ];
+    let d = Daemon::start(&[BUDGETS, &fail].concat());
     let mut server = Child::start("svsrv", &["http-server"]);
     let port = server.line();
     let port = port
@@ -314,4 +322,107 @@ fn without_the_length_hooks_turns_are_reported_absent() {
     assert!(d
         .log()
         .contains("service requests, latency, status codes and DNS are not measured"));
+}
+
+/// Two connections with one `/ok` each, an empty keep-alive one and one reset, counted as
+/// with every hook; returns the metrics, and checks which program serves each measure.
+fn two_requests_and_a_reset(d: &Daemon, programs: [&str; 4]) -> Metrics {
+    let mut server = Child::start("svsrv", &["http-server"]);
+    let port = server.line();
+    let port = port
+        .strip_prefix("port ")
+        .expect("the server's port")
+        .to_string();
+    let mut client = Child::start(
+        "svcli",
+        &["http-client", &port, "2", "0", "0", "0", "0", "1", "0"],
+    );
+    assert_eq!(client.line(), "done");
+    let srv = format!("port=\"{port}\",group=\"{}\"", server.group);
+    let accepted = format!("monitor_service_connections_accepted_total{{{srv}}}");
+    let reset = format!("monitor_service_errors_total{{{srv},kind=\"reset_sent\"}}");
+    let m = scrape_until(d, |m| {
+        m.get(&accepted) == Some(4.0) && m.get(&reset) == Some(1.0)
+    });
+    assert_eq!(m.value(&accepted), 4.0, "{}", m.0);
+    assert_eq!(m.value(&reset), 1.0);
+    assert_eq!(
+        m.value(&format!("monitor_service_requests_total{{{srv}}}")),
+        2.0
+    );
+    assert_eq!(
+        m.value(&format!(
+            "monitor_service_http_responses_total{{{srv},code=\"2xx\"}}"
+        )),
+        2.0
+    );
+    let measures = [
+        ("service_connections", "inet_sock_set_state"),
+        ("service_send", "sock_send_length"),
+        ("service_receive", "sock_recv_length"),
+        ("service_reset_sent", "tcp_send_reset"),
+    ];
+    for ((measure, hook), program) in measures.into_iter().zip(programs) {
+        let s = format!(
+            "monitor_bpf_hook_info{{collector=\"service\",measure=\"{measure}\",\
+             program=\"{program}\",hook=\"tp_btf/{hook}\"}}"
+        );
+        assert_eq!(m.get(&s), Some(1.0), "{s} missing:\n{}", m.0);
+    }
+    assert!(m
+        .0
+        .contains("monitor_bpf_misses_total{program=\"svc_state\""));
+    m
+}
+
+/// With the network collector off, the typed programs the two collectors share on each
+/// socket hook still attach and do the service collector's work; none of the network
+/// collector's misses is exported.
+#[test]
+fn the_shared_socket_hooks_serve_the_service_collector_alone() {
+    let d = Daemon::start(&[BUDGETS, &["--no-collector.network"]].concat());
+    let m = two_requests_and_a_reset(
+        &d,
+        [
+            "tcp_state_btf",
+            "net_sock_send_btf",
+            "net_sock_recv_btf",
+            "tcp_send_reset_btf",
+        ],
+    );
+    assert!(
+        !m.0.contains("monitor_bpf_misses_total{program=\"tcp_state\""),
+        "the network collector's misses exported without it"
+    );
+    assert!(!m.0.contains("monitor_bpf_hook_info{collector=\"network\""));
+}
+
+/// Where the shared typed programs cannot attach (forced here), the service collector's own
+/// serve it, beside the network collector's classic programs.
+#[test]
+fn without_the_shared_programs_the_service_collector_s_own_serve() {
+    let mut args = BUDGETS.to_vec();
+    for p in [
+        "tcp_state_btf",
+        "net_sock_send_btf",
+        "net_sock_recv_btf",
+        "tcp_send_reset_btf",
+        "tcp_receive_reset_btf",
+    ] {
+        args.extend(["--debug.fail-attach", p]);
+    }
+    let d = Daemon::start(&args);
+    let m = two_requests_and_a_reset(
+        &d,
+        [
+            "svc_state_btf",
+            "svc_send_btf",
+            "svc_recv_btf",
+            "svc_reset_sent_btf",
+        ],
+    );
+    assert!(m.0.contains(
+        "monitor_bpf_hook_info{collector=\"network\",measure=\"tcp_state\",\
+         program=\"tcp_state\""
+    ));
 }

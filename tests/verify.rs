@@ -25,6 +25,10 @@ const CLASSIC: &[&str] = &[
     "tcp_state_btf",
     "--debug.fail-attach",
     "tcp_retransmit_btf",
+    "--debug.fail-attach",
+    "tcp_send_reset_btf",
+    "--debug.fail-attach",
+    "tcp_receive_reset_btf",
 ];
 
 fn verify(extra: &[&str]) -> serde_json::Value {

@@ -128,11 +128,23 @@ pub mod program {
         &["net_udp_consume"],
         &["tcp_state_btf", "tcp_state"],
         &["tcp_retransmit_btf", "tcp_retransmit"],
-        &["tcp_send_reset", "tcp_receive_reset"],
-        &["svc_state_btf"],
-        &["svc_send_btf"],
-        &["svc_recv_btf"],
-        &["svc_reset_sent_btf", "svc_reset_received_btf"],
+        &[
+            "tcp_send_reset_btf",
+            "tcp_receive_reset_btf",
+            "tcp_send_reset",
+            "tcp_receive_reset",
+        ],
+        // The typed programs shared with the network family (`hooks` in the object), then
+        // the family's own.
+        &["tcp_state_btf", "svc_state_btf"],
+        &["net_sock_send_btf", "svc_send_btf"],
+        &["net_sock_recv_btf", "svc_recv_btf"],
+        &[
+            "tcp_send_reset_btf",
+            "tcp_receive_reset_btf",
+            "svc_reset_sent_btf",
+            "svc_reset_received_btf",
+        ],
     ];
     /// The reasons each program can count, so every possible series exists from the start
     /// at 0 (and no impossible one is exported).

@@ -10,6 +10,7 @@ pub mod block;
 pub mod event;
 pub mod health;
 pub mod hist;
+pub mod hooks;
 pub mod maps;
 pub mod net;
 pub mod sched;
@@ -60,4 +61,6 @@ mod pod {
     unsafe impl aya::Pod for crate::service::ServiceSock {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::service::ServiceLayout {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::hooks::HookLayout {}
 }

@@ -16,10 +16,7 @@
 //! charge; it emits audit records only when the audit log is on (`AuditScope.enabled`).
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
-    macros::{btf_tracepoint, tracepoint},
-    programs::{BtfTracePointContext, TracePointContext},
-    EbpfContext,
+    helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext, EbpfContext,
 };
 use monitor_common::{
     audit::{tcp_state, AuditHeader, AuditKind, SockOwner, TcpRecord},
@@ -38,7 +35,7 @@ use crate::{
     net::{
         as_tcp_sock, charge_tcp, layout, net_stats, tcp_reading_btf, tcp_sync, AF_INET, AF_INET6,
     },
-    read::{global, member, member_at, read, read_field},
+    read::{global, member_at, read, read_field},
     sock::{current_owner, listener_key, TCP_LISTENERS, TCP_SOCKS},
 };
 
@@ -81,32 +78,16 @@ enum Src<'a> {
     Sock(*const u8),
 }
 
-#[btf_tracepoint(function = "inet_sock_set_state")]
-pub fn tcp_state_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(TCP_STATE, try_tcp_state_btf(&ctx))
-}
-
-/// Arguments: `(const struct sock *sk, const int oldstate, const int newstate)`.
+/// The network family's (and the audit log's) part of a typed state change (see `hooks`),
+/// on an IPv4 or IPv6 TCP socket of `family`.
 #[inline(always)]
-fn try_tcp_state_btf(ctx: &BtfTracePointContext) -> Outcome {
-    let sk: *const u8 = ctx.arg(0);
-    let old: i64 = ctx.arg(1);
-    let new: i64 = ctx.arg(2);
-    if sk.is_null() {
-        return Ok(());
-    }
-    let l = layout();
-    let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;
-    let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
-    if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {
-        return Ok(());
-    }
+pub fn on_typed_change(sk: *const u8, family: u16, old: i32, new: i32) -> Outcome {
     let c = Change {
         sk: sk as u64,
         family,
         ports: None,
     };
-    on_change(&c, old as i32, new as i32, Src::Sock(sk))
+    on_change(&c, old, new, Src::Sock(sk))
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -164,13 +145,14 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
 #[inline(always)]
 fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
     let (sk, family) = (c.sk, c.family);
+    // Read only by the opens: most changes (the closing ones) need no clock.
     // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = || unsafe { bpf_ktime_get_ns() };
     match (old, new) {
         // connect(): process context, the owner is current.
         (_, tcp_state::SYN_SENT) => {
             let mut o = current_owner();
-            o.connect_ns = now;
+            o.connect_ns = now();
             o.state = new as u32;
             let owned = own(sk, &o);
             let n = net_stats(o.pid).ok_or(MAP_FULL)?;
@@ -185,6 +167,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
         }
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
             let o = TCP_SOCKS.get_ptr_mut(sk).ok_or(NO_OWNER)?;
+            let now = now();
             // SAFETY: a valid map value pointer for the duration of this program.
             let owner = unsafe {
                 (*o).established_ns = now;
@@ -201,7 +184,7 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
             // SAFETY: a valid map value pointer, copied at once.
             let l = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) }.ok_or(NO_OWNER)?;
             let mut owner = *l;
-            owner.established_ns = now;
+            owner.established_ns = now();
             owner.state = new as u32;
             let owned = own(sk, &owner);
             let n = net_stats(owner.pid).ok_or(MAP_FULL)?;

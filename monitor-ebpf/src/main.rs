@@ -15,6 +15,7 @@ mod block;
 mod block_btf;
 mod entry;
 mod health;
+mod hooks;
 mod maps;
 mod net;
 mod proc_lifecycle;

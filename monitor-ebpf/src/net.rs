@@ -1,6 +1,8 @@
 //! Per-process network traffic: payload bytes and packets, TCP and UDP, charged to the
 //! process that sends or receives (`NET_STATS`, per thread group like `TASK_STATS`).
 //!
+//! The typed programs of the 6.3+ hooks are in `hooks`, shared with the service family.
+//!
 //! Two hooks per direction, chosen by the daemon at attach time:
 //! - 6.3+: `sock:sock_send_length` / `sock_recv_length`, in the caller's context with the
 //!   socket and the bytes moved: exact payload bytes per call. Typed (`tp_btf`) first: no
@@ -28,7 +30,7 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_skc_to_tcp_sock},
-    macros::{btf_tracepoint, map, tracepoint},
+    macros::{map, tracepoint},
     maps::{HashMap, PerCpuArray},
     programs::{BtfTracePointContext, TracePointContext},
 };
@@ -110,18 +112,8 @@ pub fn layout() -> &'static NetLayout {
     &NET_LAYOUT
 }
 
-const TX: bool = true;
-const RX: bool = false;
-
-#[btf_tracepoint(function = "sock_send_length")]
-pub fn net_sock_send_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(NET_SOCK_SEND, on_sock_length_btf(&ctx, TX))
-}
-
-#[btf_tracepoint(function = "sock_recv_length")]
-pub fn net_sock_recv_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(NET_SOCK_RECV, on_sock_length_btf(&ctx, RX))
-}
+pub const TX: bool = true;
+pub const RX: bool = false;
 
 /// The socket and the bytes moved of a typed `sock_send_length`/`sock_recv_length` event
 /// (arguments `(struct sock *sk, int ret, int flags)`); `None` when nothing moved: an error
@@ -143,17 +135,10 @@ pub fn sock_length_args(ctx: &BtfTracePointContext, tx: bool) -> Option<(*const 
     Some((sk, ret))
 }
 
+/// The network family's part of a typed `sock_send_length`/`sock_recv_length` event (see
+/// `hooks`), on a TCP or UDP socket (`proto`) that moved `ret` bytes.
 #[inline(always)]
-fn on_sock_length_btf(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
-    let Some((sk, ret)) = sock_length_args(ctx, tx) else {
-        return Ok(());
-    };
-    let l = layout();
-    let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
-    let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;
-    let Some(proto) = inet_proto(family, protocol) else {
-        return Ok(());
-    };
+pub fn on_sock_length_btf(sk: *const u8, ret: i32, tx: bool, proto: usize) -> Outcome {
     let charged = charge_current(tx, proto, ret as u64);
     if proto != PROTO_TCP {
         return charged.map(|_| ());
@@ -353,7 +338,7 @@ fn skb_socket(skb: u64) -> Result<Option<(u64, usize)>, u32> {
 
 /// The protocol index of an IPv4 or IPv6 TCP or UDP socket; `None` for any other.
 #[inline(always)]
-fn inet_proto(family: u16, protocol: u16) -> Option<usize> {
+pub fn inet_proto(family: u16, protocol: u16) -> Option<usize> {
     if family != AF_INET && family != AF_INET6 {
         return None;
     }

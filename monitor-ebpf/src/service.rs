@@ -13,6 +13,10 @@
 //!   registers (`bpf_task_pt_regs`): no syscall tracepoint is needed.
 //! - `tcp:tcp_send_reset` / `tcp_receive_reset` (typed) charge resets to tracked sockets.
 //!
+//! The typed programs on these hooks are shared with the network family (`hooks`), which
+//! calls `on_state`, `on_length` and `on_reset` here when the service collector is on; the
+//! family's own (`svc_*_btf`) serve only where the shared ones cannot attach.
+//!
 //! The kernels before 6.3 lack the two length tracepoints: there only connections accepted
 //! and resets are measured (the daemon reports the turns absent).
 
@@ -40,6 +44,7 @@ use monitor_common::{
     },
     hist::{bucket, BUCKETS},
     maps::{SVC_LISTENERS_CAPACITY, SVC_SOCKS_CAPACITY, SVC_STATS_CAPACITY},
+    net::{PROTO_TCP, PROTO_UDP},
     service::{
         flags, kind, phase, ServiceKey, ServiceLayout, ServiceSock, ServiceStats, CODES,
         DNS_OTHER_RCODE,
@@ -50,13 +55,11 @@ use crate::{
     atomic::add,
     entry::get_or_insert_zero,
     health::{count_failure, finish, Outcome},
-    net::{sock_length_args, AF_INET, AF_INET6},
+    net::{inet_proto, sock_length_args},
     read::member,
     sock::listener_key,
 };
 
-const IPPROTO_TCP: u16 = 6;
-const IPPROTO_UDP: u16 = 17;
 const DNS_PORT: u16 = 53;
 /// Bytes read from a response (`HTTP/1.1 200`) or a DNS message (its header).
 const PEEK: i32 = 12;
@@ -134,6 +137,80 @@ fn stats(tgid: u32, port: u16, kind: u8) -> Result<*mut ServiceStats, u32> {
     get_or_insert_zero(&SVC_STATS, &SVC_ZERO, &key, SVC_STATS_INSERT_FAILED).ok_or(MAP_FULL)
 }
 
+/// The service family's own typed programs, where the shared ones (`hooks`) cannot attach
+/// (the network family's layout incomplete, or forced off in tests): the same work, with
+/// the socket's family and protocol read here.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn svc_state_btf(ctx: BtfTracePointContext) -> u32 {
+    let sk: *const u8 = ctx.arg(0);
+    let old: i64 = ctx.arg(1);
+    let new: i64 = ctx.arg(2);
+    if sk.is_null() {
+        return 0;
+    }
+    let r = inet(sk).and_then(|k| match k {
+        Some((family, PROTO_TCP)) => on_state(sk, family, old as i32, new as i32),
+        _ => Ok(()),
+    });
+    finish(SVC_STATE, r)
+}
+
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn svc_send_btf(ctx: BtfTracePointContext) -> u32 {
+    finish(SVC_SEND, own_length(&ctx, true))
+}
+
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn svc_recv_btf(ctx: BtfTracePointContext) -> u32 {
+    finish(SVC_RECV, own_length(&ctx, false))
+}
+
+#[btf_tracepoint(function = "tcp_send_reset")]
+pub fn svc_reset_sent_btf(ctx: BtfTracePointContext) -> u32 {
+    let sk: *const u8 = ctx.arg(0);
+    finish(
+        SVC_RESET,
+        if sk.is_null() {
+            Ok(())
+        } else {
+            on_reset(sk as u64, true)
+        },
+    )
+}
+
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn svc_reset_received_btf(ctx: BtfTracePointContext) -> u32 {
+    let sk: *const u8 = ctx.arg(0);
+    finish(
+        SVC_RESET,
+        if sk.is_null() {
+            Ok(())
+        } else {
+            on_reset(sk as u64, false)
+        },
+    )
+}
+
+#[inline(always)]
+fn own_length(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
+    let Some((sk, ret)) = sock_length_args(ctx, tx) else {
+        return Ok(());
+    };
+    match inet(sk)? {
+        Some((_, proto)) => on_length(sk, ret, tx, proto),
+        None => Ok(()),
+    }
+}
+
+/// The address family and protocol index of an IPv4 or IPv6 TCP or UDP socket.
+#[inline(always)]
+fn inet(sk: *const u8) -> Result<Option<(u16, usize)>, u32> {
+    let l = &SVC_LAYOUT;
+    let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
+    let protocol = member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)?;
+    Ok(inet_proto(family, protocol).map(|p| (family, p)))
+}
+
 #[inline(always)]
 fn follow(sk: u64, s: &ServiceSock) -> Outcome {
     if SVC_SOCKS.insert(&sk, s, 0).is_err() {
@@ -143,30 +220,13 @@ fn follow(sk: u64, s: &ServiceSock) -> Outcome {
     Ok(())
 }
 
-#[btf_tracepoint(function = "inet_sock_set_state")]
-pub fn svc_state_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(SVC_STATE, on_state(&ctx))
-}
-
-/// Arguments: `(const struct sock *sk, int oldstate, int newstate)`.
+/// The service family's part of a typed state change (see `hooks`), on an IPv4 or IPv6 TCP
+/// socket of `family`.
 #[inline(always)]
-fn on_state(ctx: &BtfTracePointContext) -> Outcome {
-    let sk: *const u8 = ctx.arg(0);
-    let old: i64 = ctx.arg(1);
-    let new: i64 = ctx.arg(2);
-    if sk.is_null() {
-        return Ok(());
-    }
+pub fn on_state(sk: *const u8, family: u16, old: i32, new: i32) -> Outcome {
     let l = &SVC_LAYOUT;
-    if member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)? != IPPROTO_TCP {
-        return Ok(());
-    }
-    let family = member::<u16>(sk, &l.sk_family).ok_or(READ_FAILED)?;
-    if family != AF_INET && family != AF_INET6 {
-        return Ok(());
-    }
     let key = sk as u64;
-    match (old as i32, new as i32) {
+    match (old, new) {
         // listen(): process context, the owner is current.
         (_, tcp_state::LISTEN) => {
             let port = member::<u16>(sk, &l.sk_num).ok_or(READ_FAILED)?;
@@ -230,25 +290,18 @@ fn on_state(ctx: &BtfTracePointContext) -> Outcome {
     Ok(())
 }
 
-#[btf_tracepoint(function = "sock_send_length")]
-pub fn svc_send_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(SVC_SEND, on_length(&ctx, true))
-}
-
-#[btf_tracepoint(function = "sock_recv_length")]
-pub fn svc_recv_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(SVC_RECV, on_length(&ctx, false))
-}
-
+/// The service family's part of a typed `sock_send_length`/`sock_recv_length` event (see
+/// `hooks`), on a TCP or UDP socket (`proto`) that moved `ret` bytes.
 #[inline(always)]
-fn on_length(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
-    let Some((sk, ret)) = sock_length_args(ctx, tx) else {
-        return Ok(());
-    };
+pub fn on_length(sk: *const u8, ret: i32, tx: bool, proto: usize) -> Outcome {
     let key = sk as u64;
     let Some(s) = SVC_SOCKS.get_ptr_mut(&key) else {
         // Only a DNS query starts following a socket here.
-        return if tx { dns_query(sk, key, ret) } else { Ok(()) };
+        return if tx && proto == PROTO_UDP {
+            dns_query(sk, key, ret)
+        } else {
+            Ok(())
+        };
     };
     // SAFETY: a map value pointer valid during the program.
     let (k, ph) = unsafe { ((*s).kind, (*s).phase) };
@@ -261,7 +314,8 @@ fn on_length(ctx: &BtfTracePointContext, tx: bool) -> Outcome {
             Ok(())
         }
         (kind::INBOUND, true) | (kind::OUTBOUND, false) => answered(s, k, ret),
-        (_, true) => dns_query(sk, key, ret),
+        (_, true) if proto == PROTO_UDP => dns_query(sk, key, ret),
+        (_, true) => Ok(()),
         (_, false) => dns_answer(s, ret),
     }
 }
@@ -411,7 +465,7 @@ fn user_data(n: u64) -> Option<([u8; PEEK as usize], bool)> {
     }
 }
 
-/// A DNS query on a connected UDP socket to port 53: its id is kept in a free slot (glibc
+/// A DNS query on a connected UDP socket (the caller checked the protocol) to port 53: its id is kept in a free slot (glibc
 /// sends the A and AAAA queries together on one socket).
 #[inline(always)]
 fn dns_query(sk: *const u8, key: u64, ret: i32) -> Outcome {
@@ -419,9 +473,6 @@ fn dns_query(sk: *const u8, key: u64, ret: i32) -> Outcome {
         return Ok(());
     }
     let l = &SVC_LAYOUT;
-    if member::<u16>(sk, &l.sk_protocol).ok_or(READ_FAILED)? != IPPROTO_UDP {
-        return Ok(());
-    }
     let port = u16::from_be(member::<u16>(sk, &l.sk_dport).ok_or(READ_FAILED)?);
     if port != DNS_PORT {
         return Ok(());
@@ -511,24 +562,9 @@ fn dns_answer(s: *mut ServiceSock, ret: i32) -> Outcome {
     Ok(())
 }
 
-#[btf_tracepoint(function = "tcp_send_reset")]
-pub fn svc_reset_sent_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(SVC_RESET, on_reset(&ctx, true))
-}
-
-#[btf_tracepoint(function = "tcp_receive_reset")]
-pub fn svc_reset_received_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(SVC_RESET, on_reset(&ctx, false))
-}
-
-/// First argument: the socket (null for a reset answering a segment of no socket).
+/// The service family's part of a typed reset (see `hooks`) on socket `key` (not null).
 #[inline(always)]
-fn on_reset(ctx: &BtfTracePointContext, sent: bool) -> Outcome {
-    let sk: *const u8 = ctx.arg(0);
-    if sk.is_null() {
-        return Ok(());
-    }
-    let key = sk as u64;
+pub fn on_reset(key: u64, sent: bool) -> Outcome {
     let Some(s) = SVC_SOCKS.get_ptr_mut(&key) else {
         return Ok(());
     };

@@ -64,8 +64,10 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
     finish(TCP_RESET, r)
 }
 
+/// Charges a reset to the owner of socket `sk`; also the network family's part of the typed
+/// reset programs (see `hooks`).
 #[inline(always)]
-fn count_reset(sk: u64, sent: bool) -> Outcome {
+pub fn count_reset(sk: u64, sent: bool) -> Outcome {
     // A reset answering a segment for no socket has none: nobody to charge, and no miss.
     if sk == 0 {
         return Ok(());

@@ -234,6 +234,7 @@ fn prepare(
         };
         loaded.push(Loaded { family, off });
     }
+    crate::bpf::hooks::set(&btf, setup);
     Ok(loaded)
 }
 

@@ -121,6 +121,7 @@ impl KernelFamily for Audit {
         };
         setup.global(GLOBAL_OFFSETS, &offsets);
         setup.global(GLOBAL_SCOPE, &scope);
+        setup.hook_families |= monitor_common::hooks::family::AUDIT;
         Ok(())
     }
 

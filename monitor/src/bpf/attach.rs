@@ -66,15 +66,20 @@ fn fault_or<'a>(opts: &AttachOptions, program: &str, name: &'a str) -> &'a str {
     }
 }
 
+/// Loads and attaches `c`; `Ok(false)` when another family's probe attached it already (a
+/// program shared by families on one hook, which that family keeps).
 fn attach_one(
     ebpf: &mut Ebpf,
     btf: Option<&Btf>,
     c: &Choice,
     opts: &AttachOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let prog = ebpf
         .program_mut(c.program)
         .ok_or_else(|| anyhow::anyhow!("program {} is not in the object", c.program))?;
+    if prog.fd().is_ok() {
+        return Ok(false);
+    }
     match c.hook {
         Hook::Btf(name) => {
             let btf = btf.ok_or_else(|| anyhow::anyhow!("kernel BTF is not available"))?;
@@ -95,7 +100,7 @@ fn attach_one(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Attaches every probe, each through its first working choice. On the first probe that
@@ -108,12 +113,21 @@ pub fn attach_all(
     opts: &AttachOptions,
 ) -> anyhow::Result<Vec<Attached>> {
     let mut done: Vec<Attached> = Vec::new();
+    // What this call loaded itself: only that is undone on failure.
+    let mut fresh: Vec<Attached> = Vec::new();
     for probe in probes {
         let mut errors = Vec::new();
         let mut ok = None;
         for c in probe.choices {
             match attach_one(ebpf, btf, c, opts) {
-                Ok(()) => {
+                Ok(new) => {
+                    if new {
+                        fresh.push(Attached {
+                            measure: probe.measure,
+                            program: c.program,
+                            hook: c.hook.to_string(),
+                        });
+                    }
                     ok = Some(Attached {
                         measure: probe.measure,
                         program: c.program,
@@ -130,7 +144,7 @@ pub fn attach_all(
         match ok {
             Some(a) => done.push(a),
             None => {
-                detach_all(ebpf, &done);
+                detach_all(ebpf, &fresh);
                 let last = errors
                     .pop()
                     .unwrap_or_else(|| anyhow::anyhow!("no hook listed"));

@@ -38,6 +38,9 @@ pub struct Setup {
     globals: Vec<(&'static str, Vec<u8>)>,
     /// Programs that must not attach on this kernel (their fallbacks serve instead).
     pub fail: Vec<String>,
+    /// The families the shared socket hooks serve (`monitor_common::hooks::family` bits):
+    /// each sets its own once prepared (see `bpf::hooks`).
+    pub hook_families: u32,
 }
 
 impl Setup {

@@ -52,12 +52,16 @@ impl Misses {
     }
 
     /// Every reason each attached program family can count (0 included), summed over CPUs.
-    pub fn read(&self, attached: impl Fn(&str) -> bool) -> anyhow::Result<Vec<Miss>> {
+    /// `attached(label, program)`: whether `program` of the object is attached for the
+    /// collector that counts its misses under `label` (a shared hook's program counts
+    /// under one label per family, see `bpf::hooks`).
+    pub fn read(&self, attached: impl Fn(&str, &str) -> bool) -> anyhow::Result<Vec<Miss>> {
         let mut out = Vec::new();
         for p in 0..program::COUNT {
+            let label = program::NAMES[p as usize];
             if !program::OBJECT_PROGRAMS[p as usize]
                 .iter()
-                .any(|name| attached(name))
+                .any(|name| attached(label, name))
             {
                 continue;
             }
@@ -69,7 +73,7 @@ impl Misses {
                     .get(&i, 0)
                     .with_context(|| format!("reading map MISSES[{i}]"))?;
                 out.push(Miss {
-                    program: program::NAMES[p as usize],
+                    program: label,
                     reason: reason::NAMES[r as usize],
                     count: per_cpu.iter().sum(),
                 });

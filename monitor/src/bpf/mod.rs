@@ -5,6 +5,7 @@ pub mod attach;
 pub mod batch;
 pub mod family;
 pub mod health;
+pub mod hooks;
 pub mod per_task;
 #[cfg(test)]
 pub mod recording;

@@ -93,7 +93,15 @@ impl Collector for Bpf {
             ));
         }
         if let Some(m) = &k.misses {
-            let attached = |name: &str| k.hooks.iter().any(|(_, a)| a.program == name);
+            // The service family's labels are `svc_*`; its programs on the shared hooks
+            // count there only while it runs, the other families' labels only while one of
+            // them does.
+            let attached = |label: &str, name: &str| {
+                let svc = label.starts_with("svc_");
+                k.hooks
+                    .iter()
+                    .any(|(c, a)| a.program == name && (*c == "service") == svc)
+            };
             out.push(family(
                 "monitor_bpf_misses_total",
                 "Events a kernel program saw but could not record, by program and reason \

@@ -51,6 +51,7 @@ impl KernelFamily for Network {
 
     fn prepare(&mut self, ctx: &Prepare<'_>, setup: &mut Setup) -> anyhow::Result<()> {
         Layout::read(ctx.tracefs, ctx.vmlinux, ctx.btf).set(setup);
+        setup.hook_families |= monitor_common::hooks::family::NETWORK;
         Ok(())
     }
 

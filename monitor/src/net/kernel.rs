@@ -114,17 +114,29 @@ pub const PROBES: &[Probe] = &[
     },
     Probe {
         measure: "tcp_reset_sent",
-        choices: &[Choice {
-            program: "tcp_send_reset",
-            hook: Hook::Tracepoint("tcp", "tcp_send_reset"),
-        }],
+        choices: &[
+            Choice {
+                program: "tcp_send_reset_btf",
+                hook: Hook::Btf("tcp_send_reset"),
+            },
+            Choice {
+                program: "tcp_send_reset",
+                hook: Hook::Tracepoint("tcp", "tcp_send_reset"),
+            },
+        ],
     },
     Probe {
         measure: "tcp_reset_received",
-        choices: &[Choice {
-            program: "tcp_receive_reset",
-            hook: Hook::Tracepoint("tcp", "tcp_receive_reset"),
-        }],
+        choices: &[
+            Choice {
+                program: "tcp_receive_reset_btf",
+                hook: Hook::Btf("tcp_receive_reset"),
+            },
+            Choice {
+                program: "tcp_receive_reset",
+                hook: Hook::Tracepoint("tcp", "tcp_receive_reset"),
+            },
+        ],
     },
 ];
 

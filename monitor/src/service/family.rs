@@ -65,6 +65,7 @@ impl KernelFamily for Service {
 
     fn prepare(&mut self, ctx: &Prepare<'_>, setup: &mut Setup) -> anyhow::Result<()> {
         Layout::read(ctx.vmlinux, ctx.btf)?.set(setup);
+        setup.hook_families |= monitor_common::hooks::family::SERVICE;
         Ok(())
     }
 

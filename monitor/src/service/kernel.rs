@@ -16,28 +16,48 @@ use crate::bpf::{
 };
 
 /// Which sockets to follow, and their resets: every kernel with BTF (`inet_sock_set_state`
-/// 4.16, typed hooks 5.5).
+/// 4.16, typed hooks 5.5). The programs are shared with the network family (one per hook,
+/// see `bpf::hooks`): whichever family attaches first attaches them for both; the family's
+/// own serve where the shared ones cannot attach.
 pub const CONNECTIONS: &[Probe] = &[
     Probe {
         measure: "service_connections",
-        choices: &[Choice {
-            program: "svc_state_btf",
-            hook: Hook::Btf("inet_sock_set_state"),
-        }],
+        choices: &[
+            Choice {
+                program: "tcp_state_btf",
+                hook: Hook::Btf("inet_sock_set_state"),
+            },
+            Choice {
+                program: "svc_state_btf",
+                hook: Hook::Btf("inet_sock_set_state"),
+            },
+        ],
     },
     Probe {
         measure: "service_reset_sent",
-        choices: &[Choice {
-            program: "svc_reset_sent_btf",
-            hook: Hook::Btf("tcp_send_reset"),
-        }],
+        choices: &[
+            Choice {
+                program: "tcp_send_reset_btf",
+                hook: Hook::Btf("tcp_send_reset"),
+            },
+            Choice {
+                program: "svc_reset_sent_btf",
+                hook: Hook::Btf("tcp_send_reset"),
+            },
+        ],
     },
     Probe {
         measure: "service_reset_received",
-        choices: &[Choice {
-            program: "svc_reset_received_btf",
-            hook: Hook::Btf("tcp_receive_reset"),
-        }],
+        choices: &[
+            Choice {
+                program: "tcp_receive_reset_btf",
+                hook: Hook::Btf("tcp_receive_reset"),
+            },
+            Choice {
+                program: "svc_reset_received_btf",
+                hook: Hook::Btf("tcp_receive_reset"),
+            },
+        ],
     },
 ];
 
@@ -46,17 +66,29 @@ pub const CONNECTIONS: &[Probe] = &[
 pub const TURNS: &[Probe] = &[
     Probe {
         measure: "service_send",
-        choices: &[Choice {
-            program: "svc_send_btf",
-            hook: Hook::Btf("sock_send_length"),
-        }],
+        choices: &[
+            Choice {
+                program: "net_sock_send_btf",
+                hook: Hook::Btf("sock_send_length"),
+            },
+            Choice {
+                program: "svc_send_btf",
+                hook: Hook::Btf("sock_send_length"),
+            },
+        ],
     },
     Probe {
         measure: "service_receive",
-        choices: &[Choice {
-            program: "svc_recv_btf",
-            hook: Hook::Btf("sock_recv_length"),
-        }],
+        choices: &[
+            Choice {
+                program: "net_sock_recv_btf",
+                hook: Hook::Btf("sock_recv_length"),
+            },
+            Choice {
+                program: "svc_recv_btf",
+                hook: Hook::Btf("sock_recv_length"),
+            },
+        ],
     },
 ];
 

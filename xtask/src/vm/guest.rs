@@ -65,7 +65,8 @@ pub const RUNS: &[GuestRun] = &[
         args: "--debug.fail-attach sched_switch_btf --debug.fail-attach sched_wakeup_btf \
                --debug.fail-attach sched_wakeup_new_btf --debug.fail-attach block_owner_io_start \
                --debug.fail-attach net_sock_send --debug.fail-attach net_sock_recv \
-               --debug.fail-attach tcp_state_btf --debug.fail-attach tcp_retransmit_btf",
+               --debug.fail-attach tcp_state_btf --debug.fail-attach tcp_retransmit_btf \
+               --debug.fail-attach tcp_send_reset_btf --debug.fail-attach tcp_receive_reset_btf",
         verify: "plain",
     },
 ];

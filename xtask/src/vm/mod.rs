@@ -94,12 +94,14 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     if classic {
         hooks.push(("tcp_state", "tracepoint/sock/inet_sock_set_state"));
         hooks.push(("tcp_retransmit", "tracepoint/tcp/tcp_retransmit_skb"));
+        hooks.push(("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"));
+        hooks.push(("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"));
     } else {
         hooks.push(("tcp_state", "tp_btf/inet_sock_set_state"));
         hooks.push(("tcp_retransmit", "tp_btf/tcp_retransmit_skb"));
+        hooks.push(("tcp_reset_sent", "tp_btf/tcp_send_reset"));
+        hooks.push(("tcp_reset_received", "tp_btf/tcp_receive_reset"));
     }
-    hooks.push(("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"));
-    hooks.push(("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"));
     hooks.push(("service_connections", "tp_btf/inet_sock_set_state"));
     hooks.push(("service_reset_sent", "tp_btf/tcp_send_reset"));
     hooks.push(("service_reset_received", "tp_btf/tcp_receive_reset"));
@@ -674,8 +676,8 @@ mod tests {
             ("net_receive_udp", "tracepoint/skb/consume_skb"),
             ("tcp_state", state),
             ("tcp_retransmit", retransmit),
-            ("tcp_reset_sent", "tracepoint/tcp/tcp_send_reset"),
-            ("tcp_reset_received", "tracepoint/tcp/tcp_receive_reset"),
+            ("tcp_reset_sent", "tp_btf/tcp_send_reset"),
+            ("tcp_reset_received", "tp_btf/tcp_receive_reset"),
             ("service_connections", "tp_btf/inet_sock_set_state"),
             ("service_reset_sent", "tp_btf/tcp_send_reset"),
             ("service_reset_received", "tp_btf/tcp_receive_reset"),
