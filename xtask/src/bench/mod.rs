@@ -30,6 +30,7 @@ mod bpf;
 mod daemon;
 mod disk;
 mod http;
+mod lossy;
 mod net;
 mod page;
 pub mod procs;
@@ -54,7 +55,7 @@ use crate::{cmd, setup};
 
 /// linux-perf: `perf bench`; libbpf-tools: `runqlat`, `biolatency`; bpftrace; bpftool:
 /// program stats; tmux: a terminal for `monitor top`; fio: the disk workload; iperf3: the
-/// network workload.
+/// network workload; iptables: the lossy transfers' drop rule.
 const PACKAGES: &[&str] = &[
     "linux-perf",
     "libbpf-tools",
@@ -63,6 +64,7 @@ const PACKAGES: &[&str] = &[
     "tmux",
     "fio",
     "iperf3",
+    "iptables",
 ];
 
 /// A phase of the benchmark, for `--only`.
@@ -143,6 +145,11 @@ pub struct Options {
     /// makes (0: none).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub net_connections: u32,
+    /// Transfers of 256 KiB after each iperf3 run to a port that drops 2 % of its data
+    /// segments (iptables): hundreds of retransmit events (each resends a GSO buffer of
+    /// many segments), where one iperf3 stream makes a few (0: none).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub net_lossy_transfers: u32,
     /// Only the network figure (6); the same as --only net.
     #[arg(long)]
     pub net_only: bool,

@@ -166,16 +166,24 @@ fn start(tool: Tool, env: &Env, tag: &str) -> anyhow::Result<(Proc, PathBuf)> {
             c.args(["run", "--web.listen-address"])
                 .arg(env.addr.to_string())
                 .args(["--bpf.stats", "--collector.disable-defaults"])
-                // The service collector is on by default and shares the network's hooks.
-                .args(["--collector.network", "--collector.service"])
+                // The service collector is on by default and shares the network's hooks;
+                // the bpf collector names the hook of each program (`daemon_hooks`).
+                .args([
+                    "--collector.network",
+                    "--collector.service",
+                    "--collector.bpf",
+                ])
                 .arg("--collector.sched");
             if tool == Tool::MonitorPre63 {
-                c.args([
-                    "--debug.fail-attach",
+                // Before 6.3 neither family has the length hooks.
+                for p in [
                     "net_sock_send",
-                    "--debug.fail-attach",
                     "net_sock_recv",
-                ]);
+                    "svc_send_btf",
+                    "svc_recv_btf",
+                ] {
+                    c.args(["--debug.fail-attach", p]);
+                }
             }
             c
         }
@@ -280,6 +288,10 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
     std::fs::write(&script, BPFTRACE_NET)
         .with_context(|| format!("writing {}", script.display()))?;
     let mut results: Vec<Results> = CONFIGS.iter().map(|_| Results::default()).collect();
+    let lossy = o.net_lossy_transfers > 0 && super::lossy::available();
+    if o.net_lossy_transfers > 0 && !lossy {
+        eprintln!("bench: iptables cannot drop segments here: no lossy transfers");
+    }
     for round in 0..o.net_runs {
         for (i, cfg) in CONFIGS.iter().enumerate() {
             eprintln!(
@@ -309,6 +321,9 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
             let before = bpf::snapshot()?;
             let bps = iperf(o.net_seconds)?;
             churn(o.net_connections)?;
+            if lossy {
+                super::lossy::transfers(o.net_lossy_transfers)?;
+            }
             let after = bpf::snapshot()?;
             results[i].bps.push(bps);
             for ((t, p, log), ids) in tools.iter_mut().zip(&ids) {
@@ -328,8 +343,18 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
     Ok(NetCost {
         results,
         iperf: format!(
-            "iperf3 -c 127.0.0.1 -t {} (one TCP stream), then {} short connections",
-            o.net_seconds, o.net_connections
+            "iperf3 -c 127.0.0.1 -t {} (one TCP stream), then {} short connections{}",
+            o.net_seconds,
+            o.net_connections,
+            if lossy {
+                format!(
+                    ", then {} transfers of 256 KiB at a 1,400-byte MSS to a port dropping 2 % \
+                     of its data segments",
+                    o.net_lossy_transfers
+                )
+            } else {
+                String::new()
+            }
         ),
     })
 }
