@@ -488,7 +488,9 @@ impl Core {
             }
         }
         self.measured = measured;
+        let read = entries.len();
         let delete = self.table.update(entries.drain(..), self.live.pids(), now);
+        crate::process::shrink::vec(&mut entries, read);
         self.entries = entries;
         self.table.read_resident(now);
         self.export = self.table.export(now);

@@ -42,6 +42,7 @@ impl<V: Pod + Default> PerTaskMap<V> {
         let all = batch::entries(&self.map, self.name)?;
         self.present.clear();
         self.present.extend(all.iter().map(|(t, _)| *t));
+        crate::process::shrink::set(&mut self.present);
         let stale = family::merge(entries, all, live, knows, set);
         batch::delete(&mut self.map, &stale);
         Ok(())

@@ -36,6 +36,8 @@ impl LiveSet {
         if due {
             self.pids = reader.live_pids()?.into_iter().collect();
             self.walked = Some(now);
+        } else {
+            super::shrink::set(&mut self.pids);
         }
         Ok(&self.pids)
     }

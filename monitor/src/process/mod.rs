@@ -10,5 +10,6 @@ pub mod identity;
 pub mod live;
 pub mod memory;
 pub mod resident;
+pub mod shrink;
 pub mod table;
 pub mod unit;

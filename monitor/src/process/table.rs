@@ -319,6 +319,9 @@ impl ProcessTable {
                 self.admit(tgid, identity, Counters::default(), 0);
             }
         }
+        super::shrink::map(&mut self.procs);
+        super::shrink::map(&mut self.exited);
+        super::shrink::map(&mut self.recently_exited);
         #[cfg(test)]
         self.check_live_sums();
         delete
