@@ -28,6 +28,27 @@ struct BatchAttr {
     flags: u64,
 }
 
+/// One batch command of `bpf(2)` on `attr`.
+///
+/// # Safety
+/// The addresses in `attr` must be valid for what `cmd` reads and writes there.
+unsafe fn call(cmd: libc::c_long, attr: &mut BatchAttr) -> Result<(), std::io::Error> {
+    // SAFETY: the caller's promise; `attr` itself is a valid `union bpf_attr` prefix.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<BatchAttr>(),
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Every entry of `map`, in as few calls as the kernel allows; `Ok(None)` when the kernel
 /// has no batch operations for it (before 5.6), for the caller to iterate instead.
 pub fn read_all<K: Pod + Default, V: Pod + Default>(
@@ -66,15 +87,7 @@ pub fn read_all_of<K: Pod + Default, V: Pod + Default>(
         // SAFETY: `attr` points at buffers of `count` keys and values of the map's types
         // (the typed map checked their sizes when it was made) and at two u32 tokens, all
         // alive for the call; the kernel writes at most `count` of each.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &raw mut attr,
-                std::mem::size_of::<BatchAttr>(),
-            )
-        };
-        let err = (r < 0).then(std::io::Error::last_os_error);
+        let err = unsafe { call(BPF_MAP_LOOKUP_BATCH, &mut attr) }.err();
         let done = match err.as_ref().and_then(std::io::Error::raw_os_error) {
             None => false,
             Some(libc::ENOENT) => true,
@@ -114,18 +127,9 @@ pub fn delete<K: Pod, V: Pod>(map: &mut HashMap<MapData, K, V>, keys: &[K]) -> u
         };
         // SAFETY: `attr` points at `count` keys of the map's key type (the typed map checked
         // its size), alive for the call; the kernel only reads them and writes `count`.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_DELETE_BATCH,
-                &raw mut attr,
-                std::mem::size_of::<BatchAttr>(),
-            )
-        };
-        if r == 0 {
+        let Err(err) = (unsafe { call(BPF_MAP_DELETE_BATCH, &mut attr) }) else {
             return deleted + rest.len();
-        }
-        let err = std::io::Error::last_os_error();
+        };
         // The kernel stops at the first key it cannot delete and says how many it did.
         let done = (attr.count as usize).min(rest.len());
         deleted += done;
