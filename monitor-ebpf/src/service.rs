@@ -167,28 +167,22 @@ pub fn svc_recv_btf(ctx: BtfTracePointContext) -> u32 {
 
 #[btf_tracepoint(function = "tcp_send_reset")]
 pub fn svc_reset_sent_btf(ctx: BtfTracePointContext) -> u32 {
-    let sk: *const u8 = ctx.arg(0);
-    finish(
-        SVC_RESET,
-        if sk.is_null() {
-            Ok(())
-        } else {
-            on_reset(sk as u64, true)
-        },
-    )
+    finish(SVC_RESET, own_reset(&ctx, true))
 }
 
 #[btf_tracepoint(function = "tcp_receive_reset")]
 pub fn svc_reset_received_btf(ctx: BtfTracePointContext) -> u32 {
+    finish(SVC_RESET, own_reset(&ctx, false))
+}
+
+/// Both reset hooks' first argument is the socket (none for a reset answering no socket).
+#[inline(always)]
+fn own_reset(ctx: &BtfTracePointContext, sent: bool) -> Outcome {
     let sk: *const u8 = ctx.arg(0);
-    finish(
-        SVC_RESET,
-        if sk.is_null() {
-            Ok(())
-        } else {
-            on_reset(sk as u64, false)
-        },
-    )
+    if sk.is_null() {
+        return Ok(());
+    }
+    on_reset(sk as u64, sent)
 }
 
 #[inline(always)]
