@@ -2,7 +2,7 @@
 //! the daemon reads too.
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
@@ -68,8 +68,9 @@ pub static BLOCK_REQUESTS: LruHashMap<RequestKey, RequestState> =
     LruHashMap::with_max_entries(BLOCK_REQUESTS_CAPACITY, 0);
 
 /// The typed block path's requests in flight, two slots per set (`monitor_common::block`).
+/// Mappable, so the daemon counts the slots taken in place rather than copying out each.
 #[map(name = "BLOCK_RQ_SLOTS")]
-pub static BLOCK_RQ_SLOTS: Array<RqSlot> = Array::with_max_entries(RQ_SLOTS, 0);
+pub static BLOCK_RQ_SLOTS: Array<RqSlot> = Array::with_max_entries(RQ_SLOTS, BPF_F_MMAPABLE);
 
 /// Per thread group: the reads and writes it submitted. The block family's own entries (not
 /// the scheduler's), made at completion, so submission needs no per-process lookup. A plain

@@ -325,15 +325,18 @@ impl BlockSource for BlockMaps {
     fn request_entries(&self) -> u64 {
         match &self.requests {
             Requests::Keyed(m) => self.requests_count.get(m),
-            // Slots taken (a completion frees its own); 0 when the array cannot be read in
-            // batches (before 5.6), as reading it slot by slot would cost a refresh more
-            // than everything else.
+            // Slots taken (a completion frees its own), scanned in place; read in batches
+            // where the array cannot be mapped, and 0 where it cannot be read in batches
+            // either (before 5.6), as reading it slot by slot would cost a refresh more than
+            // everything else.
             Requests::Slots(a) => self.requests_count.get_with(|| {
-                read_all_of::<u32, RqSlot>(a.map())
-                    .ok()
-                    .flatten()
-                    .map_or(0, |all| {
-                        all.iter().filter(|(_, s)| s.rq != 0).count() as u64
+                let taken = |s: &RqSlot| s.rq != 0;
+                crate::bpf::mapped::count(a.map(), monitor_common::block::RQ_SLOTS, taken)
+                    .unwrap_or_else(|| {
+                        read_all_of::<u32, RqSlot>(a.map())
+                            .ok()
+                            .flatten()
+                            .map_or(0, |all| all.iter().filter(|(_, s)| taken(s)).count() as u64)
                     })
             }),
         }

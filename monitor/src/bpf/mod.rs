@@ -6,6 +6,7 @@ pub mod batch;
 pub mod family;
 pub mod health;
 pub mod hooks;
+pub mod mapped;
 pub mod per_task;
 #[cfg(test)]
 pub mod recording;

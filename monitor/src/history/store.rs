@@ -139,6 +139,18 @@ struct Key<'a, 'b> {
     labels: &'a [prometheus::proto::LabelPair],
     extra: Option<(&'static str, &'b str)>,
     target: &'a [(String, String)],
+    /// Bit `i`: the sample has a label of `target[i]`'s name, which wins over the target's
+    /// (Prometheus's honor_labels). Found once per metric, not once per bucket.
+    shadowed: u64,
+}
+
+/// `Key::shadowed` of a metric's labels.
+fn shadowed(labels: &[prometheus::proto::LabelPair], target: &[(String, String)]) -> u64 {
+    target
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, _))| labels.iter().any(|l| l.name() == k))
+        .fold(0, |m, (i, _)| m | 1u64.checked_shl(i as u32).unwrap_or(0))
 }
 
 impl Key<'_, '_> {
@@ -147,12 +159,12 @@ impl Key<'_, '_> {
             .iter()
             .map(|l| (l.name(), l.value()))
             .chain(self.extra)
-            // A series' own label wins over the target's (Prometheus's honor_labels).
             .chain(
                 self.target
                     .iter()
-                    .filter(|(k, _)| !self.labels.iter().any(|l| l.name() == k))
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
+                    .enumerate()
+                    .filter(|(i, _)| self.shadowed & 1u64.checked_shl(*i as u32).unwrap_or(0) == 0)
+                    .map(|(_, (k, v))| (k.as_str(), v.as_str())),
             )
     }
 
@@ -177,15 +189,24 @@ impl Key<'_, '_> {
             .fold(name, |acc, (k, v)| acc.wrapping_add(one(k, v)))
     }
 
+    /// Whether `labels` are this sample's: in one pass over the sample's pairs, as this runs
+    /// for every sample of every frame.
     fn is(&self, labels: &Labels) -> bool {
         let name = labels.get(NAME).map(String::as_str).unwrap_or("");
-        name.len() == self.name.len() + self.suffix.len()
+        if !(name.len() == self.name.len() + self.suffix.len()
             && name.starts_with(self.name)
-            && name.ends_with(self.suffix)
-            && labels.len() == 1 + self.pairs().count()
-            && self
-                .pairs()
-                .all(|(k, v)| labels.get(k).is_some_and(|x| x == v))
+            && name.ends_with(self.suffix))
+        {
+            return false;
+        }
+        let mut n = 1;
+        for (k, v) in self.pairs() {
+            if labels.get(k).is_none_or(|x| x != v) {
+                return false;
+            }
+            n += 1;
+        }
+        labels.len() == n
     }
 
     fn labels(&self) -> Labels {
@@ -269,6 +290,7 @@ impl Store {
             let name = f.name();
             for m in f.get_metric() {
                 let labels = m.get_label();
+                let shadowed = shadowed(labels, &target);
                 let mut add =
                     |suffix: &'static str, extra: Option<(&'static str, &str)>, v: f64| {
                         let key = Key {
@@ -277,6 +299,7 @@ impl Store {
                             labels,
                             extra,
                             target: &target,
+                            shadowed,
                         };
                         let s = match order.get(at) {
                             Some(&s) if key.is(&self.series[s].labels) => s,
