@@ -30,5 +30,6 @@ mod sched;
 mod scrape;
 mod service;
 mod snapshot;
+mod startup_pages;
 pub mod top;
 mod web;

@@ -285,8 +285,16 @@ fn refresh_loop(mut core: Core, snapshots: &Snapshots, interval: Duration) {
             Ok(s) => snapshots.publish(s),
             Err(_) => tracing::error!("a refresh panicked; the last snapshot is served"),
         }
+        // By then start-up is over: the first walk of every process, the first scrapes and
+        // samplings of the history have run.
+        if seq == RELEASE_AT {
+            crate::startup_pages::release();
+        }
     }
 }
+
+/// The refresh after which the pages only start-up used are handed back.
+const RELEASE_AT: u64 = 5;
 
 #[cfg(test)]
 mod tests {
