@@ -25,6 +25,10 @@ struct Series {
     labels: Labels,
     /// `Key::hash` of the labels.
     hash: u64,
+    /// The sample's name and pairs in the order the exposition gave them (`Key::signature`):
+    /// the next push compares its sample with it in one pass over contiguous bytes, where
+    /// looking each pair up in `labels` was most of the history's time.
+    signature: Box<[u8]>,
     /// Compressed chunks, oldest first; each run of frames is one or more chunks and a head.
     sealed: VecDeque<Chunk>,
     /// Frame of `head[0]`.
@@ -32,6 +36,8 @@ struct Series {
     head: Vec<f64>,
     /// The last frame the series had a value in.
     last: u64,
+    /// Its place in `Store::order` at that frame.
+    place: usize,
     /// Estimated bytes held.
     bytes: usize,
 }
@@ -189,8 +195,36 @@ impl Key<'_, '_> {
             .fold(name, |acc, (k, v)| acc.wrapping_add(one(k, v)))
     }
 
-    /// Whether `labels` are this sample's: in one pass over the sample's pairs, as this runs
-    /// for every sample of every frame.
+    /// The parts of `signature`, each followed by a separator no label holds (0xff: not
+    /// UTF-8), so two different samples never give the same bytes.
+    fn signature_parts(&self) -> impl Iterator<Item = &str> {
+        [self.name, self.suffix]
+            .into_iter()
+            .chain(self.pairs().flat_map(|(k, v)| [k, v]))
+    }
+
+    fn signature(&self) -> Box<[u8]> {
+        let mut out = Vec::new();
+        for p in self.signature_parts() {
+            out.extend_from_slice(p.as_bytes());
+            out.push(0xff);
+        }
+        out.into_boxed_slice()
+    }
+
+    /// Whether `sig` is this sample's `signature`, without building it.
+    fn has_signature(&self, mut sig: &[u8]) -> bool {
+        for p in self.signature_parts() {
+            let n = p.len();
+            if sig.len() <= n || &sig[..n] != p.as_bytes() || sig[n] != 0xff {
+                return false;
+            }
+            sig = &sig[n + 1..];
+        }
+        sig.is_empty()
+    }
+
+    /// Whether `labels` are this sample's: in one pass over the sample's pairs.
     fn is(&self, labels: &Labels) -> bool {
         let name = labels.get(NAME).map(String::as_str).unwrap_or("");
         if !(name.len() == self.name.len() + self.suffix.len()
@@ -242,25 +276,36 @@ impl Store {
     fn slot(&mut self, key: &Key<'_, '_>) -> usize {
         let hash = key.hash();
         if let Some(slots) = self.index.get(&hash) {
-            if let Some(&s) = slots.iter().find(|&&s| key.is(&self.series[s].labels)) {
+            let same = |s: usize| {
+                key.has_signature(&self.series[s].signature) || key.is(&self.series[s].labels)
+            };
+            if let Some(&s) = slots.iter().find(|&&s| same(s)) {
+                // The same labels in another order: the next push compares with this one.
+                if !key.has_signature(&self.series[s].signature) {
+                    self.series[s].signature = key.signature();
+                }
                 return s;
             }
         }
         let labels = key.labels();
+        let signature = key.signature();
         let bytes = labels
             .iter()
             .map(|(k, v)| k.len() + v.len() + 64)
             .sum::<usize>()
+            + signature.len()
             + size_of::<Series>()
             + CHUNK * 8;
         let name = labels.get(NAME).cloned().unwrap_or_default();
         let series = Series {
             labels,
             hash,
+            signature,
             sealed: VecDeque::new(),
             head_start: 0,
             head: Vec::with_capacity(CHUNK),
             last: 0,
+            place: usize::MAX,
             bytes,
         };
         let s = match self.free.pop() {
@@ -284,8 +329,12 @@ impl Store {
         let frame = self.next_frame();
         self.frames.push_back(time);
         let target = std::mem::take(&mut self.target);
-        let mut order = std::mem::take(&mut self.order);
-        let mut at = 0;
+        // Each sample is first compared with the series that followed the last one matched
+        // in the previous push: a series come or gone shifts the ones after it, and the
+        // next match puts the comparisons back in step.
+        let previous = std::mem::take(&mut self.order);
+        let mut order = Vec::with_capacity(previous.len());
+        let mut next = 0;
         for f in families {
             let name = f.name();
             for m in f.get_metric() {
@@ -301,17 +350,17 @@ impl Store {
                             target: &target,
                             shadowed,
                         };
-                        let s = match order.get(at) {
-                            Some(&s) if key.is(&self.series[s].labels) => s,
+                        let s = match previous.get(next) {
+                            Some(&s) if key.has_signature(&self.series[s].signature) => s,
                             _ => self.slot(&key),
                         };
-                        if at < order.len() {
-                            order[at] = s;
-                        } else {
-                            order.push(s);
+                        let series = &mut self.series[s];
+                        if series.last + 1 == frame && series.place < previous.len() {
+                            next = series.place + 1;
                         }
-                        at += 1;
-                        self.series[s].push(frame, v);
+                        series.place = order.len();
+                        order.push(s);
+                        series.push(frame, v);
                     };
                 match f.get_field_type() {
                     MetricType::COUNTER => add("", None, m.get_counter().get_value()),
@@ -361,7 +410,6 @@ impl Store {
             }
         }
         self.target = target;
-        order.truncate(at);
         self.order = order;
         // A series absent from this frame ends its run (it is stale from here on).
         for s in &mut self.series {
@@ -619,6 +667,35 @@ mod tests {
             b.1.iter().map(|p| p.0).collect::<Vec<_>>(),
             [0, 2, 3, 5, 6, 8, 9]
         );
+    }
+
+    /// The signature compared at the same position tells apart samples whose bytes differ
+    /// only in where one label ends, and finds a series again when its labels come in
+    /// another order.
+    #[test]
+    fn a_sample_at_the_same_place_is_its_series_only_when_its_labels_are() {
+        let mut s = Store::new(1000.0, 1 << 30, Vec::new());
+        for i in 0..6 {
+            let (x, y) = if i % 2 == 0 { ("ab", "c") } else { ("a", "bc") };
+            let mut m = gauge(&[("x", x), ("y", y)], f64::from(i));
+            if i % 3 == 2 {
+                m.mut_label().reverse();
+            }
+            s.push(
+                f64::from(i),
+                &[family("g", "g", MetricType::GAUGE, vec![m])],
+            );
+        }
+        assert_eq!(s.series_count(), 2);
+        let f = s.fetch(&[(Some("g".into()), Matchers::empty())], 0.0, 5.0);
+        for (l, p) in &f.series {
+            let even = l["x"] == "ab";
+            assert_eq!(l["y"], if even { "c" } else { "bc" });
+            assert_eq!(p.len(), 3, "{l:?}: {p:?}");
+            assert!(p
+                .iter()
+                .all(|(fr, v)| (fr % 2 == 0) == even && *v == *fr as f64));
+        }
     }
 
     #[test]
