@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::{Btf, Ebpf, EbpfLoader};
-use monitor_common::event::ProcEventKind;
+use monitor_common::{event::ProcEventKind, health::PROC_EVENTS_LOST};
 use prometheus::proto::MetricFamily;
 
 use crate::{
@@ -27,7 +27,7 @@ use crate::{
         budget::Export,
         counters::Counters,
         identity::comm_str,
-        live::LiveSet,
+        live::{LiveSet, Walk},
         table::{KernelEntry, ProcessTable},
     },
     snapshot::{Outcome, Snapshot},
@@ -343,6 +343,8 @@ pub struct Core {
     measured: bool,
     /// The live pids, listed from procfs every few seconds and kept by events between.
     live: LiveSet,
+    /// Process events the kernel could not send (`PROC_EVENTS_LOST`), at the last refresh.
+    events_lost: u64,
     /// The collectors that read the refreshed state; those of host files run at scrape time
     /// (`scrape::Scrape`).
     collectors: Vec<Box<dyn Collector>>,
@@ -386,6 +388,7 @@ impl Core {
             export: Export::default(),
             measured: false,
             live: Default::default(),
+            events_lost: 0,
             collectors,
             read_at: 0.0,
             sources: Vec::new(),
@@ -434,8 +437,17 @@ impl Core {
         }
         // A full listing of procfs when one is due; between listings the set follows the
         // kernel's exec and exit events and the processes the maps show (`process::live`).
+        let lost = health[PROC_EVENTS_LOST as usize];
+        let walk = if lost != self.events_lost {
+            self.events_lost = lost;
+            Walk::Now
+        } else if attached(&mut self.families).any(|f| f.family.sends_exit_events()) {
+            Walk::EventsWhole
+        } else {
+            Walk::NoEvents
+        };
         let reader = self.table.identity_reader();
-        if let Err(e) = self.live.current(reader, now, false) {
+        if let Err(e) = self.live.current(reader, now, walk) {
             let e = anyhow::anyhow!("listing {}: {e}", reader.root().display());
             for f in attached(&mut self.families).filter(|f| f.family.measures_processes()) {
                 f.fail(&e);

@@ -161,6 +161,12 @@ pub trait KernelFamily: Send {
     /// Hands the process events the kernel sent since the last refresh to `f`.
     fn events(&mut self, _f: &mut dyn FnMut(&ProcEvent)) {}
 
+    /// Whether its programs send an event at every process exit (`events`), so that the
+    /// process table needs procfs listed only as a check.
+    fn sends_exit_events(&self) -> bool {
+        false
+    }
+
     /// Adds its per-process counters to the entries.
     fn processes(&mut self, _p: &mut Processes<'_>) -> anyhow::Result<()> {
         Ok(())

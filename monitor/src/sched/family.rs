@@ -91,6 +91,10 @@ impl KernelFamily for Sched {
         Ok(())
     }
 
+    fn sends_exit_events(&self) -> bool {
+        self.maps.is_some()
+    }
+
     fn events(&mut self, f: &mut dyn FnMut(&ProcEvent)) {
         if let Some(m) = &mut self.maps {
             m.drain_events(f);
