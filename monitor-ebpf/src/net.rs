@@ -60,7 +60,6 @@ const IPPROTO_UDP: u16 = 17;
 /// `skc_state` of the mini sockets a packet can carry instead of a full one.
 const TCP_NEW_SYN_RECV: u8 = 12;
 const TCP_TIME_WAIT: u8 = 6;
-const TCP_CLOSE: u8 = 7;
 
 /// Per thread group: traffic and TCP health. A plain hash, as `TASK_STATS` (an eviction
 /// would take a counter backwards); the daemon removes entries with their process.
@@ -144,9 +143,8 @@ pub fn on_sock_length_btf(sk: *const u8, ret: i32, tx: bool, proto: usize) -> Ou
     if proto != PROTO_TCP {
         return charged.map(|_| ());
     }
-    if let Some(o) = tcp_adopt(sk as u64)? {
-        charge_tcp(o, tcp_reading_btf(sk)?, charged.ok())?;
-    }
+    let o = tcp_owner(sk as u64, true).ok_or(MAP_FULL)?;
+    charge_tcp(o, tcp_reading_btf(sk)?, charged.ok())?;
     charged.map(|_| ())
 }
 
@@ -209,9 +207,8 @@ fn on_sock_length(ctx: &TracePointContext, tx: bool) -> Outcome {
     }
     let charged = charge_current(tx, proto, ret as u64);
     if proto == PROTO_TCP {
-        if let Some(o) = tcp_adopt(sk)? {
-            tcp_sync(sk, o, false)?;
-        }
+        let o = tcp_owner(sk, true).ok_or(MAP_FULL)?;
+        tcp_sync(sk, o, false)?;
     }
     charged.map(|_| ())
 }
@@ -234,9 +231,8 @@ fn try_net_skb_copy(ctx: &TracePointContext) -> Outcome {
     };
     let charged = charge_current(RX, proto, len as u64);
     if proto == PROTO_TCP {
-        if let Some(o) = tcp_adopt(sk)? {
-            tcp_sync(sk, o, false)?;
-        }
+        let o = tcp_owner(sk, true).ok_or(MAP_FULL)?;
+        tcp_sync(sk, o, false)?;
     }
     charged.map(|_| ())
 }
@@ -255,7 +251,7 @@ fn try_net_dev_queue(ctx: &TracePointContext) -> Outcome {
     };
     if proto == PROTO_TCP {
         // Possibly softirq (ACK-clocked sends): only a socket whose owner is known.
-        let o = tcp_owner(sk).ok_or(NO_OWNER)?;
+        let o = tcp_owner(sk, false).ok_or(NO_OWNER)?;
         return tcp_sync(sk, o, true);
     }
     // UDP is sent in the sender's context: the payload is the UDP length less its header.
@@ -393,26 +389,18 @@ pub fn net_stats(tgid: u32) -> Option<*mut NetCounters> {
     get_or_insert_zero(&NET_STATS, &NET_ZERO, &tgid, NET_STATS_INSERT_FAILED)
 }
 
-/// The `TCP_SOCKS` entry of a TCP socket, if it has one.
+/// The `TCP_SOCKS` entry of a TCP socket. A socket first seen here (opened before the
+/// programs attached) is adopted by the current task when `create` (process context only),
+/// its counters taken as already charged.
 #[inline(always)]
-pub fn tcp_owner(sk: u64) -> Option<*mut SockOwner> {
-    TCP_SOCKS.get_ptr_mut(&sk)
-}
-
-/// As `tcp_owner`, in process context: a socket first seen here (opened before the programs
-/// attached) is adopted by the current task, its counters taken as already charged. Not a
-/// closed one (data read after a reset): its close took its entry out and charged it, and
-/// `TCP_SOCKS` is a plain hash, where an entry put back would stay. `Err(MAP_FULL)` when
-/// the map is full.
-#[inline(always)]
-pub fn tcp_adopt(sk: u64) -> Result<Option<*mut SockOwner>, u32> {
+pub fn tcp_owner(sk: u64, create: bool) -> Option<*mut SockOwner> {
     if let Some(o) = TCP_SOCKS.get_ptr_mut(&sk) {
-        return Ok(Some(o));
+        return Some(o);
+    }
+    if !create {
+        return None;
     }
     let l = layout();
-    if read_field::<u8>(sk, global(&l.sk_state)) == Some(TCP_CLOSE) {
-        return Ok(None);
-    }
     let mut o = current_owner();
     o.state = tcp_state::ESTABLISHED as u32;
     o.segs_out = read_field::<u32>(sk, global(&l.tcp_segs_out)).unwrap_or(0);
@@ -422,12 +410,12 @@ pub fn tcp_adopt(sk: u64) -> Result<Option<*mut SockOwner>, u32> {
     if TCP_SOCKS.insert(&sk, &o, u64::from(BPF_NOEXIST)).is_err() {
         // EEXIST: another CPU adopted it first.
         if let Some(p) = TCP_SOCKS.get_ptr_mut(&sk) {
-            return Ok(Some(p));
+            return Some(p);
         }
         count_failure(TCP_SOCKS_INSERT_FAILED);
-        return Err(MAP_FULL);
+        return None;
     }
-    TCP_SOCKS.get_ptr_mut(&sk).ok_or(MAP_FULL).map(Some)
+    TCP_SOCKS.get_ptr_mut(&sk)
 }
 
 /// `cur - seen` for a counter that only grows (0 if it seems to have gone back).

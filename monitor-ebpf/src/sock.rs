@@ -10,7 +10,7 @@ use aya_ebpf::{
         bpf_get_current_uid_gid,
     },
     macros::map,
-    maps::{HashMap, LruHashMap},
+    maps::LruHashMap,
 };
 use monitor_common::{
     audit::SockOwner,
@@ -19,12 +19,10 @@ use monitor_common::{
 
 use crate::audit::{audit_enabled, current_in_scope};
 
-/// Owner of each tracked socket, keyed by its kernel address. A plain hash: every entry goes
-/// at the socket's close (a socket passes CLOSE before it is freed), which costs less than
-/// an LRU's lists, and a full map fails an insert (counted) instead of evicting the owner of
-/// a live socket unseen.
+/// Owner of each tracked socket, keyed by its kernel address.
 #[map(name = "TCP_SOCKS")]
-pub static TCP_SOCKS: HashMap<u64, SockOwner> = HashMap::with_max_entries(TCP_SOCKS_CAPACITY, 0);
+pub static TCP_SOCKS: LruHashMap<u64, SockOwner> =
+    LruHashMap::with_max_entries(TCP_SOCKS_CAPACITY, 0);
 
 /// Owner of each listening socket, keyed by `family << 16 | port`.
 #[map(name = "TCP_LISTENERS")]

@@ -32,7 +32,7 @@ fn try_tcp_retransmit_btf(ctx: &BtfTracePointContext) -> Outcome {
     if sk.is_null() {
         return Err(READ_FAILED);
     }
-    let o = tcp_owner(sk as u64).ok_or(NO_OWNER)?;
+    let o = tcp_owner(sk as u64, false).ok_or(NO_OWNER)?;
     charge_tcp(o, tcp_reading_btf(sk)?, None)
 }
 
@@ -44,7 +44,7 @@ pub fn tcp_retransmit(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn try_tcp_retransmit(ctx: &TracePointContext) -> Outcome {
     let sk = read::<u64>(ctx, global(&layout().retransmit_sk)).ok_or(READ_FAILED)?;
-    let o = tcp_owner(sk).ok_or(NO_OWNER)?;
+    let o = tcp_owner(sk, false).ok_or(NO_OWNER)?;
     tcp_sync(sk, o, false)
 }
 
@@ -72,7 +72,7 @@ pub fn count_reset(sk: u64, sent: bool) -> Outcome {
     if sk == 0 {
         return Ok(());
     }
-    let o = tcp_owner(sk).ok_or(NO_OWNER)?;
+    let o = tcp_owner(sk, false).ok_or(NO_OWNER)?;
     // SAFETY: a valid map value pointer for the duration of this program.
     let pid = unsafe { (*o).pid };
     let c = net_stats(pid).ok_or(MAP_FULL)?;
