@@ -79,15 +79,22 @@ enum Src<'a> {
 }
 
 /// The network family's (and the audit log's) part of a typed state change (see `hooks`),
-/// on an IPv4 or IPv6 TCP socket of `family`.
+/// on an IPv4 or IPv6 TCP socket of `family`. An accepted socket's listener owner, when
+/// found, is left in `listener` (the service family's part needs it too: one lookup for both).
 #[inline(always)]
-pub fn on_typed_change(sk: *const u8, family: u16, old: i32, new: i32) -> Outcome {
+pub fn on_typed_change(
+    sk: *const u8,
+    family: u16,
+    old: i32,
+    new: i32,
+    listener: &mut u32,
+) -> Outcome {
     let c = Change {
         sk: sk as u64,
         family,
         ports: None,
     };
-    on_change(&c, old, new, Src::Sock(sk))
+    on_change(&c, old, new, Src::Sock(sk), listener)
 }
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -139,11 +146,11 @@ fn try_tcp_state(ctx: &TracePointContext) -> Outcome {
         family,
         ports: Some((sport, dport)),
     };
-    on_change(&c, old, new, Src::Record(ctx))
+    on_change(&c, old, new, Src::Record(ctx), &mut 0)
 }
 
 #[inline(always)]
-fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
+fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>, listener: &mut u32) -> Outcome {
     let (sk, family) = (c.sk, c.family);
     // Read only by the opens: most changes (the closing ones) need no clock.
     // SAFETY: no preconditions.
@@ -184,7 +191,10 @@ fn on_change(c: &Change, old: i32, new: i32, src: Src<'_>) -> Outcome {
             // SAFETY: a valid map value pointer, copied at once.
             let l = unsafe { TCP_LISTENERS.get(listener_key(family, sport)) }.ok_or(NO_OWNER)?;
             let mut owner = *l;
-            owner.established_ns = now();
+            *listener = owner.pid;
+            // Without the audit log (whose close record gives the duration) the time is
+            // only read as "was established": no clock for it.
+            owner.established_ns = if audit_enabled() { now() } else { 1 };
             owner.state = new as u32;
             let owned = own(sk, &owner);
             let n = net_stats(owner.pid).ok_or(MAP_FULL)?;

@@ -72,20 +72,22 @@ pub fn tcp_state_btf(ctx: BtfTracePointContext) -> u32 {
             }
         }
         Ok(Some((fam, PROTO_TCP))) => {
+            // An accepted socket's listener owner as the TCP part found it (0: not found).
+            let mut listener = 0;
             if tcp {
                 // The TCP part reads the network family's layout, which only that family
                 // sets: without it (the audit log alone) nothing it read would be right.
                 let r = if global(&net::layout().sk_protocol) == 0 {
                     Err(READ_FAILED)
                 } else {
-                    audit_tcp::on_typed_change(sk, fam, old as i32, new as i32)
+                    audit_tcp::on_typed_change(sk, fam, old as i32, new as i32, &mut listener)
                 };
                 finish(TCP_STATE, r);
             }
             if svc {
                 finish(
                     SVC_STATE,
-                    service::on_state(sk, fam, old as i32, new as i32),
+                    service::on_state(sk, fam, old as i32, new as i32, listener),
                 );
             }
         }

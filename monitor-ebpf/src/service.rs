@@ -149,7 +149,7 @@ pub fn svc_state_btf(ctx: BtfTracePointContext) -> u32 {
         return 0;
     }
     let r = inet(sk).and_then(|k| match k {
-        Some((family, PROTO_TCP)) => on_state(sk, family, old as i32, new as i32),
+        Some((family, PROTO_TCP)) => on_state(sk, family, old as i32, new as i32, 0),
         _ => Ok(()),
     });
     finish(SVC_STATE, r)
@@ -215,9 +215,11 @@ fn follow(sk: u64, s: &ServiceSock) -> Outcome {
 }
 
 /// The service family's part of a typed state change (see `hooks`), on an IPv4 or IPv6 TCP
-/// socket of `family`.
+/// socket of `family`. `listener`: an accepted socket's listener owner as the network
+/// family found it in `TCP_LISTENERS` (set at the same listen() as `SVC_LISTENERS`), 0 when
+/// it did not look or found none.
 #[inline(always)]
-pub fn on_state(sk: *const u8, family: u16, old: i32, new: i32) -> Outcome {
+pub fn on_state(sk: *const u8, family: u16, old: i32, new: i32, listener: u32) -> Outcome {
     let l = &SVC_LAYOUT;
     let key = sk as u64;
     match (old, new) {
@@ -249,8 +251,13 @@ pub fn on_state(sk: *const u8, family: u16, old: i32, new: i32) -> Outcome {
                 kind: kind::INBOUND,
                 ..ServiceSock::default()
             };
-            // SAFETY: a map value pointer, copied at once.
-            match unsafe { SVC_LISTENERS.get(&listener_key(family, port)) }.copied() {
+            let owner = if listener != 0 {
+                Some(listener)
+            } else {
+                // SAFETY: a map value pointer, copied at once.
+                unsafe { SVC_LISTENERS.get(&listener_key(family, port)) }.copied()
+            };
+            match owner {
                 Some(owner) if owner != 0 => s.tgid = owner,
                 _ => s.flags = flags::ACCEPT_PENDING,
             }
