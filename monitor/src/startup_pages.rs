@@ -4,7 +4,9 @@
 //! walk of every process) stays resident for good, and was most of the daemon's resident
 //! memory (10 of 21 MiB at 1,000 processes). Dropping the mappings' page-table entries
 //! costs nothing lasting: the steady state's own code faults back in from the page cache at
-//! its next use, so the resident set becomes what the daemon runs.
+//! its next use, so the resident set becomes what the daemon runs. (The kernel may drop
+//! these clean pages under memory pressure at any time in the same way, so nothing here
+//! depends on the file more than running it already does.)
 
 /// Read-only private mappings of the file at `exe` that hold no page of their own, in a
 /// `/proc/<pid>/smaps` text: (start, end). A mapping read-only now may have been written
