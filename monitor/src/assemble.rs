@@ -73,7 +73,10 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Assembled> {
     // they are freed; hand them back so the resident size is what the process really uses.
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
-    crate::bpf::release_object();
+    // The loader has made its own copies of the embedded object (1.5 MB, BTF and debug
+    // info included) and is done with its code: their pages go now, before the first walk
+    // of every process, and the rest of start-up's after a few refreshes.
+    crate::startup_pages::release();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let table = ProcessTable::new(
         IdentityReader::new(&o.procfs),

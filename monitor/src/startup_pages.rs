@@ -1,7 +1,8 @@
-//! Handing back, once start-up is over, the pages of the daemon's own binary that only
-//! start-up used. Code and constants are mapped from the binary's file; what start-up ran
-//! (argument parsing, the kernel BTF parse, loading and verifying the programs, the first
-//! walk of every process) stays resident for good, and was most of the daemon's resident
+//! Handing back, once the programs are loaded and again once start-up is over, the pages of
+//! the daemon's own binary that only start-up used (the embedded kernel object among them).
+//! Code and constants are mapped from the binary's file; what start-up ran (argument
+//! parsing, the kernel BTF parse, loading and verifying the programs, the first walk of
+//! every process) stays resident for good, and was most of the daemon's resident
 //! memory (10 of 21 MiB at 1,000 processes). Dropping the mappings' page-table entries
 //! costs nothing lasting: the steady state's own code faults back in from the page cache at
 //! its next use, so the resident set becomes what the daemon runs. (The kernel may drop

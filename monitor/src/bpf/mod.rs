@@ -17,32 +17,6 @@ pub mod verify;
 /// The kernel object built from `monitor-ebpf` by `build.rs`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
 
-/// Hands the resident pages of `OBJECT` back once the programs are loaded: the loader has
-/// made its own copies, and the 1.5 MB object (BTF and debug info included) would
-/// otherwise stay in the daemon's resident set for good. The pages are the binary's own,
-/// read-only and backed by its file, so a later read (`monitor bpf verify` in the same
-/// process, say) only faults them in again.
-pub fn release_object() {
-    let page = crate::process::resident::page_size() as usize;
-    let start = OBJECT.as_ptr() as usize;
-    // Whole pages inside the object only: its neighbours in `.rodata` stay untouched.
-    let first = start.div_ceil(page) * page;
-    let end = (start + OBJECT.len()) / page * page;
-    if end <= first {
-        return;
-    }
-    // SAFETY: [first, end) lies inside `OBJECT`, a read-only file-backed mapping of this
-    // binary; MADV_DONTNEED on it drops the page-table entries and nothing else (no page of
-    // it was ever written, so no private copy is lost).
-    let r = unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED) };
-    if r != 0 {
-        tracing::debug!(
-            error = %std::io::Error::last_os_error(),
-            "releasing the kernel object's pages"
-        );
-    }
-}
-
 /// True when `err`'s chain holds an EPERM or EACCES from the kernel: the daemon lacks the
 /// privileges for BPF, which no fallback can fix.
 pub fn is_permission_error(err: &(dyn std::error::Error + 'static)) -> bool {
