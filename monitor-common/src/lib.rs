@@ -26,6 +26,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::sched::SchedLayout {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for crate::sched::ThreadState {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::sched::RunqHist {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::block::DiskKey {}

@@ -16,8 +16,8 @@ pub const BLOCK_TASKS: &str = "BLOCK_TASKS";
 
 /// Capacity of `TASK_STATS` (one entry per thread group seen running).
 pub const TASK_STATS_CAPACITY: u32 = 32_768;
-/// Capacity of `RUNQ_START` (one entry per live thread that has been runnable since the
-/// programs attached).
+/// Capacity of `RUNQ_START` (one entry per live thread that has run or been runnable since
+/// the programs attached).
 pub const RUNQ_START_CAPACITY: u32 = 65_536;
 /// Size of the process-event ring buffer in bytes (a power of two, page aligned).
 pub const PROC_EVENTS_BYTES: u32 = 1 << 20;

@@ -71,9 +71,36 @@ const _: () = assert!(core::mem::size_of::<CpuSlot>() == 16);
 pub struct SchedLayout {
     pub task_pid: u32,
     pub task_tgid: u32,
+    /// `task_struct.se.sum_exec_runtime`: the kernel's own on-CPU time of a thread. 0 when
+    /// not found; the programs then charge the clock between switches instead.
+    pub task_sum_exec_runtime: u32,
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<SchedLayout>() == 8);
+const _: () = assert!(core::mem::size_of::<SchedLayout>() == 16);
+
+/// Value of `RUNQ_START`, per thread: when it became runnable, and how much of its on-CPU
+/// time has been charged to its group.
+///
+/// On-CPU time is charged as the growth of the kernel's `sum_exec_runtime` since the last
+/// charge, not as the clock between switch-in and switch-out: the clock also runs while the
+/// hypervisor runs another guest on this CPU (steal time) and while interrupts are served,
+/// which the kernel's figure (and `/proc/<pid>/stat`, `/proc/<pid>/schedstat`) leaves out.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadState {
+    /// When it became runnable (woken, or switched out while still runnable); 0 while it is
+    /// not queued.
+    pub queued_ns: u64,
+    /// Its `sum_exec_runtime` when its time was last charged; `RUNTIME_UNKNOWN` when the
+    /// entry was made without it (a classic wakeup, which names the thread only).
+    pub charged_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<ThreadState>() == 16);
+
+/// `ThreadState::charged_ns` not known: the thread's next slice is charged by the clock.
+pub const RUNTIME_UNKNOWN: u64 = u64::MAX;
 
 /// Name of the `SchedLayout` global in the kernel object.
 pub const GLOBAL_LAYOUT: &str = "SCHED_LAYOUT";

@@ -13,7 +13,7 @@ use monitor_common::{
         BLOCK_REQUESTS_CAPACITY, BLOCK_TASKS_CAPACITY, DISK_STATS_CAPACITY, PART_DISK_CAPACITY,
         PROC_EVENTS_BYTES, RUNQ_START_CAPACITY, TASK_STATS_CAPACITY,
     },
-    sched::{CpuSlot, RunqHist, TaskStats},
+    sched::{CpuSlot, RunqHist, TaskStats, ThreadState},
 };
 
 /// Per thread group: CPU time, run-queue wait and switches. A plain hash (not LRU) because
@@ -22,11 +22,13 @@ use monitor_common::{
 #[map(name = "TASK_STATS")]
 pub static TASK_STATS: HashMap<u32, TaskStats> = HashMap::with_max_entries(TASK_STATS_CAPACITY, 0);
 
-/// Per thread: when it became runnable (woken, or switched out while still runnable), 0
-/// while it is not queued. A plain hash, not LRU: LRU updates take a shared list lock on the
-/// hottest path, and every entry has a known end (the thread's death, see `sched_switch`).
+/// Per thread: when it became runnable (woken, or switched out while still runnable), and
+/// the runtime it was last charged at (`ThreadState`). A plain hash, not LRU: LRU updates
+/// take a shared list lock on the hottest path, and every entry has a known end (the
+/// thread's death, see `sched_switch`).
 #[map(name = "RUNQ_START")]
-pub static RUNQ_START: HashMap<u32, u64> = HashMap::with_max_entries(RUNQ_START_CAPACITY, 0);
+pub static RUNQ_START: HashMap<u32, ThreadState> =
+    HashMap::with_max_entries(RUNQ_START_CAPACITY, 0);
 
 /// Per CPU: the task now running and when it was switched in.
 #[map(name = "CPU_SLOT")]

@@ -1,10 +1,13 @@
 //! `sched_switch`: on-CPU time, run-queue wait and context switches per thread group.
 //!
 //! The outgoing task is charged at switch-out, when it is `current`, so its tgid comes from
-//! `bpf_get_current_pid_tgid`. The wait that preceded a slice is charged with the slice: the
-//! slice started at `CPU_SLOT.switched_in_ns`, the wait at the thread's `RUNQ_START` entry.
-//! The incoming task is written into `CPU_SLOT`, so the daemon can add the slice in progress
-//! when it reads the counters (see `monitor_common::sched::CpuSlot`).
+//! `bpf_get_current_pid_tgid`. Its on-CPU time is the growth of its `sum_exec_runtime` since
+//! the thread's `RUNQ_START` entry last charged it (`monitor_common::sched::ThreadState` says
+//! why not the clock); the clock since `CPU_SLOT.switched_in_ns` serves where that is not
+//! known. The wait that preceded a slice is charged with the slice: the slice started at
+//! `CPU_SLOT.switched_in_ns`, the wait at the entry's `queued_ns`. The incoming task is
+//! written into `CPU_SLOT`, so the daemon can add the slice in progress when it reads the
+//! counters (see `monitor_common::sched::CpuSlot`).
 //!
 //! Two entry points share the logic:
 //! - `tp_btf/sched_switch` (5.18+, where `prev_state` became an argument): the cheapest hook,
@@ -14,13 +17,13 @@
 //!   `prev_state` (a `long` at offset 32) reads `TASK_REPORT_MAX` for a preempted task; it
 //!   names the incoming task by thread id only (`next_pid` at 56), which the daemon resolves.
 //!
-//! `RUNQ_START` keeps one entry per thread once it has been runnable, 0 while it is not
-//! queued: rewriting a value in place costs a lookup, where deleting and re-inserting it at
-//! every sleep and wakeup costs two updates under the bucket lock. The entry goes when the
-//! thread dies (its last switch-out, and `sched_process_exit`).
+//! `RUNQ_START` keeps one entry per thread once it has run or been runnable, its queue time
+//! 0 while it is not queued: rewriting a value in place costs a lookup, where deleting and
+//! re-inserting it at every sleep and wakeup costs two updates under the bucket lock. The
+//! entry goes when the thread dies (its last switch-out, and `sched_process_exit`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
@@ -28,13 +31,14 @@ use aya_ebpf::{
 use monitor_common::{
     health::{program::SCHED_SWITCH, reason::MAP_FULL, RUNQ_START_INSERT_FAILED},
     hist::bucket,
-    sched::{SchedLayout, TASK_RUNNING},
+    sched::{SchedLayout, ThreadState, RUNTIME_UNKNOWN, TASK_RUNNING},
 };
 
 use crate::{
     atomic::add,
     health::{count_failure, finish, miss, Outcome},
     maps::{CPU_SLOT, RUNQ_HIST, RUNQ_START},
+    read::{global, member, read_field},
     task::task_stats,
 };
 
@@ -55,6 +59,8 @@ const CLASSIC_DEAD: u64 = 0x20 | 0x10;
 static SCHED_LAYOUT: SchedLayout = SchedLayout {
     task_pid: 0,
     task_tgid: 0,
+    task_sum_exec_runtime: 0,
+    _pad: 0,
 };
 
 /// A `u32` member of a `task_struct` the typed hook handed over, at a load-time offset.
@@ -77,18 +83,30 @@ pub fn task_pid(task: *const u8) -> u32 {
     task_u32(task, &SCHED_LAYOUT.task_pid)
 }
 
+/// `p->se.sum_exec_runtime` of a `task_struct` handed to a typed hook; `None` when the
+/// daemon found no offset for it.
+#[inline(always)]
+pub fn task_runtime(task: *const u8) -> Option<u64> {
+    member(task, &SCHED_LAYOUT.task_sum_exec_runtime)
+}
+
 #[btf_tracepoint(function = "sched_switch")]
 pub fn sched_switch_btf(ctx: BtfTracePointContext) -> u32 {
     // Arguments: (bool preempt, task_struct *prev, task_struct *next, unsigned int prev_state).
     let preempt: u64 = ctx.arg(0);
+    let prev: *const u8 = ctx.arg(1);
     let next: *const u8 = ctx.arg(2);
     let prev_state: u64 = ctx.arg(3);
     let next_tgid = task_u32(next, &SCHED_LAYOUT.task_tgid);
     let next_tid = task_pid(next);
     let prev_state = prev_state & 0xffff_ffff;
+    // Brought up to date by the scheduler before the tracepoint fires (`put_prev_task`, or
+    // the dequeue of a task going to sleep).
+    let prev_runtime = task_runtime(prev);
     finish(
         SCHED_SWITCH,
         on_switch(
+            prev_runtime,
             preempt & 0xff != 0,
             prev_state,
             prev_state & BTF_DEAD != 0,
@@ -111,9 +129,14 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
     };
     let preempt = state & TASK_REPORT_MAX != 0;
     let prev_state = if preempt { TASK_RUNNING } else { state };
+    // The outgoing task is `current`; this hook has no typed pointer, so a probe read.
+    // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
+    let prev = unsafe { bpf_get_current_task() };
+    let prev_runtime = read_field::<u64>(prev, global(&SCHED_LAYOUT.task_sum_exec_runtime));
     finish(
         SCHED_SWITCH,
         on_switch(
+            prev_runtime,
             preempt,
             prev_state,
             prev_state & CLASSIC_DEAD != 0,
@@ -124,7 +147,14 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
 }
 
 #[inline(always)]
-fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_tid: u32) -> Outcome {
+fn on_switch(
+    prev_runtime: Option<u64>,
+    preempt: bool,
+    prev_state: u64,
+    dead: bool,
+    next_tgid: u32,
+    next_tid: u32,
+) -> Outcome {
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(slot) = CPU_SLOT.get_ptr_mut(0) else {
@@ -146,8 +176,9 @@ fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_ti
         // The idle task: its time is idle time, already in /proc/stat.
         return Ok(());
     }
-    // `started == 0`: the first switch seen on this CPU, the slice's start is unknown.
-    let on_cpu = if started != 0 { now - started } else { 0 };
+    // By the clock where the kernel's runtime is not known: `started == 0` is the first
+    // switch seen on this CPU, the slice's start is unknown.
+    let mut on_cpu = if started != 0 { now - started } else { 0 };
 
     let runnable = preempt || prev_state == TASK_RUNNING;
     let mut wait = 0;
@@ -155,7 +186,19 @@ fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_ti
         Some(q) => {
             // SAFETY: a valid map value pointer for the duration of this program; only
             // programs about this thread write it, and it is not running anywhere else.
-            let queued = unsafe { *q };
+            let ThreadState {
+                queued_ns: queued,
+                charged_ns: charged,
+            } = unsafe { *q };
+            if let Some(runtime) = prev_runtime {
+                // Less than the last charge: the thread id was reused before the entry
+                // went; the clock serves once and the entry is in step again.
+                if charged != RUNTIME_UNKNOWN && runtime >= charged {
+                    on_cpu = runtime - charged;
+                }
+                // SAFETY: as above.
+                unsafe { (*q).charged_ns = runtime };
+            }
             // An entry newer than the slice start is a wakeup that raced with the slice
             // (woken while still running): not a wait.
             if started != 0 && queued != 0 && queued <= started {
@@ -163,18 +206,27 @@ fn on_switch(preempt: bool, prev_state: u64, dead: bool, next_tgid: u32, next_ti
             }
             if runnable {
                 // SAFETY: as above.
-                unsafe { *q = now };
+                unsafe { (*q).queued_ns = now };
             } else if dead {
                 let _ = RUNQ_START.remove(tid);
             } else {
                 // SAFETY: as above.
-                unsafe { *q = 0 };
+                unsafe { (*q).queued_ns = 0 };
             }
         }
-        None if runnable && RUNQ_START.insert(tid, now, 0).is_err() => {
-            // Its next wait goes unmeasured; its CPU time is still charged below.
-            count_failure(RUNQ_START_INSERT_FAILED);
-            miss(SCHED_SWITCH, MAP_FULL);
+        // A thread seen first at a switch-out (running when the programs attached): its
+        // entry starts the runtime it is charged from.
+        None if !dead => {
+            let state = ThreadState {
+                queued_ns: if runnable { now } else { 0 },
+                charged_ns: prev_runtime.unwrap_or(RUNTIME_UNKNOWN),
+            };
+            if RUNQ_START.insert(tid, state, 0).is_err() && runnable {
+                // Its next wait goes unmeasured; its CPU time is still charged below, by
+                // the clock.
+                count_failure(RUNQ_START_INSERT_FAILED);
+                miss(SCHED_SWITCH, MAP_FULL);
+            }
         }
         None => {}
     }

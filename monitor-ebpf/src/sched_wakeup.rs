@@ -14,12 +14,15 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
-use monitor_common::health::{program::SCHED_WAKEUP, reason::MAP_FULL, RUNQ_START_INSERT_FAILED};
+use monitor_common::{
+    health::{program::SCHED_WAKEUP, reason::MAP_FULL, RUNQ_START_INSERT_FAILED},
+    sched::{ThreadState, RUNTIME_UNKNOWN},
+};
 
 use crate::{
     health::{count_failure, finish, Outcome},
     maps::RUNQ_START,
-    sched_switch::task_pid,
+    sched_switch::{task_pid, task_runtime},
 };
 
 const PID_OFFSET: usize = 24;
@@ -27,22 +30,31 @@ const PID_OFFSET: usize = 24;
 #[btf_tracepoint(function = "sched_wakeup")]
 pub fn sched_wakeup_btf(ctx: BtfTracePointContext) -> u32 {
     // Argument: (struct task_struct *p).
-    finish(SCHED_WAKEUP, on_wakeup(task_pid(ctx.arg(0))))
+    let p: *const u8 = ctx.arg(0);
+    finish(
+        SCHED_WAKEUP,
+        on_wakeup(task_pid(p), || task_runtime(p).unwrap_or(RUNTIME_UNKNOWN)),
+    )
 }
+
+// A new task has run for 0 ns (`sched_fork` zeroes its runtime before it is woken).
 
 #[btf_tracepoint(function = "sched_wakeup_new")]
 pub fn sched_wakeup_new_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(SCHED_WAKEUP, on_wakeup(task_pid(ctx.arg(0))))
+    finish(SCHED_WAKEUP, on_wakeup(task_pid(ctx.arg(0)), || 0))
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup")]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    finish(SCHED_WAKEUP, on_wakeup(record_pid(&ctx)))
+    finish(
+        SCHED_WAKEUP,
+        on_wakeup(record_pid(&ctx), || RUNTIME_UNKNOWN),
+    )
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    finish(SCHED_WAKEUP, on_wakeup(record_pid(&ctx)))
+    finish(SCHED_WAKEUP, on_wakeup(record_pid(&ctx), || 0))
 }
 
 #[inline(always)]
@@ -57,16 +69,22 @@ fn record_pid(ctx: &TracePointContext) -> u32 {
     }
 }
 
+/// `runtime`: the thread's `sum_exec_runtime` now, asked only when its entry is made (a
+/// sleeping thread's runtime does not move until it runs).
 #[inline(always)]
-fn on_wakeup(tid: u32) -> Outcome {
+fn on_wakeup(tid: u32, runtime: impl FnOnce() -> u64) -> Outcome {
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(q) = RUNQ_START.get_ptr_mut(tid) {
         // SAFETY: a valid map value pointer for the duration of this program.
-        unsafe { *q = now };
+        unsafe { (*q).queued_ns = now };
         return Ok(());
     }
-    if RUNQ_START.insert(tid, now, 0).is_err() {
+    let state = ThreadState {
+        queued_ns: now,
+        charged_ns: runtime(),
+    };
+    if RUNQ_START.insert(tid, state, 0).is_err() {
         count_failure(RUNQ_START_INSERT_FAILED);
         return Err(MAP_FULL);
     }

@@ -207,7 +207,7 @@ impl SchedSource for Recording {
         Ok(self.runq_hist)
     }
 
-    fn running(&self, _now_ns: u64) -> anyhow::Result<Vec<Running>> {
+    fn running(&self, _now_ns: u64, _procfs: &Path) -> anyhow::Result<Vec<Running>> {
         Ok(self.running.clone())
     }
 

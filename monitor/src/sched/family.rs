@@ -37,6 +37,8 @@ pub struct Sched {
     task_entries: usize,
     folded: usize,
     map_stats: Vec<MapStat>,
+    /// Set in `prepare` (`Layout::charges_runtime`).
+    charges_runtime: bool,
 }
 
 impl Sched {
@@ -62,6 +64,7 @@ impl KernelFamily for Sched {
     fn prepare(&mut self, ctx: &Prepare<'_>, setup: &mut Setup) -> anyhow::Result<()> {
         let layout = Layout::read(ctx.vmlinux, ctx.btf);
         layout.set(setup);
+        self.charges_runtime = layout.charges_runtime();
         // Without the offsets the typed programs cannot name tasks: their classic fallbacks
         // serve instead.
         if !layout.complete() {
@@ -87,7 +90,7 @@ impl KernelFamily for Sched {
     }
 
     fn take(&mut self, ebpf: &mut Ebpf, _attached: &[Attached]) -> anyhow::Result<()> {
-        self.maps = Some(Box::new(SchedMaps::take(ebpf)?));
+        self.maps = Some(Box::new(SchedMaps::take(ebpf, self.charges_runtime)?));
         Ok(())
     }
 
@@ -118,8 +121,8 @@ impl KernelFamily for Sched {
         // began: listing /proc first can take a good part of a second on a busy host.
         let now_ns = crate::core::monotonic_ns();
         *p.read_at = now_ns as f64 / 1e9;
-        let running = maps.running(now_ns)?;
         let procfs = p.table.identity_reader().root();
+        let running = maps.running(now_ns, procfs)?;
         let live = p.live.pids();
         running::add_slices(
             p.entries,

@@ -10,7 +10,9 @@ use aya::{
 use monitor_common::{
     event::ProcEvent,
     maps,
-    sched::{CpuSlot, RunqHist, SchedLayout, TaskStats, GLOBAL_LAYOUT},
+    sched::{
+        CpuSlot, RunqHist, SchedLayout, TaskStats, ThreadState, GLOBAL_LAYOUT, RUNTIME_UNKNOWN,
+    },
 };
 
 use crate::{
@@ -117,6 +119,8 @@ impl Layout {
                 SchedLayout {
                     task_pid: get("pid"),
                     task_tgid: get("tgid"),
+                    task_sum_exec_runtime: get("se.sum_exec_runtime"),
+                    _pad: 0,
                 }
             }
             Err(e) => {
@@ -132,6 +136,11 @@ impl Layout {
 
     pub fn complete(&self) -> bool {
         self.0.task_pid != 0 && self.0.task_tgid != 0
+    }
+
+    /// Whether the programs charge the kernel's own runtime (else the clock).
+    pub fn charges_runtime(&self) -> bool {
+        self.0.task_sum_exec_runtime != 0
     }
 
     pub fn set(&self, setup: &mut Setup) {
@@ -159,14 +168,17 @@ pub trait SchedSource: Send {
     fn remove_tasks(&mut self, tgids: &[u32]);
     /// The run-queue histogram summed over CPUs.
     fn histogram(&self) -> anyhow::Result<RunqHist>;
-    /// The thread on each CPU and its slice so far, as of `now_ns`.
-    fn running(&self, now_ns: u64) -> anyhow::Result<Vec<Running>>;
+    /// The thread on each CPU and its slice so far, as of `now_ns`; `procfs` is where the
+    /// thread's own runtime is read.
+    fn running(&self, now_ns: u64, procfs: &Path) -> anyhow::Result<Vec<Running>>;
     fn runq_start_entries(&self) -> usize;
 }
 
 pub struct SchedMaps {
     task_stats: HashMap<MapData, u32, TaskStats>,
-    runq_start: HashMap<MapData, u32, u64>,
+    runq_start: HashMap<MapData, u32, ThreadState>,
+    /// The programs charge `sum_exec_runtime` (`Layout::charges_runtime`).
+    charges_runtime: bool,
     runq_hist: PerCpuArray<MapData, RunqHist>,
     cpu_slot: PerCpuArray<MapData, CpuSlot>,
     events: RingBuf<MapData>,
@@ -174,8 +186,9 @@ pub struct SchedMaps {
 }
 
 impl SchedMaps {
-    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
+    pub fn take(ebpf: &mut Ebpf, charges_runtime: bool) -> anyhow::Result<Self> {
         Ok(Self {
+            charges_runtime,
             task_stats: take_map(ebpf, maps::TASK_STATS)?,
             runq_start: take_map(ebpf, maps::RUNQ_START)?,
             runq_hist: take_map(ebpf, maps::RUNQ_HIST)?,
@@ -184,6 +197,35 @@ impl SchedMaps {
             events: take_map(ebpf, maps::PROC_EVENTS)?,
         })
     }
+}
+
+impl SchedMaps {
+    /// The runtime thread `tid` has used since the programs last charged it: the kernel's
+    /// figure now (`/proc/<tid>/schedstat`, brought up to date for a running thread) less
+    /// the one its entry was charged at. `None` where the programs charge the clock for it,
+    /// and where either figure cannot be read.
+    fn uncharged_runtime(&self, tid: u32, procfs: &Path) -> Option<u64> {
+        if !self.charges_runtime {
+            return None;
+        }
+        let charged = self.runq_start.get(&tid, 0).ok()?.charged_ns;
+        if charged == RUNTIME_UNKNOWN {
+            return None;
+        }
+        let now = thread_runtime(procfs, tid)?;
+        // Below the charge: the thread id was reused; its own next switch-out resyncs it.
+        now.checked_sub(charged)
+    }
+}
+
+/// The first field of `<procfs>/<tid>/schedstat`: the thread's `sum_exec_runtime` in ns
+/// (procfs answers for thread ids too, though it does not list them).
+pub fn thread_runtime(procfs: &Path, tid: u32) -> Option<u64> {
+    let mut buf = [0u8; 96];
+    let mut f = std::fs::File::open(procfs.join(tid.to_string()).join("schedstat")).ok()?;
+    let n = std::io::Read::read(&mut f, &mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.split_ascii_whitespace().next()?.parse().ok()
 }
 
 impl SchedSource for SchedMaps {
@@ -227,8 +269,8 @@ impl SchedSource for SchedMaps {
 
     /// `now_ns` is CLOCK_MONOTONIC, the programs' clock. Read after `read_tasks` so a slice
     /// is never in both: a switch between the two reads leaves a slice short for one
-    /// reading, never counted twice.
-    fn running(&self, now_ns: u64) -> anyhow::Result<Vec<Running>> {
+    /// reading, never counted twice (the charge it makes moves `charged_ns` up first).
+    fn running(&self, now_ns: u64, procfs: &Path) -> anyhow::Result<Vec<Running>> {
         let per_cpu = self.cpu_slot.get(&0, 0).context("reading map CPU_SLOT")?;
         Ok(per_cpu
             .iter()
@@ -236,7 +278,9 @@ impl SchedSource for SchedMaps {
             .map(|s| Running {
                 tgid: s.tgid,
                 tid: s.tid,
-                ns: now_ns - s.switched_in_ns,
+                ns: self
+                    .uncharged_runtime(s.tid, procfs)
+                    .unwrap_or(now_ns - s.switched_in_ns),
             })
             .collect())
     }
