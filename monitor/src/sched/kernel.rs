@@ -289,3 +289,38 @@ impl SchedSource for SchedMaps {
         self.runq_start_count.get(&self.runq_start) as usize
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_runtime_is_schedstat_first_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("12")).unwrap();
+        std::fs::write(dir.path().join("12/schedstat"), "1234567 89 10\n").unwrap();
+        assert_eq!(thread_runtime(dir.path(), 12), Some(1_234_567));
+        assert_eq!(thread_runtime(dir.path(), 13), None);
+        std::fs::create_dir_all(dir.path().join("14")).unwrap();
+        std::fs::write(dir.path().join("14/schedstat"), "x 1 2\n").unwrap();
+        assert_eq!(thread_runtime(dir.path(), 14), None);
+    }
+
+    /// The running kernel's: a thread that spins has a runtime that grows while it runs.
+    #[test]
+    fn thread_runtime_of_this_thread_grows_while_it_runs() {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let procfs = Path::new("/proc");
+        let Some(before) = thread_runtime(procfs, tid) else {
+            return; // a kernel without CONFIG_SCHED_INFO
+        };
+        // Spin until it has grown by a millisecond; only a runtime that never grows fails.
+        let start = std::time::Instant::now();
+        let mut after = before;
+        while after < before + 1_000_000 && start.elapsed() < std::time::Duration::from_secs(10) {
+            after = thread_runtime(procfs, tid).unwrap();
+        }
+        assert!(after >= before + 1_000_000, "{before} -> {after}");
+    }
+}
