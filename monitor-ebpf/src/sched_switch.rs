@@ -83,11 +83,12 @@ pub fn task_pid(task: *const u8) -> u32 {
     task_u32(task, &SCHED_LAYOUT.task_pid)
 }
 
-/// `p->se.sum_exec_runtime` of a `task_struct` handed to a typed hook; `None` when the
-/// daemon found no offset for it.
+/// `p->se.sum_exec_runtime` of a `task_struct` handed to a typed hook; `RUNTIME_UNKNOWN`
+/// when the daemon found no offset for it. A plain value rather than an `Option`: 5.10's
+/// verifier refuses a spilled `Option` whose payload slot the `None` path never wrote.
 #[inline(always)]
-pub fn task_runtime(task: *const u8) -> Option<u64> {
-    member(task, &SCHED_LAYOUT.task_sum_exec_runtime)
+pub fn task_runtime(task: *const u8) -> u64 {
+    member(task, &SCHED_LAYOUT.task_sum_exec_runtime).unwrap_or(RUNTIME_UNKNOWN)
 }
 
 #[btf_tracepoint(function = "sched_switch")]
@@ -132,7 +133,8 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
     // The outgoing task is `current`; this hook has no typed pointer, so a probe read.
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let prev = unsafe { bpf_get_current_task() };
-    let prev_runtime = read_field::<u64>(prev, global(&SCHED_LAYOUT.task_sum_exec_runtime));
+    let prev_runtime = read_field::<u64>(prev, global(&SCHED_LAYOUT.task_sum_exec_runtime))
+        .unwrap_or(RUNTIME_UNKNOWN);
     finish(
         SCHED_SWITCH,
         on_switch(
@@ -148,7 +150,7 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn on_switch(
-    prev_runtime: Option<u64>,
+    prev_runtime: u64,
     preempt: bool,
     prev_state: u64,
     dead: bool,
@@ -190,14 +192,14 @@ fn on_switch(
                 queued_ns: queued,
                 charged_ns: charged,
             } = unsafe { *q };
-            if let Some(runtime) = prev_runtime {
+            if prev_runtime != RUNTIME_UNKNOWN {
                 // Less than the last charge: the thread id was reused before the entry
                 // went; the clock serves once and the entry is in step again.
-                if charged != RUNTIME_UNKNOWN && runtime >= charged {
-                    on_cpu = runtime - charged;
+                if charged != RUNTIME_UNKNOWN && prev_runtime >= charged {
+                    on_cpu = prev_runtime - charged;
                 }
                 // SAFETY: as above.
-                unsafe { (*q).charged_ns = runtime };
+                unsafe { (*q).charged_ns = prev_runtime };
             }
             // An entry newer than the slice start is a wakeup that raced with the slice
             // (woken while still running): not a wait.
@@ -219,7 +221,7 @@ fn on_switch(
         None if !dead => {
             let state = ThreadState {
                 queued_ns: if runnable { now } else { 0 },
-                charged_ns: prev_runtime.unwrap_or(RUNTIME_UNKNOWN),
+                charged_ns: prev_runtime,
             };
             if RUNQ_START.insert(tid, state, 0).is_err() && runnable {
                 // Its next wait goes unmeasured; its CPU time is still charged below, by

@@ -31,10 +31,7 @@ const PID_OFFSET: usize = 24;
 pub fn sched_wakeup_btf(ctx: BtfTracePointContext) -> u32 {
     // Argument: (struct task_struct *p).
     let p: *const u8 = ctx.arg(0);
-    finish(
-        SCHED_WAKEUP,
-        on_wakeup(task_pid(p), || task_runtime(p).unwrap_or(RUNTIME_UNKNOWN)),
-    )
+    finish(SCHED_WAKEUP, on_wakeup(task_pid(p), || task_runtime(p)))
 }
 
 // A new task has run for 0 ns (`sched_fork` zeroes its runtime before it is woken).
