@@ -183,6 +183,11 @@ impl Reader {
         }
     }
 
+    /// `parts` as fresh as this reader's own scrapes.
+    pub fn parts_now(&self, reuse: Duration) -> (Arc<Snapshot>, Arc<Vec<MetricFamily>>) {
+        self.parts(self.freshness, reuse)
+    }
+
     /// `parts` of the snapshot after the one numbered `seq` (`Snapshots::after`), without
     /// asking for a refresh.
     pub fn parts_after(&self, seq: u64, wait: Duration) -> (Arc<Snapshot>, Vec<MetricFamily>) {

@@ -72,8 +72,13 @@ impl Engine {
     }
 
     fn evaluate(&mut self, reader: &Reader, mono: f64, wall: SystemTime) {
-        let families = reader.families();
-        self.history.push(mono, flatten(&families));
+        // A scrape's reading of the scrape-time collectors in the last second is as fresh as
+        // an evaluation needs; the snapshot's families are read in place, not copied.
+        {
+            let (snap, now) = reader.parts_now(Duration::from_secs(1));
+            self.history
+                .push(mono, flatten(snap.families.iter().chain(now.iter())));
+        }
         let mut failures = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             let result = match eval(&rule.expr, &self.history) {

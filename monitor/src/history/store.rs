@@ -136,6 +136,8 @@ pub struct Store {
     /// The slot of each sample of the last push, in the order the families gave them: the
     /// next push finds most series where they were, by comparing labels, without hashing.
     order: Vec<usize>,
+    /// Each bucket bound's `le` text, by its bits: formatting floats was a tenth of a push.
+    le_text: HashMap<u64, Box<str>>,
 }
 
 /// The labels of one sample, as the exposition has them, without allocating.
@@ -212,16 +214,39 @@ impl Key<'_, '_> {
         out.into_boxed_slice()
     }
 
-    /// Whether `sig` is this sample's `signature`, without building it.
-    fn has_signature(&self, mut sig: &[u8]) -> bool {
-        for p in self.signature_parts() {
+    /// Whether `sig` is this sample's `signature`, without building it. Written out part by
+    /// part rather than over `signature_parts`: the chained iterators were most of a push's
+    /// time, at every sample of every refresh.
+    fn has_signature(&self, sig: &[u8]) -> bool {
+        let mut rest = sig;
+        let mut take = |p: &str| {
             let n = p.len();
-            if sig.len() <= n || &sig[..n] != p.as_bytes() || sig[n] != 0xff {
+            let ok = rest.len() > n && rest[n] == 0xff && &rest[..n] == p.as_bytes();
+            if ok {
+                rest = &rest[n + 1..];
+            }
+            ok
+        };
+        if !(take(self.name) && take(self.suffix)) {
+            return false;
+        }
+        for l in self.labels {
+            if !(take(l.name()) && take(l.value())) {
                 return false;
             }
-            sig = &sig[n + 1..];
         }
-        sig.is_empty()
+        if let Some((k, v)) = self.extra {
+            if !(take(k) && take(v)) {
+                return false;
+            }
+        }
+        for (i, (k, v)) in self.target.iter().enumerate() {
+            if self.shadowed & 1u64.checked_shl(i as u32).unwrap_or(0) == 0 && !(take(k) && take(v))
+            {
+                return false;
+            }
+        }
+        rest.is_empty()
     }
 
     /// Whether `labels` are this sample's: in one pass over the sample's pairs.
@@ -266,6 +291,7 @@ impl Store {
             max_bytes,
             target,
             order: Vec::new(),
+            le_text: HashMap::new(),
         }
     }
 
@@ -329,6 +355,7 @@ impl Store {
         let frame = self.next_frame();
         self.frames.push_back(time);
         let target = std::mem::take(&mut self.target);
+        let mut le_text = std::mem::take(&mut self.le_text);
         // Each sample is first compared with the series that followed the last one matched
         // in the previous push: a series come or gone shifts the ones after it, and the
         // next match puts the comparisons back in step.
@@ -370,21 +397,17 @@ impl Store {
                     MetricType::HISTOGRAM => {
                         let h = m.get_histogram();
                         let mut inf = false;
-                        let mut le = String::new();
                         for b in h.get_bucket() {
-                            inf |= b.upper_bound().is_infinite();
-                            le.clear();
-                            if b.upper_bound().is_infinite() {
-                                le.push_str("+Inf");
-                            } else {
-                                use std::fmt::Write as _;
-                                let _ = write!(le, "{}", b.upper_bound());
-                            }
-                            add(
-                                "_bucket",
-                                Some(("le", le.as_str())),
-                                b.cumulative_count() as f64,
-                            );
+                            let bound = b.upper_bound();
+                            inf |= bound.is_infinite();
+                            let le = le_text.entry(bound.to_bits()).or_insert_with(|| {
+                                if bound.is_infinite() {
+                                    "+Inf".into()
+                                } else {
+                                    bound.to_string().into()
+                                }
+                            });
+                            add("_bucket", Some(("le", le)), b.cumulative_count() as f64);
                         }
                         if !inf {
                             add("_bucket", Some(("le", "+Inf")), h.get_sample_count() as f64);
@@ -410,6 +433,7 @@ impl Store {
             }
         }
         self.target = target;
+        self.le_text = le_text;
         self.order = order;
         // A series absent from this frame ends its run (it is stale from here on).
         for s in &mut self.series {
@@ -695,6 +719,48 @@ mod tests {
             assert!(p
                 .iter()
                 .all(|(fr, v)| (fr % 2 == 0) == even && *v == *fr as f64));
+        }
+    }
+
+    /// `has_signature` says yes to a key's own `signature` and no to every other's: keys
+    /// that differ in where a part ends, in an extra label, or in a target label a sample's
+    /// own shadows.
+    #[test]
+    fn has_signature_matches_exactly_its_own_signature() {
+        let target = vec![
+            ("job".to_string(), "monitor".to_string()),
+            ("instance".to_string(), "h".to_string()),
+        ];
+        let labels = [
+            gauge(&[("x", "ab"), ("y", "c")], 0.0),
+            gauge(&[("x", "a"), ("y", "bc")], 0.0),
+            gauge(&[("x", "ab")], 0.0),
+            gauge(&[("job", "other")], 0.0),
+            gauge(&[], 0.0),
+        ];
+        let mut keys = Vec::new();
+        for m in &labels {
+            let l = m.get_label();
+            for (suffix, extra) in [("", None), ("_bucket", Some(("le", "1"))), ("_sum", None)] {
+                keys.push(Key {
+                    name: "g",
+                    suffix,
+                    labels: l,
+                    extra,
+                    target: &target,
+                    shadowed: shadowed(l, &target),
+                });
+            }
+        }
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(a.has_signature(&b.signature()), i == j, "{i} vs {j}");
+            }
+            let sig = a.signature();
+            assert!(!a.has_signature(&sig[..sig.len() - 1]));
+            let mut longer = sig.to_vec();
+            longer.extend_from_slice(b"z\xff");
+            assert!(!a.has_signature(&longer));
         }
     }
 

@@ -18,7 +18,7 @@ pub struct Sample {
 /// Every series of `families`, as a scrape would store them: histograms as `_bucket`
 /// (cumulative, `+Inf` included), `_sum` and `_count`; summaries as quantiles, `_sum`
 /// and `_count`.
-pub fn flatten(families: &[MetricFamily]) -> Vec<Sample> {
+pub fn flatten<'a>(families: impl IntoIterator<Item = &'a MetricFamily>) -> Vec<Sample> {
     let mut out = Vec::new();
     for f in families {
         let name = f.name();

@@ -6,10 +6,10 @@
 mod fill;
 pub mod mounts;
 mod statfs;
+mod table;
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
-use anyhow::Context as _;
 use prometheus::proto::{MetricFamily, MetricType};
 
 pub use mounts::{Filter, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE};
@@ -47,6 +47,7 @@ impl Default for Options {
 
 pub struct Filesystem {
     opts: Options,
+    table: table::Table,
     stuck: statfs::Stuck,
     history: HashMap<String, fill::History>,
     /// Mounts already reported as stuck in the log (one line each, not one per scrape).
@@ -57,19 +58,11 @@ impl Filesystem {
     pub fn new(opts: Options) -> Self {
         Self {
             opts,
+            table: table::Table::default(),
             stuck: statfs::Stuck::default(),
             history: HashMap::new(),
             logged_stuck: Default::default(),
         }
-    }
-
-    fn mounts(procfs: &Path) -> anyhow::Result<Vec<mounts::Mount>> {
-        // PID 1's table is the host's; /proc/self is the fallback inside odd namespaces.
-        let primary = procfs.join("1/mounts");
-        let text = std::fs::read_to_string(&primary)
-            .or_else(|_| std::fs::read_to_string(procfs.join("self/mounts")))
-            .with_context(|| format!("reading {}", primary.display()))?;
-        Ok(mounts::parse(&text))
     }
 }
 
@@ -79,10 +72,7 @@ impl ScrapeCollector for Filesystem {
     }
 
     fn collect(&mut self, host: &Host<'_>, out: &mut Vec<MetricFamily>) -> anyhow::Result<()> {
-        let mounts: Vec<mounts::Mount> = Self::mounts(host.procfs)?
-            .into_iter()
-            .filter(|m| self.opts.filter.keeps(m))
-            .collect();
+        let mounts = self.table.read(host.procfs, &self.opts.filter)?;
         let paths: Vec<String> = mounts.iter().map(|m| m.mountpoint.clone()).collect();
         let results = self.stuck.stat_all(&paths, self.opts.stat_timeout);
         let now = monotonic_seconds();
