@@ -17,7 +17,7 @@ use super::{
     bpf::{self, Cost},
     procs::{self, Proc},
     report::median,
-    targets::{loss_pct, Check, Target},
+    targets::{Check, Target},
     Env, Options,
 };
 use crate::cmd;
@@ -315,11 +315,13 @@ impl DiskCost {
         per_request(t, self.get(c).progs.get(&t)?)
     }
 
-    /// fio's median IOPS lost under `c`, in % of the baseline's.
-    fn loss(&self, c: Config) -> Option<f64> {
-        loss_pct(
-            median(&self.get(Config::Baseline).iops),
-            median(&self.get(c).iops),
+    /// fio's IOPS lost under `c`, round by round against the baseline (`Check::paired_loss`).
+    fn loss(&self, label: String, c: Config, target: Target) -> Check {
+        Check::paired_loss(
+            label,
+            &self.get(Config::Baseline).iops,
+            &self.get(c).iops,
+            target,
         )
     }
 
@@ -352,11 +354,9 @@ impl DiskCost {
                 "ns",
                 Target::None,
             ),
-            Check::figure(
-                "fio IOPS loss, monitor (default collectors, median)",
-                self.loss(Config::MonitorAll),
-                "%",
-                1,
+            self.loss(
+                "fio IOPS loss, monitor (default collectors)".into(),
+                Config::MonitorAll,
                 Target::AtMost(3.0),
             ),
         ];
@@ -366,13 +366,7 @@ impl DiskCost {
             Config::MonitorBiolatency,
             Config::MonitorBlockBio,
         ] {
-            v.push(Check::figure(
-                format!("fio IOPS loss, {} (median)", c.name()),
-                self.loss(c),
-                "%",
-                1,
-                Target::None,
-            ));
+            v.push(self.loss(format!("fio IOPS loss, {}", c.name()), c, Target::None));
         }
         v
     }

@@ -22,7 +22,7 @@ use super::{
     bpf::{self, Cost},
     procs::{self, Proc},
     report::median,
-    targets::{loss_pct, Check, Target},
+    targets::{Check, Target},
     Env, Options,
 };
 use crate::cmd;
@@ -519,20 +519,20 @@ impl NetCost {
         ns_per_event(r.progs.get(&t)?, &r.hooks, t, hook)
     }
 
-    /// The network targets: at most 3 % of iperf3's median throughput lost under the
-    /// daemon, and each network program at most its bpftrace equivalent's cost per event
+    /// The network targets: at most 3 % of iperf3's throughput lost under the daemon
+    /// (round by round, `Check::paired_loss`), and each network program at most its bpftrace equivalent's cost per event
     /// with both attached (alone, for reference). On `inet_sock_set_state` the equivalent
     /// is `BPFTRACE_TCP`: ours keeps per-socket owners, connect latency and opens and
     /// closes per process there, which `BPFTRACE_NET`'s count per state does not, so its
     /// ratio is printed beside, without a target.
     pub fn checks(&self) -> Vec<Check> {
-        let base = median(&self.get(Config::Baseline).bps);
-        let loss = |c: Config| loss_pct(base, median(&self.get(c).bps));
-        let mut v = vec![Check::figure(
-            "iperf3 throughput loss, monitor (median)",
-            loss(Config::Monitor),
-            "%",
-            1,
+        let base = &self.get(Config::Baseline).bps;
+        let loss = |label: String, c: Config, target: Target| {
+            Check::paired_loss(label, base, &self.get(c).bps, target)
+        };
+        let mut v = vec![loss(
+            "iperf3 throughput loss, monitor".into(),
+            Config::Monitor,
             Target::AtMost(3.0),
         )];
         for c in [
@@ -540,11 +540,9 @@ impl NetCost {
             Config::Bpftrace,
             Config::MonitorBpftrace,
         ] {
-            v.push(Check::figure(
-                format!("iperf3 throughput loss, {} (median)", c.name()),
-                loss(c),
-                "%",
-                1,
+            v.push(loss(
+                format!("iperf3 throughput loss, {}", c.name()),
+                c,
                 Target::None,
             ));
         }

@@ -23,6 +23,8 @@ pub enum Verdict {
     NoData,
     /// Nothing to compare with.
     Info,
+    /// The figure's spread from run to run straddles the limit: this run cannot tell.
+    Unresolved,
 }
 
 impl fmt::Display for Verdict {
@@ -32,6 +34,7 @@ impl fmt::Display for Verdict {
             Verdict::Miss => "MISS",
             Verdict::NoData => "NO DATA",
             Verdict::Info => "",
+            Verdict::Unresolved => "UNRESOLVED",
         })
     }
 }
@@ -64,11 +67,55 @@ pub struct Check {
     pub target: Target,
     /// How the target prints, e.g. "≤ 0.80×".
     pub target_text: String,
+    /// Where the figure lies from run to run (its quartiles), when it has a spread: the
+    /// verdict is PASS or MISS only when the whole range is on one side of the limit.
+    pub range: Option<(f64, f64)>,
 }
 
 impl Check {
     pub fn verdict(&self) -> Verdict {
-        verdict(self.value, self.target)
+        let v = verdict(self.value, self.target);
+        match (v, self.range) {
+            (Verdict::Pass | Verdict::Miss, Some((lo, hi))) => {
+                match (
+                    verdict(Some(lo), self.target),
+                    verdict(Some(hi), self.target),
+                ) {
+                    (Verdict::Pass, Verdict::Pass) => Verdict::Pass,
+                    (Verdict::Miss, Verdict::Miss) => Verdict::Miss,
+                    _ => Verdict::Unresolved,
+                }
+            }
+            _ => v,
+        }
+    }
+
+    /// A workload's loss under a tool, from rounds that ran the baseline and the tool one
+    /// after the other: the median of each round's own loss, with its quartiles. Pairing
+    /// the runs of a round leaves out the drift between rounds (a noisy neighbour, a host
+    /// busy for minutes), and the quartiles say how far a single round can be trusted.
+    pub fn paired_loss(
+        label: impl Into<String>,
+        base: &[f64],
+        value: &[f64],
+        target: Target,
+    ) -> Self {
+        let losses: Vec<f64> = base
+            .iter()
+            .zip(value)
+            .filter_map(|(b, v)| loss_pct(*b, *v))
+            .collect();
+        let mid = percentile(&losses, 50.0);
+        let range = percentile(&losses, 25.0).zip(percentile(&losses, 75.0));
+        let mut c = Self::figure(label, mid, "%", 1, target);
+        if let (Some(m), Some((lo, hi))) = (mid, range) {
+            c.detail = format!(
+                "{m:.1} % (quartiles {lo:.1} to {hi:.1} %, {} rounds)",
+                losses.len()
+            );
+            c.range = Some((lo, hi));
+        }
+        c
     }
 
     /// A ratio of two figures of ours and a peer's, e.g. "ours 812.0 / runqlat 1010.0 = 0.80×".
@@ -93,6 +140,7 @@ impl Check {
             value: r,
             target,
             target_text: target_text(target, "×", 2),
+            range: None,
         }
     }
 
@@ -113,6 +161,7 @@ impl Check {
             value,
             target,
             target_text: target_text(target, unit, decimals),
+            range: None,
         }
     }
 
@@ -182,10 +231,12 @@ pub fn print(checks: &[Check]) {
         .unwrap_or(0);
     let mut missed = 0;
     let mut no_data = 0;
+    let mut unresolved = 0;
     for c in checks {
         let v = c.verdict();
         missed += usize::from(v == Verdict::Miss);
         no_data += usize::from(v == Verdict::NoData);
+        unresolved += usize::from(v == Verdict::Unresolved);
         let target = if c.target == Target::None {
             "(reference, no target)".to_string()
         } else {
@@ -196,8 +247,9 @@ pub fn print(checks: &[Check]) {
     }
     let targets = checks.iter().filter(|c| c.target != Target::None).count();
     println!(
-        "figures with a target: {targets}; PASS {}, MISS {missed}, without data {no_data}",
-        targets - missed - no_data
+        "figures with a target: {targets}; PASS {}, MISS {missed}, UNRESOLVED (spread across \
+         the limit) {unresolved}, without data {no_data}",
+        targets - missed - no_data - unresolved
     );
 }
 
@@ -218,6 +270,31 @@ mod tests {
         );
         assert_eq!(verdict(Some(1.0), Target::None), Verdict::Info);
         assert_eq!(verdict(None, Target::None), Verdict::Info);
+    }
+
+    /// Round by round: a loss whose quartiles straddle the limit is unresolved, whatever
+    /// its median; a run whose baseline came out slow shows as a negative loss, not a pass
+    /// hidden in a median of medians.
+    #[test]
+    fn paired_losses_judge_by_their_quartiles() {
+        let base = [100.0, 100.0, 100.0, 100.0];
+        let c = Check::paired_loss("x", &base, &[99.0, 98.5, 99.5, 98.0], Target::AtMost(3.0));
+        assert_eq!(c.verdict(), Verdict::Pass);
+        assert_eq!(c.detail, "1.0 % (quartiles 0.5 to 1.5 %, 4 rounds)");
+        let c = Check::paired_loss("x", &base, &[90.0, 91.0, 89.0, 92.0], Target::AtMost(3.0));
+        assert_eq!(c.verdict(), Verdict::Miss);
+        let c = Check::paired_loss("x", &base, &[99.0, 95.0, 101.0, 90.0], Target::AtMost(3.0));
+        assert_eq!(c.verdict(), Verdict::Unresolved);
+        // Pairs, not medians: round 2's baseline ran slow, its loss is negative.
+        let c = Check::paired_loss(
+            "x",
+            &[100.0, 50.0, 100.0],
+            &[90.0, 90.0, 90.0],
+            Target::AtMost(3.0),
+        );
+        assert!((c.value.unwrap() - 10.0).abs() < 1e-9, "{:?}", c.value);
+        let c = Check::paired_loss("x", &[], &[], Target::AtMost(3.0));
+        assert_eq!(c.verdict(), Verdict::NoData);
     }
 
     #[test]
