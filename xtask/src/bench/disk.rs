@@ -250,7 +250,12 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
     let args = fio_args(&lo.dev, o.disk_seconds);
     let mut results: Vec<Results> = CONFIGS.iter().map(|_| Results::default()).collect();
     for round in 0..o.disk_runs {
-        for (i, cfg) in CONFIGS.iter().enumerate() {
+        for k in 0..CONFIGS.len() {
+            // Rotated each round, as the scheduler figure's are: with the baseline always
+            // first, whatever the first run of a round meets (a cold cache, a host that
+            // just got busy) was a loss or gain of every other configuration.
+            let i = (round as usize + k) % CONFIGS.len();
+            let cfg = &CONFIGS[i];
             eprintln!(
                 "bench: disk round {}/{} {}",
                 round + 1,

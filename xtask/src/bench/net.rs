@@ -376,7 +376,12 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
         eprintln!("bench: iptables cannot drop segments here: no lossy transfers");
     }
     for round in 0..o.net_runs {
-        for (i, cfg) in CONFIGS.iter().enumerate() {
+        for k in 0..CONFIGS.len() {
+            // Rotated each round, as the scheduler figure's are: with the baseline always
+            // first, whatever the first run of a round meets (a cold cache, a host that
+            // just got busy) was a loss or gain of every other configuration.
+            let i = (round as usize + k) % CONFIGS.len();
+            let cfg = &CONFIGS[i];
             eprintln!(
                 "bench: network round {}/{} {}",
                 round + 1,
