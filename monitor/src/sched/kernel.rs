@@ -197,9 +197,7 @@ impl SchedMaps {
             events: take_map(ebpf, maps::PROC_EVENTS)?,
         })
     }
-}
 
-impl SchedMaps {
     /// The runtime thread `tid` has used since the programs last charged it: the kernel's
     /// figure now (`/proc/<tid>/schedstat`, brought up to date for a running thread) less
     /// the one its entry was charged at. `None` where the programs charge the clock for it,
