@@ -43,9 +43,11 @@ pub struct TaskStats {
 const _: () = assert!(core::mem::size_of::<TaskStats>() == 56);
 
 /// Value of the `CPU_SLOT` per-CPU array: the task now running on this CPU and when it was
-/// switched in. The daemon adds `now - switched_in_ns` to that thread group's CPU time when
-/// it reads the counters, so a task that runs for seconds without a switch is measured while
-/// it runs, not only when it is switched out.
+/// switched in. When the daemon reads the counters it adds the running thread's runtime not
+/// yet charged (its `/proc/<tid>/schedstat` less its `ThreadState::charged_ns`; `now -
+/// switched_in_ns` where the programs charge the clock) to its thread group's CPU time, so a
+/// task that runs for seconds without a switch is measured while it runs, not only when it
+/// is switched out.
 ///
 /// `tgid` comes first: the daemon reads the slot front to back while the program writes
 /// `switched_in_ns` before `tgid`, so a torn read pairs an older task with a newer start
