@@ -59,7 +59,7 @@ fn port_in_use() {
 
 #[test]
 fn a_program_that_cannot_attach_disables_only_its_collector() {
-    let d = Daemon::start(&["--debug.fail-attach", "sched_wakeup"]);
+    let d = Daemon::start(&["--debug.fail-attach", "sched_wakeup_new"]);
     let m = d.metrics();
     assert_eq!(
         m.value("monitor_collector_success{collector=\"sched\"}"),

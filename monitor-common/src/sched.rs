@@ -76,32 +76,45 @@ pub struct SchedLayout {
     /// `task_struct.se.sum_exec_runtime`: the kernel's own on-CPU time of a thread. 0 when
     /// not found; the programs then charge the clock between switches instead.
     pub task_sum_exec_runtime: u32,
-    pub _pad: u32,
+    /// `task_struct.sched_info.run_delay`: the kernel's own run-queue wait of a thread
+    /// (`CONFIG_SCHED_INFO`, the second field of `/proc/<pid>/schedstat`). 0 when not found;
+    /// the wait is then timed from the wakeup programs.
+    pub task_run_delay: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<SchedLayout>() == 16);
 
-/// Value of `RUNQ_START`, per thread: when it became runnable, and how much of its on-CPU
-/// time has been charged to its group.
+/// Value of `RUNQ_START`, per thread: how much of its on-CPU time and of its run-queue wait
+/// has been charged to its group, and (where the kernel's wait is not known) when it became
+/// runnable.
 ///
 /// On-CPU time is charged as the growth of the kernel's `sum_exec_runtime` since the last
 /// charge, not as the clock between switch-in and switch-out: the clock also runs while the
 /// hypervisor runs another guest on this CPU (steal time) and while interrupts are served,
 /// which the kernel's figure (and `/proc/<pid>/stat`, `/proc/<pid>/schedstat`) leaves out.
+///
+/// The wait is charged the same way, as the growth of the kernel's `sched_info.run_delay`:
+/// the scheduler keeps it for every thread anyway, so no program needs to run at each
+/// wakeup (the most frequent scheduler event after the switch) to time it. Between two
+/// switch-outs of a thread it grows by exactly the wait before the slice between them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadState {
     /// When it became runnable (woken, or switched out while still runnable); 0 while it is
-    /// not queued.
+    /// not queued. Kept only where the kernel's wait is not known (`waited_ns` unknown).
     pub queued_ns: u64,
     /// Its `sum_exec_runtime` when its time was last charged; `RUNTIME_UNKNOWN` when the
     /// entry was made without it (a classic wakeup, which names the thread only).
     pub charged_ns: u64,
+    /// Its `sched_info.run_delay` when its wait was last charged; `RUNTIME_UNKNOWN` when
+    /// not known (the wait is then timed from `queued_ns`).
+    pub waited_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ThreadState>() == 16);
+const _: () = assert!(core::mem::size_of::<ThreadState>() == 24);
 
-/// `ThreadState::charged_ns` not known: the thread's next slice is charged by the clock.
+/// `ThreadState::charged_ns` or `waited_ns` not known: the thread's next slice is charged by
+/// the clock.
 pub const RUNTIME_UNKNOWN: u64 = u64::MAX;
 
 /// Name of the `SchedLayout` global in the kernel object.

@@ -4,8 +4,10 @@
 //! `bpf_get_current_pid_tgid`. Its on-CPU time is the growth of its `sum_exec_runtime` since
 //! the thread's `RUNQ_START` entry last charged it (`monitor_common::sched::ThreadState` says
 //! why not the clock); the clock since `CPU_SLOT.switched_in_ns` serves where that is not
-//! known. The wait that preceded a slice is charged with the slice: the slice started at
-//! `CPU_SLOT.switched_in_ns`, the wait at the entry's `queued_ns`. The incoming task is
+//! known. The wait that preceded a slice is charged with the slice: the growth of its
+//! `sched_info.run_delay` since the entry last charged it, or where the kernel's BTF does
+//! not name that member, the clock from the entry's `queued_ns` (set by the wakeup programs,
+//! which are attached only then) to `CPU_SLOT.switched_in_ns`. The incoming task is
 //! written into `CPU_SLOT`, so the daemon can add the slice in progress when it reads the
 //! counters (see `monitor_common::sched::CpuSlot`).
 //!
@@ -17,8 +19,8 @@
 //!   `prev_state` (a `long` at offset 32) reads `TASK_REPORT_MAX` for a preempted task; it
 //!   names the incoming task by thread id only (`next_pid` at 56), which the daemon resolves.
 //!
-//! `RUNQ_START` keeps one entry per thread once it has run or been runnable, its queue time
-//! 0 while it is not queued: rewriting a value in place costs a lookup, where deleting and
+//! `RUNQ_START` keeps one entry per thread once it has run or been runnable (its queue time
+//! 0 while it is not queued): rewriting a value in place costs a lookup, where deleting and
 //! re-inserting it at every sleep and wakeup costs two updates under the bucket lock. The
 //! entry goes when the thread dies (its last switch-out, and `sched_process_exit`).
 
@@ -60,7 +62,7 @@ static SCHED_LAYOUT: SchedLayout = SchedLayout {
     task_pid: 0,
     task_tgid: 0,
     task_sum_exec_runtime: 0,
-    _pad: 0,
+    task_run_delay: 0,
 };
 
 /// A `u32` member of a `task_struct` the typed hook handed over, at a load-time offset.
@@ -91,6 +93,13 @@ pub fn task_runtime(task: *const u8) -> u64 {
     member(task, &SCHED_LAYOUT.task_sum_exec_runtime).unwrap_or(RUNTIME_UNKNOWN)
 }
 
+/// `p->sched_info.run_delay` of a `task_struct` handed to a typed hook; `RUNTIME_UNKNOWN`
+/// when the daemon found no offset for it.
+#[inline(always)]
+fn task_run_delay(task: *const u8) -> u64 {
+    member(task, &SCHED_LAYOUT.task_run_delay).unwrap_or(RUNTIME_UNKNOWN)
+}
+
 #[btf_tracepoint(function = "sched_switch")]
 pub fn sched_switch_btf(ctx: BtfTracePointContext) -> u32 {
     // Arguments: (bool preempt, task_struct *prev, task_struct *next, unsigned int prev_state).
@@ -102,12 +111,15 @@ pub fn sched_switch_btf(ctx: BtfTracePointContext) -> u32 {
     let next_tid = task_pid(next);
     let prev_state = prev_state & 0xffff_ffff;
     // Brought up to date by the scheduler before the tracepoint fires (`put_prev_task`, or
-    // the dequeue of a task going to sleep).
+    // the dequeue of a task going to sleep). The wait before this slice was added to
+    // `run_delay` when the slice began (`sched_info_arrive`).
     let prev_runtime = task_runtime(prev);
+    let prev_delay = task_run_delay(prev);
     finish(
         SCHED_SWITCH,
         on_switch(
             prev_runtime,
+            prev_delay,
             preempt & 0xff != 0,
             prev_state,
             prev_state & BTF_DEAD != 0,
@@ -135,10 +147,13 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
     let prev = unsafe { bpf_get_current_task() };
     let prev_runtime = read_field::<u64>(prev, global(&SCHED_LAYOUT.task_sum_exec_runtime))
         .unwrap_or(RUNTIME_UNKNOWN);
+    let prev_delay =
+        read_field::<u64>(prev, global(&SCHED_LAYOUT.task_run_delay)).unwrap_or(RUNTIME_UNKNOWN);
     finish(
         SCHED_SWITCH,
         on_switch(
             prev_runtime,
+            prev_delay,
             preempt,
             prev_state,
             prev_state & CLASSIC_DEAD != 0,
@@ -151,6 +166,7 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn on_switch(
     prev_runtime: u64,
+    prev_delay: u64,
     preempt: bool,
     prev_state: u64,
     dead: bool,
@@ -191,6 +207,7 @@ fn on_switch(
             let ThreadState {
                 queued_ns: queued,
                 charged_ns: charged,
+                waited_ns: waited,
             } = unsafe { *q };
             if prev_runtime != RUNTIME_UNKNOWN {
                 // Less than the last charge: the thread id was reused before the entry
@@ -201,29 +218,42 @@ fn on_switch(
                 // SAFETY: as above.
                 unsafe { (*q).charged_ns = prev_runtime };
             }
-            // An entry newer than the slice start is a wakeup that raced with the slice
-            // (woken while still running): not a wait.
-            if started != 0 && queued != 0 && queued <= started {
+            if prev_delay != RUNTIME_UNKNOWN {
+                // As the runtime: below the last charge, the thread id was reused.
+                if waited != RUNTIME_UNKNOWN && prev_delay >= waited {
+                    wait = prev_delay - waited;
+                }
+                // SAFETY: as above.
+                unsafe { (*q).waited_ns = prev_delay };
+            } else if started != 0 && queued != 0 && queued <= started {
+                // An entry newer than the slice start is a wakeup that raced with the slice
+                // (woken while still running): not a wait.
                 wait = started - queued;
             }
-            if runnable {
-                // SAFETY: as above.
-                unsafe { (*q).queued_ns = now };
-            } else if dead {
+            if dead {
                 let _ = RUNQ_START.remove(tid);
-            } else {
+            } else if prev_delay == RUNTIME_UNKNOWN {
                 // SAFETY: as above.
-                unsafe { (*q).queued_ns = 0 };
+                unsafe { (*q).queued_ns = if runnable { now } else { 0 } };
             }
         }
         // A thread seen first at a switch-out (running when the programs attached): its
         // entry starts the runtime it is charged from.
         None if !dead => {
             let state = ThreadState {
-                queued_ns: if runnable { now } else { 0 },
+                queued_ns: if runnable && prev_delay == RUNTIME_UNKNOWN {
+                    now
+                } else {
+                    0
+                },
                 charged_ns: prev_runtime,
+                waited_ns: prev_delay,
             };
-            if RUNQ_START.insert(tid, state, 0).is_err() && runnable {
+            // A sleeping thread's entry is made again at its wakeup, where the wakeup
+            // programs time the wait.
+            if RUNQ_START.insert(tid, state, 0).is_err()
+                && (runnable || prev_delay != RUNTIME_UNKNOWN)
+            {
                 // Its next wait goes unmeasured; its CPU time is still charged below, by
                 // the clock.
                 count_failure(RUNQ_START_INSERT_FAILED);

@@ -1,6 +1,11 @@
 //! A thread became runnable, so its run-queue wait starts now: `sched_wakeup` and
 //! `sched_wakeup_new`.
 //!
+//! `sched_wakeup` is attached only where the kernel's BTF does not name
+//! `sched_info.run_delay` (the switch charges the kernel's own wait otherwise, see
+//! `sched_switch`). `sched_wakeup_new` always is: a new thread's entry, made here, lets its
+//! first slice and first wait be charged from zero.
+//!
 //! Typed hooks first (`tp_btf`, which hand over the `task_struct` and skip building the trace
 //! record: about a third of the classic program's cost), with the classic tracepoints as the
 //! fallback where the kernel has no BTF.
@@ -31,27 +36,31 @@ const PID_OFFSET: usize = 24;
 pub fn sched_wakeup_btf(ctx: BtfTracePointContext) -> u32 {
     // Argument: (struct task_struct *p).
     let p: *const u8 = ctx.arg(0);
-    finish(SCHED_WAKEUP, on_wakeup(task_pid(p), || task_runtime(p)))
+    finish(
+        SCHED_WAKEUP,
+        on_wakeup(task_pid(p), || task_runtime(p), RUNTIME_UNKNOWN),
+    )
 }
 
-// A new task has run for 0 ns (`sched_fork` zeroes its runtime before it is woken).
+// A new task has run for 0 ns and waited 0 ns (`sched_fork` zeroes its runtime and its
+// `sched_info` before it is woken).
 
 #[btf_tracepoint(function = "sched_wakeup_new")]
 pub fn sched_wakeup_new_btf(ctx: BtfTracePointContext) -> u32 {
-    finish(SCHED_WAKEUP, on_wakeup(task_pid(ctx.arg(0)), || 0))
+    finish(SCHED_WAKEUP, on_wakeup(task_pid(ctx.arg(0)), || 0, 0))
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup")]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
     finish(
         SCHED_WAKEUP,
-        on_wakeup(record_pid(&ctx), || RUNTIME_UNKNOWN),
+        on_wakeup(record_pid(&ctx), || RUNTIME_UNKNOWN, RUNTIME_UNKNOWN),
     )
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    finish(SCHED_WAKEUP, on_wakeup(record_pid(&ctx), || 0))
+    finish(SCHED_WAKEUP, on_wakeup(record_pid(&ctx), || 0, 0))
 }
 
 #[inline(always)]
@@ -67,9 +76,10 @@ fn record_pid(ctx: &TracePointContext) -> u32 {
 }
 
 /// `runtime`: the thread's `sum_exec_runtime` now, asked only when its entry is made (a
-/// sleeping thread's runtime does not move until it runs).
+/// sleeping thread's runtime does not move until it runs); `waited`: its `run_delay` where
+/// known (a new thread's).
 #[inline(always)]
-fn on_wakeup(tid: u32, runtime: impl FnOnce() -> u64) -> Outcome {
+fn on_wakeup(tid: u32, runtime: impl FnOnce() -> u64, waited: u64) -> Outcome {
     // SAFETY: no preconditions; the binding is marked unsafe as all helpers are.
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(q) = RUNQ_START.get_ptr_mut(tid) {
@@ -80,6 +90,7 @@ fn on_wakeup(tid: u32, runtime: impl FnOnce() -> u64) -> Outcome {
     let state = ThreadState {
         queued_ns: now,
         charged_ns: runtime(),
+        waited_ns: waited,
     };
     if RUNQ_START.insert(tid, state, 0).is_err() {
         count_failure(RUNQ_START_INSERT_FAILED);

@@ -29,6 +29,8 @@ pub struct CoreOptions {
     pub collectors: collectors::Config,
     pub bpf_stats: bool,
     pub fail_attach: Vec<String>,
+    /// Read no kernel BTF (`--debug.no-btf`).
+    pub no_btf: bool,
     /// Attach the audit programs (the daemon's `--audit.file`).
     pub audit: Option<KernelSetup>,
 }
@@ -64,6 +66,7 @@ pub fn core(o: &CoreOptions) -> anyhow::Result<Assembled> {
         &LoadOptions {
             load: needs_bpf,
             bpf_stats: o.bpf_stats,
+            no_btf: o.no_btf,
             attach: AttachOptions {
                 fail: o.fail_attach.clone(),
             },

@@ -129,6 +129,11 @@ pub struct RunArgs {
     #[arg(long = "debug.fail-attach", hide = true)]
     pub fail_attach: Vec<String>,
 
+    /// Testing aid: read no kernel BTF, as on a kernel built without it, so every family's
+    /// fallback for that case runs for real.
+    #[arg(long = "debug.no-btf", hide = true)]
+    pub no_btf: bool,
+
     /// Testing aid: each refresh sleeps this long halfway through, so requests meet a refresh
     /// in progress.
     #[arg(long = "debug.refresh-delay", hide = true, default_value = "0s", value_parser = parse_duration)]

@@ -60,6 +60,8 @@ pub struct LoadOptions {
     /// is enabled).
     pub load: bool,
     pub bpf_stats: bool,
+    /// Read no kernel BTF, as on a kernel without it (`--debug.no-btf`).
+    pub no_btf: bool,
     pub attach: AttachOptions,
 }
 
@@ -91,7 +93,7 @@ impl Kernel {
             btf,
             mut loaded,
             fail,
-        } = load_object(families)?;
+        } = load_object(families, opts.no_btf)?;
         for l in &loaded {
             if let Some(why) = &l.off {
                 tracing::error!(collector = l.family.name(), error = %why, "collector disabled: its programs cannot be set up");
@@ -146,7 +148,11 @@ pub struct LoadedObject {
 }
 
 /// Prepares the families and loads the object; missing privileges are an error that says so.
-pub fn load_object(families: Vec<Box<dyn KernelFamily>>) -> anyhow::Result<LoadedObject> {
+/// `no_btf`: read none of the kernel's BTF, as on a kernel built without it (for tests).
+pub fn load_object(
+    families: Vec<Box<dyn KernelFamily>>,
+    no_btf: bool,
+) -> anyhow::Result<LoadedObject> {
     raise_memlock();
     // Made first: aya's constructor parses the whole of the kernel's BTF, which is
     // dropped at once (the object has no CO-RE relocations), before anything else is
@@ -164,7 +170,7 @@ pub fn load_object(families: Vec<Box<dyn KernelFamily>>) -> anyhow::Result<Loade
     };
     // For the tp_btf hooks only, and only their typedefs (`sparse_btf`): the whole of
     // the kernel's BTF parsed by aya is tens of MiB at its peak.
-    let btf = match crate::bpf::sparse_btf::read(Path::new(VMLINUX)) {
+    let btf = match read_btf(no_btf, || crate::bpf::sparse_btf::read(Path::new(VMLINUX))) {
         Ok(b) => Some(b),
         Err(e) => {
             tracing::warn!(
@@ -179,7 +185,7 @@ pub fn load_object(families: Vec<Box<dyn KernelFamily>>) -> anyhow::Result<Loade
         monitor_common::audit::GLOBAL_FIELDS,
         &crate::audit::layout::trace_fields(&tracefs_root),
     );
-    let loaded = prepare(families, &tracefs_root, &mut setup)?;
+    let loaded = prepare(families, &tracefs_root, &mut setup, no_btf)?;
     setup.apply(&mut loader);
     let ebpf = match loader.load(OBJECT) {
         Ok(e) => e,
@@ -208,15 +214,24 @@ pub fn load_object(families: Vec<Box<dyn KernelFamily>>) -> anyhow::Result<Loade
     })
 }
 
+/// `read()`, or with `no_btf` the error a kernel without BTF gives.
+fn read_btf<T>(no_btf: bool, read: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    if no_btf {
+        anyhow::bail!("{VMLINUX} is not read (--debug.no-btf)");
+    }
+    read()
+}
+
 /// Runs each family's `prepare` against the kernel's BTF, opened once for all of them (read
 /// as a file before 6.16, where it cannot be mapped).
 fn prepare(
     families: Vec<Box<dyn KernelFamily>>,
     tracefs: &Path,
     setup: &mut Setup,
+    no_btf: bool,
 ) -> anyhow::Result<Vec<Loaded>> {
     let vmlinux = Path::new(VMLINUX);
-    let btf = crate::audit::layout::open_btf(vmlinux);
+    let btf = read_btf(no_btf, || crate::audit::layout::open_btf(vmlinux));
     let ctx = Prepare {
         tracefs,
         vmlinux,

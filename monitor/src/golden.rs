@@ -55,6 +55,7 @@ fn reader() -> Reader {
         &LoadOptions {
             load: false,
             bpf_stats: false,
+            no_btf: false,
             attach: Default::default(),
         },
     )

@@ -69,6 +69,7 @@ async fn serve(args: RunArgs, enabled: Vec<&'static str>) -> anyhow::Result<()> 
         },
         bpf_stats: args.bpf_stats,
         fail_attach: args.fail_attach.clone(),
+        no_btf: args.no_btf,
         audit: args.audit.kernel_setup(),
     })?;
     scrape.add_collector(web.collector());

@@ -152,8 +152,10 @@ fn choices() -> Vec<(&'static str, Choice)> {
     let families: [(&str, Vec<&Probe>); 5] = [
         (
             "sched",
+            // The wakeups too: attached only on kernels whose BTF lacks the run delay.
             crate::sched::kernel::PROBES
                 .iter()
+                .chain(crate::sched::kernel::WAKEUP_PROBE)
                 .chain(crate::sched::kernel::OOM_PROBE)
                 .collect(),
         ),
@@ -204,7 +206,7 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<Report> {
         });
         families.push(Box::new(family));
     }
-    let mut loaded = crate::core::load_object(families)?;
+    let mut loaded = crate::core::load_object(families, false)?;
     // Families whose `prepare` failed: the daemon turns them off.
     let off: HashMap<&str, String> = loaded
         .loaded

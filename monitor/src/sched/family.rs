@@ -12,13 +12,13 @@ use monitor_common::{
 use prometheus::proto::MetricFamily;
 
 use super::{
-    kernel::{Layout, SchedMaps, SchedSource, OOM_PROBE, PROBES, TYPED_PROGRAMS},
+    kernel::{Layout, SchedMaps, SchedSource, OOM_PROBE, PROBES, TYPED_PROGRAMS, WAKEUP_PROBE},
     running,
 };
 use crate::{
     api::processes::ProcessRow,
     bpf::{
-        attach::Attached,
+        attach::{Attached, Probe},
         family::{taken, Attacher, KernelFamily, Prepare, Processes, Published, Refresh, Setup},
         health::MapStat,
     },
@@ -39,6 +39,8 @@ pub struct Sched {
     map_stats: Vec<MapStat>,
     /// Set in `prepare` (`Layout::charges_runtime`).
     charges_runtime: bool,
+    /// Set in `prepare` (`Layout::charges_wait`).
+    charges_wait: bool,
 }
 
 impl Sched {
@@ -65,6 +67,7 @@ impl KernelFamily for Sched {
         let layout = Layout::read(ctx.vmlinux, ctx.btf);
         layout.set(setup);
         self.charges_runtime = layout.charges_runtime();
+        self.charges_wait = layout.charges_wait();
         // Without the offsets the typed programs cannot name tasks: their classic fallbacks
         // serve instead.
         if !layout.complete() {
@@ -76,7 +79,10 @@ impl KernelFamily for Sched {
     }
 
     fn attach(&mut self, a: &mut Attacher<'_>) -> anyhow::Result<Vec<Attached>> {
-        let mut all = a.attach(PROBES)?;
+        // One call, so that a failure detaches them all.
+        let wakeups: &[Probe] = if self.charges_wait { &[] } else { WAKEUP_PROBE };
+        let probes: Vec<Probe> = PROBES.iter().chain(wakeups).cloned().collect();
+        let mut all = a.attach(&probes)?;
         match a.attach(OOM_PROBE) {
             Ok(oom) => all.extend(oom),
             Err(e) if crate::bpf::is_permission_error(e.as_ref()) => return Err(e),

@@ -39,19 +39,6 @@ pub const PROBES: &[Probe] = &[
         ],
     },
     Probe {
-        measure: "runqueue_wakeup",
-        choices: &[
-            Choice {
-                program: "sched_wakeup_btf",
-                hook: Hook::Btf("sched_wakeup"),
-            },
-            Choice {
-                program: "sched_wakeup",
-                hook: Hook::Tracepoint("sched", "sched_wakeup"),
-            },
-        ],
-    },
-    Probe {
         measure: "runqueue_wakeup_new",
         choices: &[
             Choice {
@@ -79,6 +66,23 @@ pub const PROBES: &[Probe] = &[
         }],
     },
 ];
+
+/// The wakeups, which time the run-queue wait where the kernel's own is not known
+/// (`Layout::charges_wait`): the hottest scheduler event after the switch, not attached
+/// where it has nothing to do.
+pub const WAKEUP_PROBE: &[Probe] = &[Probe {
+    measure: "runqueue_wakeup",
+    choices: &[
+        Choice {
+            program: "sched_wakeup_btf",
+            hook: Hook::Btf("sched_wakeup"),
+        },
+        Choice {
+            program: "sched_wakeup",
+            hook: Hook::Tracepoint("sched", "sched_wakeup"),
+        },
+    ],
+}];
 
 /// The OOM counter: attached on its own, as a kernel without `oom:mark_victim` must not take
 /// the rest of the family down.
@@ -116,11 +120,18 @@ impl Layout {
                         0
                     }
                 };
+                // Without it (a kernel built without `CONFIG_SCHED_INFO`) the wakeup
+                // programs time the wait instead: not an error to warn of.
+                let run_delay = offset_of(btf, "task_struct", "sched_info.run_delay")
+                    .map_err(|e| {
+                        tracing::info!(btf = %vmlinux.display(), error = format!("{e:#}"), "no task_struct.sched_info.run_delay; run-queue wait is timed from the wakeups")
+                    })
+                    .unwrap_or(0);
                 SchedLayout {
                     task_pid: get("pid"),
                     task_tgid: get("tgid"),
                     task_sum_exec_runtime: get("se.sum_exec_runtime"),
-                    _pad: 0,
+                    task_run_delay: run_delay,
                 }
             }
             Err(e) => {
@@ -141,6 +152,12 @@ impl Layout {
     /// Whether the programs charge the kernel's own runtime (else the clock).
     pub fn charges_runtime(&self) -> bool {
         self.0.task_sum_exec_runtime != 0
+    }
+
+    /// Whether the switch programs charge the kernel's own run-queue wait, so the
+    /// `sched_wakeup` programs need not run (see `WAKEUP_PROBE`).
+    pub fn charges_wait(&self) -> bool {
+        self.0.task_run_delay != 0
     }
 
     pub fn set(&self, setup: &mut Setup) {

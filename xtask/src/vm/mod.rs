@@ -63,17 +63,15 @@ fn expected_hooks(series: &str, run: &str) -> Vec<(&'static str, &'static str)> 
     } else {
         "tp_btf/sched_switch"
     };
-    let (wakeup, wakeup_new) = if classic {
-        (
-            "tracepoint/sched/sched_wakeup",
-            "tracepoint/sched/sched_wakeup_new",
-        )
+    // Every kernel of the matrix has BTF naming `sched_info.run_delay`: the switch charges
+    // the kernel's wait, and only the new threads' wakeup is attached.
+    let wakeup_new = if classic {
+        "tracepoint/sched/sched_wakeup_new"
     } else {
-        ("tp_btf/sched_wakeup", "tp_btf/sched_wakeup_new")
+        "tp_btf/sched_wakeup_new"
     };
     let mut hooks = vec![
         ("cpu_time_and_switches", switch),
-        ("runqueue_wakeup", wakeup),
         ("runqueue_wakeup_new", wakeup_new),
         ("process_exec", "tracepoint/sched/sched_process_exec"),
         ("process_exit", "tracepoint/sched/sched_process_exit"),
@@ -652,17 +650,13 @@ mod tests {
                 "tracepoint/tcp/tcp_retransmit_skb",
             )
         };
-        let (wakeup, wakeup_new) = if hook.starts_with("tp_btf") {
-            ("tp_btf/sched_wakeup", "tp_btf/sched_wakeup_new")
+        let wakeup_new = if hook.starts_with("tp_btf") {
+            "tp_btf/sched_wakeup_new"
         } else {
-            (
-                "tracepoint/sched/sched_wakeup",
-                "tracepoint/sched/sched_wakeup_new",
-            )
+            "tracepoint/sched/sched_wakeup_new"
         };
         for (m, h) in [
             ("cpu_time_and_switches", hook),
-            ("runqueue_wakeup", wakeup),
             ("runqueue_wakeup_new", wakeup_new),
             ("process_exec", "tracepoint/sched/sched_process_exec"),
             ("process_exit", "tracepoint/sched/sched_process_exit"),
@@ -872,7 +866,11 @@ mod tests {
             find(&old, "cpu_time_and_switches"),
             Some("tracepoint/sched/sched_switch")
         );
-        assert_eq!(find(&old, "runqueue_wakeup"), Some("tp_btf/sched_wakeup"));
+        assert_eq!(
+            find(&old, "runqueue_wakeup_new"),
+            Some("tp_btf/sched_wakeup_new")
+        );
+        assert_eq!(find(&old, "runqueue_wakeup"), None);
         assert_eq!(
             find(&old, "disk_submitter_split"),
             Some("tracepoint/block/block_split")

@@ -42,6 +42,7 @@ impl Standalone {
             collectors: Default::default(),
             bpf_stats: false,
             fail_attach: Vec::new(),
+            no_btf: false,
             audit: None,
         })?
         .core;
