@@ -128,6 +128,24 @@ fn per_request(tool: Tool, progs: &BTreeMap<String, Cost>) -> Option<f64> {
 pub struct DiskCost {
     results: Vec<Results>,
     fio: String,
+    /// Seconds per fio run.
+    seconds: u64,
+}
+
+/// fio's jobs (`--numjobs`): each waits for one request at a time (`psync`).
+const JOBS: u64 = 2;
+
+/// `tool`'s programs (every one, the scheduler's included) per I/O, and that time as a share
+/// of each I/O's time in its job: `JOBS / IOPS` seconds, since each job has one request in
+/// flight. The kernel's own accounting, so it has none of the throughput's run-to-run noise:
+/// what the loss would be if all of that time were spent on the I/O's way (the wakeups and
+/// switches of a request's submission and completion are), leaving out what the kernel pays
+/// around each program (its entry, and the stats' own clock reads) and cache effects.
+fn program_share(r: &Results, tool: Tool, seconds: u64) -> Option<(f64, f64)> {
+    let ns: u64 = r.progs.get(&tool)?.values().map(|c| c.ns).sum();
+    let ios: f64 = r.iops.iter().map(|i| i * seconds as f64).sum();
+    let job_ns = (JOBS * seconds * r.iops.len() as u64) as f64 * 1e9;
+    (ios > 0.0 && job_ns > 0.0).then(|| (ns as f64 / ios, 100.0 * ns as f64 / job_ns))
 }
 
 /// A loop device over a file under `dir`, detached when dropped.
@@ -169,7 +187,7 @@ fn fio_args(dev: &str, seconds: u64) -> Vec<String> {
         "--rw=randrw",
         "--bs=4k",
         "--ioengine=psync",
-        "--numjobs=2",
+        &format!("--numjobs={JOBS}"),
         "--group_reporting",
         "--time_based",
         &format!("--runtime={seconds}"),
@@ -308,6 +326,7 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<DiskCost> {
     Ok(DiskCost {
         results,
         fio: format!("fio {}", args.join(" ")),
+        seconds: o.disk_seconds,
     })
 }
 
@@ -372,6 +391,26 @@ impl DiskCost {
             Config::MonitorBlockBio,
         ] {
             v.push(self.loss(format!("fio IOPS loss, {}", c.name()), c, Target::None));
+        }
+        for (c, t) in [
+            (Config::MonitorAll, Tool::MonitorAll),
+            (Config::Biolatency, Tool::Biolatency),
+        ] {
+            let share = program_share(self.get(c), t, self.seconds);
+            let check = Check::figure(
+                format!(
+                    "fio: {}'s programs per I/O, share of the I/O's time (kernel accounting)",
+                    t.name()
+                ),
+                share.map(|(_, pct)| pct),
+                "%",
+                2,
+                Target::None,
+            );
+            v.push(match share {
+                Some((ns, pct)) => check.with_detail(format!("{ns:.0} ns per I/O, {pct:.2} %")),
+                None => check,
+            });
         }
         v
     }
@@ -465,5 +504,31 @@ mod tests {
         // biolatency's programs are all block ones.
         assert_eq!(per_request(Tool::Biolatency, &progs), Some(2300.0));
         assert_eq!(per_request(Tool::MonitorAll, &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn program_share_is_the_programs_time_per_io_over_each_jobs_time_per_io() {
+        let progs: BTreeMap<String, Cost> = [("block_rq_complete", 0, 6_000_000)]
+            .iter()
+            .map(|(n, runs, ns)| {
+                (
+                    n.to_string(),
+                    Cost {
+                        runs: *runs,
+                        ns: *ns,
+                    },
+                )
+            })
+            .collect();
+        // Two runs of 1 s at 1,000 and 2,000 IOPS: 3,000 I/Os, 2 ns each; 6 ms of programs
+        // over 2 jobs x 2 s of waiting for I/O.
+        let r = Results {
+            iops: vec![1_000.0, 2_000.0],
+            progs: [(Tool::MonitorAll, progs)].into_iter().collect(),
+        };
+        let (ns, pct) = program_share(&r, Tool::MonitorAll, 1).unwrap();
+        assert!((ns - 2_000.0).abs() < 1e-9, "{ns}");
+        assert!((pct - 0.15).abs() < 1e-9, "{pct}");
+        assert_eq!(program_share(&r, Tool::Biolatency, 1), None);
     }
 }

@@ -210,6 +210,22 @@ struct Results {
     /// The tracepoint each of our programs is on, as the daemon reports it
     /// (`monitor_bpf_hook_info`), by program name.
     hooks: BTreeMap<String, String>,
+    /// Each tool's programs (every one, the scheduler's included) during the iperf3 streams
+    /// alone, ns summed over the runs.
+    stream_ns: BTreeMap<Tool, u64>,
+    /// The machine's CPU work (busy less steal) during the streams, seconds summed over the
+    /// runs.
+    stream_work: f64,
+}
+
+/// `tool`'s programs' time during the streams as a share of the CPU work the machine did
+/// meanwhile. The kernel's own accounting, so it has none of the throughput's run-to-run
+/// noise: on a stream bound by CPU, what its throughput would lose to that time alone,
+/// leaving out what the kernel pays around each program (its entry, and the stats' own
+/// clock reads) and cache effects.
+fn program_share(r: &Results, tool: Tool) -> Option<f64> {
+    let ns = *r.stream_ns.get(&tool)?;
+    (r.stream_work > 0.0).then(|| 100.0 * ns as f64 / (r.stream_work * 1e9))
 }
 
 pub struct NetCost {
@@ -407,7 +423,16 @@ pub fn phase(o: &Options, env: &Env) -> anyhow::Result<NetCost> {
                 results[i].hooks.extend(daemon_hooks(env)?);
             }
             let before = bpf::snapshot()?;
+            let work = super::workload::machine_work()?;
             let bps = iperf(o.net_seconds)?;
+            results[i].stream_work += super::workload::machine_work()? - work;
+            let streamed = bpf::snapshot()?;
+            for ((t, _, _), ids) in tools.iter().zip(&ids) {
+                let mut progs = BTreeMap::new();
+                bpf::add_delta(&mut progs, ids, &before, &streamed);
+                *results[i].stream_ns.entry(*t).or_default() +=
+                    progs.values().map(|c| c.ns).sum::<u64>();
+            }
             churn(o.net_connections)?;
             if lossy {
                 super::lossy::transfers(o.net_lossy_transfers)?;
@@ -556,6 +581,24 @@ impl NetCost {
                 self.push_ratios(&mut v, hook, *peer, peer_name, *target);
             }
         }
+        for (c, tools) in [
+            (Config::Monitor, &[Tool::Monitor][..]),
+            (Config::Bpftrace, &[Tool::Bpftrace, Tool::BpftraceTcp][..]),
+        ] {
+            let r = self.get(c);
+            let share: Option<f64> = tools.iter().map(|t| program_share(r, *t)).sum();
+            v.push(Check::figure(
+                format!(
+                    "iperf3: {}'s programs, share of the machine's CPU work during the stream \
+                     (kernel accounting)",
+                    c.name()
+                ),
+                share,
+                "%",
+                2,
+                Target::None,
+            ));
+        }
         v
     }
 
@@ -654,6 +697,22 @@ pub fn preflight() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn program_share_is_the_programs_time_over_the_machines_work() {
+        let r = Results {
+            stream_ns: [(Tool::Monitor, 30_000_000)].into_iter().collect(),
+            stream_work: 1.5,
+            ..Default::default()
+        };
+        assert_eq!(program_share(&r, Tool::Monitor), Some(2.0));
+        assert_eq!(program_share(&r, Tool::Bpftrace), None);
+        let idle = Results {
+            stream_ns: r.stream_ns.clone(),
+            ..Default::default()
+        };
+        assert_eq!(program_share(&idle, Tool::Monitor), None);
+    }
 
     #[test]
     fn every_program_of_ours_on_a_hook_counts_against_bpftrace_s() {

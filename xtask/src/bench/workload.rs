@@ -234,23 +234,34 @@ struct Sample {
     cpu: f64,
 }
 
-/// Busy time of all CPUs (everything but idle and iowait) from /proc/stat, in seconds.
-pub fn machine_busy() -> anyhow::Result<f64> {
+/// The `cpu` line of /proc/stat in seconds: user, nice, system, idle, iowait, irq, softirq,
+/// steal (guest time is inside user).
+fn cpu_times() -> anyhow::Result<[f64; 8]> {
     let s = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
     let line = s
         .lines()
         .find(|l| l.starts_with("cpu "))
         .context("no cpu line in /proc/stat")?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3).unwrap_or(&0) - v.get(4).unwrap_or(&0);
     // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-    Ok(busy as f64 / hz as f64)
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut t = [0.0; 8];
+    for (t, v) in t.iter_mut().zip(line.split_whitespace().skip(1)) {
+        *t = v.parse::<u64>().unwrap_or(0) as f64 / hz;
+    }
+    Ok(t)
+}
+
+/// Busy time of all CPUs (everything but idle and iowait) from /proc/stat, in seconds.
+pub fn machine_busy() -> anyhow::Result<f64> {
+    let t = cpu_times()?;
+    Ok(t.iter().sum::<f64>() - t[3] - t[4])
+}
+
+/// Busy time less steal (the hypervisor running another guest): what this machine's CPUs
+/// really ran, in seconds.
+pub fn machine_work() -> anyhow::Result<f64> {
+    let t = cpu_times()?;
+    Ok(t.iter().sum::<f64>() - t[3] - t[4] - t[7])
 }
 
 /// CPU time of the reaped children (and theirs), in seconds.
