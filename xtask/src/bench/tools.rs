@@ -91,8 +91,8 @@ impl Kind {
     fn hooks(self) -> &'static [&'static str] {
         match self {
             Kind::Empty => &[],
+            // No `sched_wakeup`: the switch charges the kernel's own run-queue wait.
             Kind::Monitor | Kind::MonitorClassic => &[
-                "sched_wakeup",
                 "sched_wakeup_new",
                 "sched_process_exec",
                 "sched_process_exit",
