@@ -325,8 +325,8 @@ fn quick_stats() -> Row {
                 "Run-queue latency p99",
                 Unit::Seconds,
                 Above(0.05),
-                "99th percentile of the time a runnable task waited for a CPU, measured in \
-                 the kernel at each wakeup and preemption (HostRunqueueLatencyHigh: above 50 ms).",
+                "99th percentile of the time a runnable task waited for a CPU, the \
+                 scheduler's own figure (HostRunqueueLatencyHigh: above 50 ms).",
                 quantile(
                     0.99,
                     "instance",
