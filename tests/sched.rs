@@ -297,6 +297,30 @@ fn exec_and_exit_counts_match_spawned_processes() {
 }
 
 #[test]
+fn exited_threads_leave_no_run_queue_entry() {
+    let d = Daemon::start(&[]);
+    let entries = || {
+        d.metrics()
+            .value("monitor_bpf_map_entries{map=\"RUNQ_START\"}")
+    };
+    // The count is taken every 10 s (`COUNT_EVERY`): one before, one after the processes.
+    std::thread::sleep(Duration::from_secs(11));
+    let before = entries();
+    let bin = NamedBinary::new("/bin/true", "mtleak");
+    const N: usize = 1000;
+    run_to_completion(&bin, &[], N);
+    std::thread::sleep(Duration::from_secs(11));
+    let after = entries();
+    // Each thread's entry goes at its last switch-out: 1,000 exits leave none behind. The
+    // margin is for threads of the rest of the machine that first ran meanwhile (an entry
+    // is made at a thread's first switch-out after the programs attached).
+    assert!(
+        after < before + (N / 5) as f64,
+        "RUNQ_START grew from {before} to {after} entries over {N} exits"
+    );
+}
+
+#[test]
 fn a_process_that_lives_between_two_reads_still_counts() {
     // A long refresh interval so no periodic read falls inside the process's life.
     let d = Daemon::start(&["--refresh.interval", "1h"]);

@@ -25,7 +25,7 @@ use monitor_common::{
 use crate::{
     audit, audit_oom,
     health::{count_failure, finish, miss, Outcome},
-    maps::{PROC_EVENTS, RUNQ_START, TASK_STATS},
+    maps::{PROC_EVENTS, TASK_STATS},
     read::{global, read},
 };
 
@@ -58,9 +58,9 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    // Every thread passes here once: its run-queue entry ends with it (its last switch-out
-    // removes it too, in case it is preempted after this point).
-    let _ = RUNQ_START.remove(pid_tgid as u32);
+    // The thread's run-queue entry stays until its last switch-out, which charges its last
+    // slice and wait from it and then removes it (removed here, that slice would be timed
+    // by the clock and that wait lost: most of a short-lived process's life).
     // Threads exit through here too; the process is gone with its leader.
     if pid_tgid as u32 != tgid {
         return 0;

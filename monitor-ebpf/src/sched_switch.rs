@@ -22,7 +22,8 @@
 //! `RUNQ_START` keeps one entry per thread once it has run or been runnable (its queue time
 //! 0 while it is not queued): rewriting a value in place costs a lookup, where deleting and
 //! re-inserting it at every sleep and wakeup costs two updates under the bucket lock. The
-//! entry goes when the thread dies (its last switch-out, and `sched_process_exit`).
+//! entry goes at the thread's last switch-out (`TASK_DEAD`), once its last slice and wait
+//! are charged.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
