@@ -520,8 +520,8 @@ mod tests {
                 )
             })
             .collect();
-        // Two runs of 1 s at 1,000 and 2,000 IOPS: 3,000 I/Os, 2 ns each; 6 ms of programs
-        // over 2 jobs x 2 s of waiting for I/O.
+        // Two runs of 1 s at 1,000 and 2,000 IOPS: 3,000 I/Os, 2 µs of programs each; 6 ms
+        // of programs over 2 jobs x 2 s of waiting for I/O.
         let r = Results {
             iops: vec![1_000.0, 2_000.0],
             progs: [(Tool::MonitorAll, progs)].into_iter().collect(),
