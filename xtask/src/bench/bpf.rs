@@ -148,6 +148,22 @@ impl Cost {
     }
 }
 
+/// Programs by name from `(name, runs, ns)` rows, for the figures' tests.
+#[cfg(test)]
+pub fn costs(rows: &[(&str, u64, u64)]) -> BTreeMap<String, Cost> {
+    rows.iter()
+        .map(|(n, runs, ns)| {
+            (
+                n.to_string(),
+                Cost {
+                    runs: *runs,
+                    ns: *ns,
+                },
+            )
+        })
+        .collect()
+}
+
 /// What the programs `ids` did between two snapshots, summed into `into` by program name.
 pub fn add_delta(
     into: &mut BTreeMap<String, Cost>,

@@ -484,22 +484,11 @@ mod tests {
 
     #[test]
     fn per_request_counts_block_programs_per_completion() {
-        let progs: BTreeMap<String, Cost> = [
+        let progs = bpf::costs(&[
             ("block_rq_issue", 10, 1_000),
             ("block_rq_complete", 10, 2_000),
             ("sched_switch_btf", 50, 20_000),
-        ]
-        .iter()
-        .map(|(n, runs, ns)| {
-            (
-                n.to_string(),
-                Cost {
-                    runs: *runs,
-                    ns: *ns,
-                },
-            )
-        })
-        .collect();
+        ]);
         assert_eq!(per_request(Tool::MonitorAll, &progs), Some(300.0));
         // biolatency's programs are all block ones.
         assert_eq!(per_request(Tool::Biolatency, &progs), Some(2300.0));
@@ -508,18 +497,7 @@ mod tests {
 
     #[test]
     fn program_share_is_the_programs_time_per_io_over_each_jobs_time_per_io() {
-        let progs: BTreeMap<String, Cost> = [("block_rq_complete", 0, 6_000_000)]
-            .iter()
-            .map(|(n, runs, ns)| {
-                (
-                    n.to_string(),
-                    Cost {
-                        runs: *runs,
-                        ns: *ns,
-                    },
-                )
-            })
-            .collect();
+        let progs = bpf::costs(&[("block_rq_complete", 0, 6_000_000)]);
         // Two runs of 1 s at 1,000 and 2,000 IOPS: 3,000 I/Os, 2 µs of programs each; 6 ms
         // of programs over 2 jobs x 2 s of waiting for I/O.
         let r = Results {

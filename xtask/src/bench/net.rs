@@ -727,7 +727,7 @@ monitor_bpf_hook_info{collector=\"network\",measure=\"tcp_state\",program=\"tcp_
         let hooks = hooks_of(metrics);
         assert_eq!(hooks.len(), 4, "{hooks:?}");
         assert_eq!(hooks["net_sock_recv"], "sock_recv_length");
-        let progs: BTreeMap<String, Cost> = [
+        let progs = bpf::costs(&[
             ("net_sock_send_btf", 10, 7_000),
             // One program serving two families counts once.
             ("net_sock_recv", 10, 3_000),
@@ -737,18 +737,7 @@ monitor_bpf_hook_info{collector=\"network\",measure=\"tcp_state\",program=\"tcp_
             ("tcp_state_btf", 0, 0),
             // Not on a compared hook.
             ("sched_switch_btf", 10, 1_000),
-        ]
-        .iter()
-        .map(|(n, runs, ns)| {
-            (
-                n.to_string(),
-                Cost {
-                    runs: *runs,
-                    ns: *ns,
-                },
-            )
-        })
-        .collect();
+        ]);
         let f = |t, hook| ns_per_event(&progs, &hooks, t, hook);
         assert_eq!(f(Tool::Monitor, "sock_send_length"), Some(700.0));
         assert_eq!(f(Tool::Bpftrace, "sock_send_length"), Some(600.0));

@@ -475,19 +475,7 @@ fn phase_at(o: &Options, env: &Env, size: Size) -> anyhow::Result<Workload> {
 mod tests {
     use super::*;
 
-    fn progs(list: &[(&str, u64, u64)]) -> Progs {
-        list.iter()
-            .map(|(n, runs, ns)| {
-                (
-                    n.to_string(),
-                    Cost {
-                        runs: *runs,
-                        ns: *ns,
-                    },
-                )
-            })
-            .collect()
-    }
+    use crate::bench::bpf::costs as progs;
 
     #[test]
     fn per_switch_adds_the_programs_named_and_divides_by_the_switches() {
